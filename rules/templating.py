@@ -1,0 +1,127 @@
+"""The tiny templating of rule parameters: ``{{ labels.X }}`` and nothing more.
+
+A value may reference ``labels.NAME``, ``annotations.NAME``, ``alert.fingerprint``,
+``alert.startsAt`` and ``alert.status``; no expressions, filters or code. Templates are
+compiled when rules load (``rules.model``), so a syntax error is a load error, and
+rendered per decision by ``receiver`` workers; a reference the alert cannot satisfy
+raises :class:`TemplateError` (the decision fails, audited) and never renders empty.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rules.alert import Alert
+from rules.errors import RuleError, TemplateError
+
+_TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_REF = re.compile(
+    r"^\s*(?:(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)|alert\.(fingerprint|startsAt|status))\s*$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One reference: ``scope`` is labels, annotations or alert."""
+
+    scope: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.scope}.{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A compiled string: literal text and references, alternating."""
+
+    parts: tuple[str | Ref, ...]
+
+    def render(self, alert: Alert) -> str:
+        """The string with every reference filled from ``alert``."""
+        return "".join(p if isinstance(p, str) else _lookup(p, alert) for p in self.parts)
+
+    @property
+    def refs(self) -> tuple[Ref, ...]:
+        return tuple(p for p in self.parts if isinstance(p, Ref))
+
+
+def _lookup(ref: Ref, alert: Alert) -> str:
+    if ref.scope == "alert":
+        if ref.key == "fingerprint":
+            return alert.fingerprint
+        if ref.key == "startsAt":
+            return alert.starts_at_raw
+        return alert.status
+    source = alert.labels if ref.scope == "labels" else alert.annotations
+    value = source.get(ref.key)
+    if value is None or value == "":
+        raise TemplateError(f"the alert has no {ref.scope[:-1]} {ref.key!r} (referenced as {{{{ {ref} }}}})")
+    return value
+
+
+def compile_template(text: str) -> Template | str:
+    """Compile ``text``; plain text without ``{{`` comes back unchanged as a str."""
+    if "{{" not in text and "}}" not in text:
+        return text
+    parts: list[str | Ref] = []
+    pos = 0
+    for m in _TAG.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos : m.start()])
+        ref = _REF.match(m.group(1))
+        if ref is None:
+            raise RuleError(
+                f"bad template {m.group(0)!r}: only {{{{ labels.NAME }}}}, {{{{ annotations.NAME }}}},"
+                " {{ alert.fingerprint }}, {{ alert.startsAt }} and {{ alert.status }} are allowed"
+            )
+        scope, key, alert_key = ref.groups()
+        parts.append(Ref("alert", alert_key) if alert_key else Ref(scope, key))
+        pos = m.end()
+    rest = text[pos:]
+    if "{{" in rest or "}}" in rest:
+        raise RuleError(f"unbalanced '{{{{' or '}}}}' in template {text!r}")
+    if rest:
+        parts.append(rest)
+    return Template(tuple(parts))
+
+
+def compile_value(value: Any) -> Any:
+    """Compile every string inside a params value (dicts and lists walked)."""
+    if isinstance(value, str):
+        return compile_template(value)
+    if isinstance(value, Mapping):
+        return {k: compile_value(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return [compile_value(v) for v in value]
+    return value
+
+
+def render_value(value: Any, alert: Alert) -> Any:
+    """Render a value compiled by :func:`compile_value` for one alert."""
+    if isinstance(value, Template):
+        return value.render(alert)
+    if isinstance(value, dict):
+        return {k: render_value(v, alert) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_value(v, alert) for v in value]
+    return value
+
+
+def value_refs(value: Any) -> list[Ref]:
+    """Every reference inside a compiled value, in order."""
+    if isinstance(value, Template):
+        return list(value.refs)
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in value_refs(v)]
+    if isinstance(value, list):
+        return [r for v in value for r in value_refs(v)]
+    return []
+
+
+def is_templated(value: Any) -> bool:
+    """Whether a compiled value holds at least one reference."""
+    return bool(value_refs(value))
