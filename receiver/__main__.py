@@ -1,0 +1,7 @@
+"""``python -m receiver``: the same command line as ``remediator``."""
+
+from __future__ import annotations
+
+from receiver.cli import main
+
+raise SystemExit(main())

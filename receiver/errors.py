@@ -1,0 +1,25 @@
+"""Errors of the service around the flow; all derive from the one base in ``rules.errors``.
+
+Raised by settings loading, the state store, the audit log and intake; turned into HTTP
+answers only in ``receiver.handlers`` and into CLI messages only in ``receiver.cli``.
+"""
+
+from __future__ import annotations
+
+from rules.errors import RemediatorError
+
+
+class ReceiverError(RemediatorError):
+    """Base of the errors the receiver raises on purpose."""
+
+
+class ConfigError(ReceiverError):
+    """The service configuration (or a secret it references) is not valid."""
+
+
+class StateError(ReceiverError):
+    """The state store cannot be reached or refused an operation."""
+
+
+class Unavailable(ReceiverError):
+    """Intake cannot take work now (queue full, shutting down): Alertmanager should resend."""

@@ -1,0 +1,127 @@
+"""The action interface: what every remediation implements, and what it returns.
+
+Actions are registered in ``remediations.registry.Registry`` and run only by
+``receiver.executor``: ``plan()`` (read-only, the exact calls in words a human approves,
+also the whole of a dry run) and then, if every guard agrees, ``execute()`` under a
+timeout. ``TemporaryError`` is retried with backoff; ``PermanentError`` is not.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from remediations.targets import TargetConfig
+from rules.alert import Alert
+from rules.errors import RemediatorError
+
+
+class RemediationError(RemediatorError):
+    """An action could not plan or execute."""
+
+
+class TemporaryError(RemediationError):
+    """A failure worth retrying (5xx, timeout, connection refused)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(RemediationError):
+    """A failure that retrying will not fix (404, 403, bad params, refused target)."""
+
+
+class InvalidParams(PermanentError):
+    """The rendered params do not satisfy the action's schema."""
+
+
+class TargetNotAllowed(PermanentError):
+    """The rendered params point outside the target's allow-list."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """What an action knows about the decision it serves."""
+
+    decision_id: str
+    rule: str
+    alert: Alert
+    target_name: str | None
+    target: TargetConfig | None
+    dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The exact calls an action would make, in words (``steps``) and as data."""
+
+    action: str
+    target: str | None
+    steps: tuple[str, ...]
+    destructive: bool
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "target": self.target,
+            "steps": list(self.steps),
+            "destructive": self.destructive,
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What an executed action did."""
+
+    summary: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary, "details": dict(self.details)}
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class Action(ABC, Generic[P]):
+    """One remediation. Subclasses set the class attributes and the two coroutines."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    params_model: ClassVar[type[BaseModel]]
+    destructive: ClassVar[bool] = False
+    read_only: ClassVar[bool] = False
+    target_kinds: ClassVar[frozenset[str]] = frozenset()
+    timeout: ClassVar[float] = 30.0
+    permissions: ClassVar[tuple[str, ...]] = ()
+
+    def parse_params(self, raw: Mapping[str, Any]) -> P:
+        """Validate rendered params; :class:`InvalidParams` names the first bad field."""
+        try:
+            return self.params_model.model_validate(raw)  # type: ignore[return-value]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "params"
+            raise InvalidParams(f"{self.name}: {where}: {first['msg']}") from None
+
+    def is_destructive(self, params: P) -> bool:
+        """Whether these params change or remove something; defaults to the class flag."""
+        return self.destructive
+
+    def check_allowed(self, ctx: ActionContext, params: P) -> None:  # noqa: B027
+        """Raise :class:`TargetNotAllowed` when params leave the target's allow-list."""
+
+    @abstractmethod
+    async def plan(self, ctx: ActionContext, params: P) -> Plan:
+        """Describe exactly what ``execute`` would do; reads at most, never writes."""
+
+    @abstractmethod
+    async def execute(self, ctx: ActionContext, params: P, plan: Plan) -> Result:
+        """Do what ``plan`` described."""

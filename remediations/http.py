@@ -1,0 +1,156 @@
+"""``http.request``: one HTTP call to a target's ``base_url`` (cache invalidation, re-trigger).
+
+Run by ``receiver.executor``. The URL is the target's ``base_url`` joined with ``path``
+and checked after templating, so no label can point it elsewhere; redirects are not
+followed for the same reason. 5xx, 408, 429, timeouts and connection errors are
+temporary; any other unexpected status is permanent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from remediations.base import (
+    Action,
+    ActionContext,
+    PermanentError,
+    Plan,
+    Result,
+    TargetNotAllowed,
+    TemporaryError,
+)
+from remediations.targets import HttpTarget
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_EXCERPT = 2048
+_TEMPORARY_STATUSES = frozenset({408, 425, 429})
+
+
+class RequestParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    path: str = Field(default="/", max_length=2048, description="Path under the target's base_url")
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = Field(default=None, alias="json", description="JSON body")
+    expect_status: list[int] = Field(
+        default_factory=list, description="Accepted statuses; empty means any 2xx"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        if not value.startswith("/") or value.startswith("//"):
+            raise ValueError("path must start with a single '/'")
+        if "\\" in value or any(ord(c) < 0x21 for c in value):
+            raise ValueError("path must not contain backslashes, spaces or control characters")
+        if ".." in value.split("?")[0].split("/"):
+            raise ValueError("path must not contain '..' segments")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _clean_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, val in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"invalid header name {name!r}")
+            if "\r" in val or "\n" in val:
+                raise ValueError(f"header {name} must not contain line breaks")
+        return value
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int]) -> list[int]:
+        if any(not 100 <= s <= 599 for s in value):
+            raise ValueError("expect_status entries must be HTTP statuses (100-599)")
+        return value
+
+
+def _url(target: HttpTarget, path: str) -> str:
+    # quote() keeps '/', '?', '=', '&' and '%' so a templated path stays a path.
+    return target.base_url + quote(path, safe="/?=&%:@!$'()*+,;~-._")
+
+
+class HttpRequest(Action[RequestParams]):
+    """Send one request to the target's base URL and check the answer."""
+
+    name = "http.request"
+    description = "One HTTP request to the target's base_url; response excerpt in the outcome"
+    params_model = RequestParams
+    destructive = True
+    target_kinds = frozenset({"http"})
+    timeout = 30.0
+
+    def is_destructive(self, params: RequestParams) -> bool:
+        return params.method not in ("GET", "HEAD")
+
+    def _target(self, ctx: ActionContext) -> HttpTarget:
+        if not isinstance(ctx.target, HttpTarget):
+            raise PermanentError(f"{self.name} needs an http target, got {ctx.target_name!r}")
+        return ctx.target
+
+    def check_allowed(self, ctx: ActionContext, params: RequestParams) -> None:
+        target = self._target(ctx)
+        url = urlsplit(_url(target, params.path))
+        base = urlsplit(target.base_url)
+        if (url.scheme, url.netloc) != (base.scheme, base.netloc) or not (
+            url.path == base.path or url.path.startswith(base.path.rstrip("/") + "/")
+        ):
+            raise TargetNotAllowed(f"{url.geturl()} is outside {target.base_url}")
+
+    async def plan(self, ctx: ActionContext, params: RequestParams) -> Plan:
+        target = self._target(ctx)
+        url = _url(target, params.path)
+        steps = [f"{params.method} {url}"]
+        header_names = sorted({*target.headers, *params.headers})
+        if header_names:
+            steps.append("with headers " + ", ".join(header_names))
+        if params.body is not None:
+            body = json.dumps(params.body, sort_keys=True)
+            steps.append("with JSON body " + (body if len(body) <= 500 else body[:500] + "…"))
+        expected = ", ".join(map(str, params.expect_status)) or "any 2xx"
+        steps.append(f"expect status {expected}")
+        return Plan(
+            action=self.name,
+            target=ctx.target_name,
+            steps=tuple(steps),
+            destructive=self.is_destructive(params),
+            details={"method": params.method, "url": url, "json": params.body,
+                     "expect_status": params.expect_status},
+        )
+
+    async def execute(self, ctx: ActionContext, params: RequestParams, plan: Plan) -> Result:
+        target = self._target(ctx)
+        url = _url(target, params.path)
+        headers = {k: v.reveal() for k, v in target.headers.items()} | params.headers
+        timeout = aiohttp.ClientTimeout(total=target.timeout)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.request(
+                    params.method, url, headers=headers, json=params.body,
+                    allow_redirects=False, ssl=None if target.verify_tls else False,
+                ) as resp,
+            ):
+                excerpt = (await resp.content.read(_EXCERPT)).decode("utf-8", "replace")
+                status = resp.status
+        except TimeoutError:
+            raise TemporaryError(f"{params.method} {url} timed out after {target.timeout}s") from None
+        except aiohttp.ClientError as exc:
+            raise TemporaryError(f"{params.method} {url} failed: {exc.__class__.__name__}") from None
+        ok = status in params.expect_status if params.expect_status else 200 <= status < 300
+        if not ok:
+            message = f"{params.method} {url} answered {status}: {excerpt[:200]}"
+            if status >= 500 or status in _TEMPORARY_STATUSES:
+                raise TemporaryError(message)
+            raise PermanentError(message)
+        return Result(
+            summary=f"{params.method} {url} answered {status}",
+            details={"status": status, "excerpt": excerpt},
+        )

@@ -1,0 +1,69 @@
+"""The registry of actions: one object, built by ``default_registry()``, never a global.
+
+``receiver.app`` builds one and passes it down; the rule loader sees it as an
+``ActionCatalogue``; tests build their own with the actions they need.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remediations.base import Action
+from rules.catalogue import ActionInfo
+
+
+class Registry:
+    """Actions by name (``backend.verb``); implements ``rules.catalogue.ActionCatalogue``."""
+
+    def __init__(self, actions: list[Action[Any]] | None = None) -> None:
+        self._actions: dict[str, Action[Any]] = {}
+        for action in actions or []:
+            self.register(action)
+
+    def register(self, action: Action[Any]) -> None:
+        """Add an action; a second action with the same name is a programming error."""
+        if action.name in self._actions:
+            raise ValueError(f"action {action.name!r} is registered twice")
+        self._actions[action.name] = action
+
+    def get(self, name: str) -> Action[Any] | None:
+        return self._actions.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._actions)
+
+    def info(self, name: str) -> ActionInfo | None:
+        action = self._actions.get(name)
+        if action is None:
+            return None
+        return ActionInfo(
+            name=action.name,
+            params=action.params_model,
+            destructive=action.destructive,
+            read_only=action.read_only,
+            target_kinds=action.target_kinds,
+        )
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every action with its schema and flags, for ``remediator actions list``."""
+        return [
+            {
+                "name": a.name,
+                "description": a.description,
+                "destructive": a.destructive,
+                "read_only": a.read_only,
+                "target_kinds": sorted(a.target_kinds),
+                "timeout_seconds": a.timeout,
+                "permissions": list(a.permissions),
+                "params": a.params_model.model_json_schema(),
+            }
+            for a in (self._actions[n] for n in self.names())
+        ]
+
+
+def default_registry() -> Registry:
+    """The built-in catalogue."""
+    from remediations.http import HttpRequest  # noqa: PLC0415 - keeps import of aiohttp lazy
+    from remediations.notify import NotifyLog  # noqa: PLC0415
+
+    return Registry([NotifyLog(), HttpRequest()])

@@ -1,0 +1,90 @@
+"""Targets: the named things actions act on, as the service config declares them.
+
+Parsed by ``receiver.settings`` (the ``targets:`` map); handed to an action through its
+``ActionContext``. Each target carries its allow-list (namespaces, container-name
+pattern, databases, base URL), which actions check after templating, so a label value
+can never steer an action outside it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from remediations.secrets import SecretRef
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HttpTarget(_Target):
+    """An HTTP service; ``http.request`` may only call URLs under ``base_url``."""
+
+    kind: Literal["http"]
+    base_url: str
+    headers: dict[str, SecretRef] = Field(default_factory=dict)
+    timeout: float = Field(default=10.0, gt=0, le=300)
+    verify_tls: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("base_url must be an absolute http:// or https:// URL")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("base_url must not carry a query, fragment or credentials")
+        return value.rstrip("/")
+
+
+class KubernetesTarget(_Target):
+    """A Kubernetes cluster; actions may touch only ``namespaces``."""
+
+    kind: Literal["kubernetes"]
+    kubeconfig: str = "in-cluster"
+    context: str | None = None
+    namespaces: list[str] = Field(min_length=1)
+
+
+class DockerTarget(_Target):
+    """A Docker engine; actions may touch only containers whose name fully matches."""
+
+    kind: Literal["docker"]
+    url: str = "unix:///var/run/docker.sock"
+    containers: str = Field(description="Regex a container name must fully match")
+
+    @field_validator("containers")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"containers is not a valid regex: {exc}") from None
+        return value
+
+
+class PostgresTarget(_Target):
+    """A PostgreSQL server; actions may touch only ``databases``."""
+
+    kind: Literal["postgres"]
+    dsn: SecretRef
+    databases: list[str] = Field(min_length=1)
+
+
+class RedisTarget(_Target):
+    """A Redis server; actions may touch only logical databases in ``dbs``."""
+
+    kind: Literal["redis"]
+    url: SecretRef
+    dbs: list[int] = Field(default_factory=lambda: [0])
+
+
+Target = Annotated[
+    HttpTarget | KubernetesTarget | DockerTarget | PostgresTarget | RedisTarget,
+    Field(discriminator="kind"),
+]
+TargetConfig = HttpTarget | KubernetesTarget | DockerTarget | PostgresTarget | RedisTarget
