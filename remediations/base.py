@@ -115,7 +115,7 @@ class Action(ABC, Generic[P]):
         """Whether these params change or remove something; defaults to the class flag."""
         return self.destructive
 
-    def check_allowed(self, ctx: ActionContext, params: P) -> None:  # noqa: B027
+    def check_allowed(self, ctx: ActionContext, params: P) -> None:
         """Raise :class:`TargetNotAllowed` when params leave the target's allow-list."""
 
     @abstractmethod

@@ -50,7 +50,7 @@ class RequestParams(BaseModel):
             raise ValueError("path must start with a single '/'")
         if "\\" in value or any(ord(c) < 0x21 for c in value):
             raise ValueError("path must not contain backslashes, spaces or control characters")
-        if ".." in value.split("?")[0].split("/"):
+        if ".." in value.split("?", maxsplit=1)[0].split("/"):
             raise ValueError("path must not contain '..' segments")
         return value
 
@@ -135,7 +135,7 @@ class HttpRequest(Action[RequestParams]):
                 aiohttp.ClientSession(timeout=timeout) as session,
                 session.request(
                     params.method, url, headers=headers, json=params.body,
-                    allow_redirects=False, ssl=None if target.verify_tls else False,
+                    allow_redirects=False, ssl=target.verify_tls,
                 ) as resp,
             ):
                 excerpt = (await resp.content.read(_EXCERPT)).decode("utf-8", "replace")

@@ -73,6 +73,8 @@ class RuleIndex:
         for pos in self.candidates(alert):
             rule = rules[pos]
             if rule.matches(alert):
-                waiting = alert.status == "firing" and (now - alert.starts_at) < rule.for_
+                # for: 0 never waits, even when Alertmanager's clock runs ahead of ours
+                waiting = bool(rule.for_) and alert.status == "firing" and (
+                    now - alert.starts_at) < rule.for_
                 out.append(Match(rule, pos, waiting))
         return out

@@ -163,7 +163,7 @@ class Rule(_Strict):
 
     def matches(self, alert: Alert) -> bool:
         """Whether every matcher holds and the status fits (``for`` is checked apart)."""
-        if self.status != "any" and alert.status != self.status:
+        if self.status not in ("any", alert.status):
             return False
         labels = alert.labels
         return all(m.matches(labels.get(m.name, "")) for m in self.match)

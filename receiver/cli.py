@@ -1,0 +1,150 @@
+"""The ``remediator`` command line (also ``python -m receiver``).
+
+Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``. Exit codes:
+0 success, 1 a check found problems, 2 bad usage or configuration. Errors are one clear
+line each (file, line and rule where there are some), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from receiver.audit import verify_file
+from receiver.errors import ConfigError, ReceiverError
+from receiver.settings import Settings, load_settings
+from rules.errors import RemediatorError, RuleLoadError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _err(message: str) -> None:
+    print(f"remediator: {message}", file=sys.stderr)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from receiver.logs import configure_logging  # noqa: PLC0415 - only serve logs
+    from receiver.server import serve  # noqa: PLC0415 - keeps `rules lint` start-up light
+
+    overrides: dict[str, Any] = {}
+    if args.listen:
+        overrides["listen"] = args.listen
+    if args.rules:
+        overrides["rules"] = args.rules
+    if args.dry_run:
+        overrides["dry_run"] = True
+    settings = load_settings(args.config, overrides=overrides)
+    if settings.listens_beyond_loopback and not settings.auth.configured and not args.insecure_no_auth:
+        _err(
+            f"refusing to listen on {settings.listen} with no credentials configured: anyone who "
+            "can reach it could trigger remediations. Configure auth.tokens, listen on loopback, "
+            "or pass --insecure-no-auth if something in front of remediator authenticates."
+        )
+        return EXIT_USAGE
+    configure_logging(level=settings.log.level, fmt=settings.log.format)
+    asyncio.run(serve(settings))
+    return EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for path in args.files:
+        if not path.is_file():
+            _err(f"{path}: no such file")
+            status = EXIT_USAGE
+            continue
+        report = verify_file(path)
+        if report.ok:
+            print(f"{path}: ok, {report.records} records, chain intact")
+        else:
+            print(f"{path}:{report.line}: broken: {report.error} "
+                  f"({report.records} records verified before it)")
+            status = max(status, EXIT_PROBLEMS)
+    return status
+
+
+def _rules_lint(args: argparse.Namespace) -> int:
+    from rules.loader import default_pack_paths, load_rules  # noqa: PLC0415
+
+    from remediations.registry import default_registry  # noqa: PLC0415
+
+    settings: Settings | None = load_settings(args.config) if args.config else None
+    targets = {n: t.kind for n, t in settings.targets.items()} if settings else None
+    paths = args.paths or (list(settings.rules) if settings and settings.rules else default_pack_paths())
+    try:
+        result = load_rules(paths, catalogue=default_registry(), targets=targets)
+    except RuleLoadError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return EXIT_PROBLEMS
+    for problem in result.warnings:
+        print(problem)
+    print(f"{len(result.ruleset.rules)} rules ok, {len(result.warnings)} warnings")
+    return EXIT_PROBLEMS if args.strict and result.warnings else EXIT_OK
+
+
+def _rules_schema(args: argparse.Namespace) -> int:
+    from rules.schema import rule_file_schema  # noqa: PLC0415
+
+    from remediations.registry import default_registry  # noqa: PLC0415
+
+    print(json.dumps(rule_file_schema(default_registry()), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="remediator", description="Guarded, audited remediation for Alertmanager alerts."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="receive Alertmanager webhooks and remediate")
+    serve.add_argument("--config", type=Path, help="service config (YAML); every key has a default")
+    serve.add_argument("--listen", help="HOST:PORT, overrides the config")
+    serve.add_argument("--rules", type=Path, nargs="+", help="rule files or folders, overrides the config")
+    serve.add_argument("--dry-run", action="store_true", help="plan and audit, never execute")
+    serve.add_argument("--insecure-no-auth", action="store_true",
+                       help="allow listening beyond loopback with no credentials configured")
+    serve.set_defaults(func=_serve)
+
+    audit = sub.add_parser("audit", help="audit log tools").add_subparsers(
+        dest="audit_command", required=True, metavar="SUBCOMMAND")
+    verify = audit.add_parser("verify", help="prove the hash chain of audit files")
+    verify.add_argument("files", type=Path, nargs="+")
+    verify.set_defaults(func=_audit_verify)
+
+    rules = sub.add_parser("rules", help="rule tools").add_subparsers(
+        dest="rules_command", required=True, metavar="SUBCOMMAND")
+    lint = rules.add_parser("lint", help="load rules as serve does and report every problem")
+    lint.add_argument("paths", type=Path, nargs="*",
+                      help="files or folders (default: the config's, or the shipped pack)")
+    lint.add_argument("--config", type=Path, help="check targets against this service config")
+    lint.add_argument("--strict", action="store_true", help="warnings fail too")
+    lint.set_defaults(func=_rules_lint)
+    schema = rules.add_parser("schema", help="print the JSON Schema of rule files")
+    schema.set_defaults(func=_rules_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        _err(f"configuration: {exc}")
+        return EXIT_USAGE
+    except RuleLoadError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        _err("rules did not load; nothing was started")
+        return EXIT_USAGE
+    except (ReceiverError, RemediatorError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,89 @@
+"""Decisions and the reasons they end the way they do.
+
+A :class:`Decision` is one (alert, rule) pair that intake accepted; workers carry it
+through plan and execute. :class:`Reason` is the single vocabulary of why: the same
+value is the audit record's ``reason``, the log line's ``reason`` and the metric label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from rules.alert import Alert
+from rules.model import Rule
+from rules.priority import Priority
+
+
+class Reason(StrEnum):
+    """Why a decision (or a request) ended where it did."""
+
+    QUEUED = "queued"
+    NO_MATCH = "no_match"
+    FOR_NOT_ELAPSED = "for_not_elapsed"
+    DUPLICATE = "duplicate"
+    TEMPLATE_ERROR = "template_error"
+    INVALID_PARAMS = "invalid_params"
+    TARGET_UNKNOWN = "target_unknown"
+    TARGET_NOT_ALLOWED = "target_not_allowed"
+    PLAN_FAILED = "plan_failed"
+    APPROVAL_REQUIRED = "approval_required"
+    DRY_RUN = "dry_run"
+    SUCCEEDED = "succeeded"
+    TEMPORARY_FAILURE = "temporary_failure"
+    PERMANENT_FAILURE = "permanent_failure"
+    TIMEOUT = "timeout"
+    SHUTDOWN = "shutdown"
+
+
+class Outcome(StrEnum):
+    """How a decision ended, coarsely: the ``outcome`` label of the decisions metric."""
+
+    QUEUED = "queued"
+    SKIPPED = "skipped"
+    BLOCKED = "blocked"
+    PLANNED = "planned"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Rejection(StrEnum):
+    """Why a webhook request was refused before any alert was looked at."""
+
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    INVALID_JSON = "invalid_json"
+    INVALID_PAYLOAD = "invalid_payload"
+    UNAVAILABLE = "unavailable"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One accepted (alert, rule) pair on its way to the workers."""
+
+    id: str
+    dedup_key: str
+    rule: Rule
+    alert: Alert
+    priority: Priority
+    response_target: timedelta
+    dry_run: bool
+
+
+def decision_identity(rule: str, alert: Alert, *, dry_run: bool) -> tuple[str, str]:
+    """The dedup key and the decision id for ``rule`` answering ``alert``.
+
+    One firing of one alert is (fingerprint, startsAt); its resolution is a separate
+    event; a dry run and a live run of the same firing are separate decisions, so turning
+    dry-run off acts on the next re-send of an alert that was only planned before.
+    """
+    mode = "dry" if dry_run else "live"
+    key = f"{rule}\x1f{alert.fingerprint}\x1f{alert.starts_at_raw}\x1f{alert.status}\x1f{mode}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return key, digest

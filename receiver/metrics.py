@@ -1,0 +1,69 @@
+"""The service's Prometheus metrics, on a registry passed in (never the global one).
+
+Built by ``receiver.runtime``; updated by handlers, intake, workers and the rules
+coordinator; exposed at ``GET /metrics``. Label values come from the shared enums in
+``receiver.decisions`` so metrics, logs and audit use the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from receiver.decisions import Outcome, Reason, Rejection
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """Every metric, created once on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.alerts_received = Counter(
+            "remediator_alerts_received", "Alerts received by webhook, by alert status",
+            ["status"], registry=registry,
+        )
+        self.rule_matches = Counter(
+            "remediator_rule_matches", "Alerts matched, by rule", ["rule"], registry=registry
+        )
+        self.decisions = Counter(
+            "remediator_decisions", "Decisions by outcome and reason",
+            ["outcome", "reason"], registry=registry,
+        )
+        self.guard_blocks = Counter(
+            "remediator_guard_blocks", "Decisions stopped by a guard", ["guard"], registry=registry
+        )
+        self.requests_rejected = Counter(
+            "remediator_requests_rejected", "Requests refused before intake, by reason",
+            ["reason"], registry=registry,
+        )
+        self.webhook_latency = Histogram(
+            "remediator_webhook_duration_seconds", "Time to answer a webhook request",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.action_duration = Histogram(
+            "remediator_action_duration_seconds", "Time an action's execute took",
+            ["action", "outcome"], registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "remediator_queue_depth", "Decisions waiting for a worker", registry=registry
+        )
+        self.rules_loaded = Gauge("remediator_rules_loaded", "Rules in force", registry=registry)
+        self.reload_ok = Gauge(
+            "remediator_rules_last_reload_successful",
+            "Whether the last rules (re)load succeeded", registry=registry,
+        )
+        self.reload_timestamp = Gauge(
+            "remediator_rules_last_reload_success_timestamp_seconds",
+            "When rules last loaded successfully", registry=registry,
+        )
+        for reason in Rejection:
+            self.requests_rejected.labels(reason.value)
+
+    def decided(self, outcome: Outcome, reason: Reason) -> None:
+        self.decisions.labels(outcome.value, reason.value).inc()
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)

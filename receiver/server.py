@@ -1,0 +1,69 @@
+"""Running the service: listen (TLS when configured), handle signals, shut down cleanly.
+
+Called by ``remediator serve``. SIGTERM and SIGINT stop intake (503), let running work
+drain within ``drain_timeout``, flush the audit and exit; SIGHUP reloads the rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+
+import structlog
+from aiohttp import web
+
+from receiver.app import create_app
+from receiver.keys import RUNTIME
+from receiver.settings import Settings, TlsSettings
+
+_log = structlog.get_logger("remediator")
+
+
+def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """A server context from ``tls:``; a ``client_ca`` makes client certificates mandatory."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    if tls.client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=str(tls.client_ca))
+    return ctx
+
+
+async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT."""
+    app = create_app(settings)
+    runtime = app[RUNTIME]
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    await runner.setup()
+    try:
+        context = ssl_context(settings.tls) if settings.tls else None
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context, backlog=1024)
+        await site.start()
+        scheme = "https" if context else "http"
+        for address in runner.addresses:
+            host, port = address[0], address[1]
+            _log.info("remediator.listening", url=f"{scheme}://{host}:{port}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[object]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(runtime.rules.reload(runtime.audit, actor="SIGHUP"))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        _log.info("remediator.stopping")
+        runtime.begin_drain()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await asyncio.gather(*reloads, return_exceptions=True)
+    finally:
+        await runner.cleanup()

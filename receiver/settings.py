@@ -1,0 +1,188 @@
+"""The service configuration: one YAML file, every key defaulted, unknown keys refused.
+
+Loaded by ``receiver.cli`` (``--config``) and handed to ``receiver.app.create_app``.
+Secrets are references (``env:NAME``, ``file:/path``) resolved here, never literals.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from receiver.errors import ConfigError
+from remediations.secrets import SecretRef
+from remediations.targets import Target
+from rules.model import Duration
+from rules.priority import PriorityPolicy
+
+Role = Literal["webhook", "approver", "admin"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TokenAuth(_Strict):
+    """A bearer token: ``Authorization: Bearer <token>``."""
+
+    name: str = Field(min_length=1)
+    role: Role
+    token: SecretRef
+
+
+class BasicAuth(_Strict):
+    """A basic-auth user."""
+
+    username: str = Field(min_length=1, pattern=r"^[^:]+$")
+    role: Role
+    password: SecretRef
+
+
+class AuthSettings(_Strict):
+    tokens: list[TokenAuth] = Field(default_factory=list)
+    basic: list[BasicAuth] = Field(default_factory=list)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.tokens or self.basic)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AuthSettings:
+        names = [t.name for t in self.tokens] + [b.username for b in self.basic]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"credential names must be unique: {', '.join(dupes)}")
+        return self
+
+
+class TlsSettings(_Strict):
+    cert: Path
+    key: Path
+    client_ca: Path | None = Field(default=None, description="Set to require client certs (mTLS)")
+
+    @model_validator(mode="after")
+    def _files_exist(self) -> TlsSettings:
+        for label, path in (("cert", self.cert), ("key", self.key), ("client_ca", self.client_ca)):
+            if path is not None and not path.is_file():
+                raise ValueError(f"tls.{label}: no such file {path}")
+        return self
+
+
+class QueueSettings(_Strict):
+    size: int = Field(default=10_000, ge=1, le=1_000_000)
+    workers: int = Field(default=8, ge=1, le=256)
+
+
+class GuardSettings(_Strict):
+    dedup_ttl: Duration = Field(default=timedelta(days=7))
+    retries: int = Field(default=3, ge=0, le=10, description="Retries of a temporary failure")
+    retry_backoff: Duration = Field(default=timedelta(seconds=2))
+
+
+class LogSettings(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(_Strict):
+    """Everything ``remediator serve`` reads from ``--config``."""
+
+    listen: str = "127.0.0.1:9095"
+    dry_run: bool = True
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    tls: TlsSettings | None = None
+    state: str = "sqlite:///remediator-state.db"
+    audit: Path = Path("remediator-audit.jsonl")
+    rules: list[Path] | None = Field(default=None, description="Files or folders; unset: the shipped pack")
+    priorities: PriorityPolicy = Field(default_factory=PriorityPolicy)
+    guards: GuardSettings = Field(default_factory=GuardSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    drain_timeout: Duration = Field(default=timedelta(seconds=30))
+    targets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")], Target] = Field(
+        default_factory=dict
+    )
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("listen must be HOST:PORT, e.g. 127.0.0.1:9095")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError(
+                "state must be sqlite:///PATH (Redis state for several replicas is not in this build yet)"
+            )
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state.removeprefix("sqlite:///"))
+
+    @property
+    def listens_beyond_loopback(self) -> bool:
+        if self.host == "localhost":
+            return False
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return True
+
+
+def _format_errors(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {where}: {msg}")
+    return "\n".join(lines)
+
+
+def settings_from_mapping(data: Any, *, source: str = "config") -> Settings:
+    """Validate a parsed config; :class:`ConfigError` lists every problem with its key path."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def load_settings(path: Path | None, *, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read ``path`` (every default when None), then apply command-line ``overrides``."""
+    if path is None:
+        return settings_from_mapping(dict(overrides or {}), source="command line")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if isinstance(data, dict) and overrides:
+        data = {**data, **overrides}
+    return settings_from_mapping(data, source=str(path))

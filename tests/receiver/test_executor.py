@@ -1,0 +1,155 @@
+"""Live execution through the real app against a real local HTTP target."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
+from tests.fakeclock import FakeClock
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+class Target:
+    """A real HTTP server that answers with a scripted list of statuses and records calls."""
+
+    def __init__(self, statuses: list[int], *, delay: float = 0.0) -> None:
+        self.statuses = statuses
+        self.delay = delay
+        self.calls: list[tuple[str, str, Any, str | None]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else None
+        self.calls.append((request.method, request.path_qs, body, request.headers.get("X-Token")))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status = self.statuses[min(len(self.calls), len(self.statuses)) - 1]
+        return web.json_response({"seen": len(self.calls)}, status=status)
+
+
+@pytest.fixture
+async def target(aiohttp_server: ServerFactory, request: pytest.FixtureRequest) -> tuple[Target, str]:
+    statuses, delay = getattr(request, "param", ([200], 0.0))
+    t = Target(statuses, delay=delay)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", t.handle)
+    server = await aiohttp_server(app)
+    return t, str(server.make_url("/svc")).rstrip("/")
+
+
+def live_settings(make_settings: Any, base_url: str, *, approval: Any = "auto",
+                  path: str = "/cache/{{ labels.namespace }}", **extra: Any) -> Any:
+    monkey_token = "X-Token"
+    rule: dict[str, Any] = {
+        "name": "invalidate",
+        "match": ['alertname = "HighErrorRate"', 'namespace =~ ".+"', 'service =~ ".+"'],
+        "actions": [{"action": "http.request", "target": "api",
+                     "params": {"method": "POST", "path": path,
+                                "headers": {monkey_token: "fp-{{ alert.fingerprint }}"},
+                                "json": {"service": "{{ labels.service }}"}}}],
+    }
+    if approval is not None:
+        rule["approval"] = approval
+    return make_settings(rules=rules_yaml([rule]), dry_run=False,
+                         targets={"api": {"kind": "http", "base_url": base_url, "timeout": 2}}, **extra)
+
+
+async def run_once(make_client: ClientFactory, settings: Any) -> list[dict[str, Any]]:
+    client = await make_client(settings)
+    resp = await client.post("/webhook", data=fixture_body("04_firing_single_HighErrorRate"),
+                             headers={"Content-Type": "application/json"})
+    assert resp.status == 202
+    runtime = runtime_of(client)
+    await asyncio.wait_for(runtime.queue.wait_idle(), 10)
+    await runtime.audit.sync()
+    return read_audit(settings.audit)
+
+
+def kinds(records: list[dict[str, Any]]) -> list[str]:
+    return [r["event"] for r in records if r["event"].startswith(("action.", "decision.", "guard."))]
+
+
+async def test_live_request_runs_once_with_rendered_params(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str]) -> None:
+    """A live decision sends exactly the rendered request and audits started before succeeded."""
+    t, base = target
+    records = await run_once(make_client, live_settings(make_settings, base))
+    assert t.calls == [("POST", "/svc/cache/prod", {"service": "api"}, "fp-f1c6aba1a3d1b3d8")]
+    assert kinds(records) == ["action.planned", "action.started", "action.succeeded"]
+    assert records[-1]["result"]["details"]["status"] == 200
+
+
+@pytest.mark.parametrize("target", [([503, 502, 200], 0.0)], indirect=True)
+async def test_temporary_failures_are_retried_with_backoff(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str], clock: FakeClock) -> None:
+    """5xx answers are retried with doubling backoff on the injected clock, then succeed."""
+    t, base = target
+    records = await run_once(make_client, live_settings(make_settings, base))
+    assert len(t.calls) == 3
+    assert clock.slept == [2.0, 4.0]
+    assert kinds(records) == ["action.planned", "action.started", "action.failed", "action.started",
+                              "action.failed", "action.started", "action.succeeded"]
+
+
+@pytest.mark.parametrize("target", [([404], 0.0)], indirect=True)
+async def test_permanent_failure_is_not_retried(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str]) -> None:
+    """A 404 fails the decision at once, audited with its reason."""
+    t, base = target
+    records = await run_once(make_client, live_settings(make_settings, base))
+    assert len(t.calls) == 1
+    assert kinds(records)[-1] == "decision.failed"
+    assert records[-2]["reason"] == "permanent_failure"
+
+
+@pytest.mark.parametrize("target", [([200], 5.0)], indirect=True)
+async def test_destructive_timeout_is_never_repeated(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str]) -> None:
+    """A POST that times out may have happened, so it is not sent again."""
+    t, base = target
+    settings = live_settings(make_settings, base)
+    rules = settings.audit.parent / "rules.yaml"
+    rules.write_text(rules.read_text().replace("target: api", "target: api\n    timeout: 200ms"))
+    records = await run_once(make_client, settings)
+    assert len(t.calls) == 1
+    failed = [r for r in records if r["event"] == "decision.failed"]
+    assert failed[0]["reason"] == "timeout"
+
+
+async def test_approval_required_blocks_destructive_action(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str]) -> None:
+    """With no ``approval: auto`` a POST is destructive, so it is planned and blocked, never sent."""
+    t, base = target
+    records = await run_once(make_client, live_settings(make_settings, base, approval=None))
+    assert t.calls == []
+    blocked = [r for r in records if r["event"] == "guard.blocked"]
+    assert [(b["guard"], b["reason"]) for b in blocked] == [("approval", "approval_required")]
+
+
+async def test_missing_label_fails_the_decision(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str]) -> None:
+    """A template naming an annotation the alert lacks fails the decision, audited, sends nothing."""
+    t, base = target
+    settings = live_settings(make_settings, base, path="/cache/{{ annotations.nope_missing }}")
+    records = await run_once(make_client, settings)
+    failed = [r for r in records if r["event"] == "decision.failed"]
+    assert t.calls == []
+    assert [f["reason"] for f in failed] == ["template_error"]
+
+
+async def test_unknown_target_is_refused_live(make_client: ClientFactory, make_settings: Any) -> None:
+    """A rule naming a target the config lacks loads with a warning, and live it does nothing."""
+    settings = make_settings(
+        rules=rules_yaml([{"name": "r", "match": ['alertname = "HighErrorRate"'], "approval": "auto",
+                           "actions": [{"action": "http.request", "target": "ghost",
+                                        "params": {"method": "GET", "path": "/"}}]}]),
+        dry_run=False)
+    records = await run_once(make_client, settings)
+    failed = [r for r in records if r["event"] == "decision.failed"]
+    assert [f["reason"] for f in failed] == ["target_unknown"]
