@@ -1,0 +1,359 @@
+"""The audit log: append-only JSON Lines, one record per event, chained with SHA-256.
+
+The webhook handler (``receiver.intake``) and the workers (``receiver.executor``) call
+:meth:`AuditLog.record` (cheap, in memory) and then ``await`` :meth:`AuditLog.sync`, which
+group-commits everything pending with one write + fsync in a worker thread.
+``remediator audit verify`` calls :func:`verify_file`.
+
+A line is the canonical JSON of the record without ``hash`` (sorted keys, no spaces, UTF-8)
+with ``,"hash":"<sha256 of those bytes>"}`` in place of its closing brace, so a verifier
+recomputes each hash from the bytes on disk. ``prev`` is the previous record's hash (64 zeros
+for the first) and ``seq`` counts from 1, so a record's seq is its line number.
+One process writes a log at a time (an exclusive ``flock`` while it is open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import fcntl
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+from datetime import time as dtime
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from receiver.errors import ReceiverError
+
+ZERO_HASH = "0" * 64
+_RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
+_HASH_KEY = b',"hash":"'
+_SUFFIX_LEN = len(_HASH_KEY) + 64 + 2  # ,"hash":"<64 hex>"}
+_HEX = frozenset("0123456789abcdef")
+_TAIL_CHUNK = 64 * 1024
+
+
+class AuditEvent(StrEnum):
+    """What an audit record is about."""
+
+    ALERT_RECEIVED = "alert.received"
+    RULE_MATCHED = "rule.matched"
+    GUARD_BLOCKED = "guard.blocked"
+    DECISION_FAILED = "decision.failed"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_APPROVED = "approval.approved"
+    APPROVAL_REJECTED = "approval.rejected"
+    APPROVAL_EXPIRED = "approval.expired"
+    APPROVAL_CANCELLED = "approval.cancelled"
+    ACTION_PLANNED = "action.planned"
+    ACTION_STARTED = "action.started"
+    ACTION_SUCCEEDED = "action.succeeded"
+    ACTION_FAILED = "action.failed"
+    VERIFY_SUCCEEDED = "verify.succeeded"
+    VERIFY_FAILED = "verify.failed"
+    ESCALATION_SENT = "escalation.sent"
+    INTAKE_FAILED = "intake.failed"
+    ADMIN_STARTED = "admin.started"
+    ADMIN_STOPPED = "admin.stopped"
+    ADMIN_RELOAD = "admin.reload"
+    ADMIN_PAUSE = "admin.pause"
+    ADMIN_RESUME = "admin.resume"
+    ADMIN_AUDIT_RECOVERED = "admin.audit_recovered"
+
+
+class AuditError(ReceiverError):
+    """The audit log cannot be opened, continued or written."""
+
+
+def _default(o: Any) -> Any:
+    """JSON for the non-JSON types a record may carry; anything else is a programming error."""
+    if isinstance(o, date | dtime):
+        return o.isoformat()
+    if isinstance(o, timedelta):
+        return o.total_seconds()
+    if isinstance(o, Enum):
+        return o.value
+    if isinstance(o, set | frozenset):
+        try:
+            return sorted(o)
+        except TypeError:
+            return list(o)
+    if isinstance(o, BaseModel):
+        return o.model_dump(mode="json")
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    raise TypeError(f"audit field value of type {type(o).__name__} is not serialisable")
+
+
+_OPTS: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "allow_nan": False,
+                         "default": _default}
+_encode = json.JSONEncoder(ensure_ascii=False, **_OPTS).encode
+_encode_ascii = json.JSONEncoder(ensure_ascii=True, **_OPTS).encode  # lone surrogates
+
+
+def _check_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
+    """Parse a line (no newline) and check its own hash: (record, None) or (None, why)."""
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(rec, dict):
+        return None, "not a JSON object"
+    digest = rec.get("hash")
+    if not isinstance(digest, str) or len(digest) != 64 or not _HEX.issuperset(digest):
+        return None, "no hash"
+    if raw[-_SUFFIX_LEN:-66] != _HASH_KEY or raw[-66:] != b'%s"}' % digest.encode():
+        return None, "hash is not the last field"
+    if hashlib.sha256(raw[:-_SUFFIX_LEN] + b"}").hexdigest() != digest:
+        return None, "hash mismatch"
+    if type(rec.get("seq")) is not int or not isinstance(rec.get("prev"), str):
+        return None, "no seq or prev"
+    return rec, None
+
+
+class AuditLog:
+    """An open audit log: records are built in memory and made durable by :meth:`sync`."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time,
+                 fsync: bool = True) -> None:
+        self._path = Path(path)
+        self._clock = clock
+        self._fsync = fsync
+        self._pending: list[bytes] = []
+        self._seq = 0  # seq of the last record made
+        self._durable = 0  # seq of the last record on disk
+        self._last_hash = ZERO_HASH
+        self._inflight: asyncio.Future[None] | None = None
+        self._closed = False
+        self._broken: str | None = None
+        self._ts_sec = -1
+        self._ts_prefix = ""
+        self._size = 0  # bytes on disk that are durable records
+        if not self._path.parent.is_dir():
+            raise AuditError(f"cannot open audit log {self._path}: "
+                             f"directory {self._path.parent} does not exist")
+        created = not self._path.exists()
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                               0o640)
+        except OSError as exc:
+            raise AuditError(f"cannot open audit log {self._path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if created and fsync:
+                dfd = os.open(self._path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            self._recover()
+        except BlockingIOError:
+            os.close(self._fd)
+            raise AuditError(f"audit log {self._path} is already open for writing "
+                             "(another process or AuditLog holds its lock)") from None
+        except OSError as exc:
+            os.close(self._fd)
+            raise AuditError(f"cannot open audit log {self._path}: {exc.strerror}") from exc
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _recover(self) -> None:
+        """Continue the chain from the last complete line; cut and record a torn one."""
+        self._size = size = os.fstat(self._fd).st_size
+        start, buf = size, b""
+        while start > 0 and buf.count(b"\n") < 2:  # the last line's both ends, or the start
+            n = min(_TAIL_CHUNK, start)
+            start -= n
+            buf = os.pread(self._fd, n, start) + buf
+        cut = buf.rfind(b"\n") + 1  # end of the last complete line, within buf
+        torn = buf[cut:]
+        if cut:
+            last = buf[buf.rfind(b"\n", 0, cut - 1) + 1:cut - 1]
+            rec, why = _check_line(last)
+            if rec is None:
+                raise AuditError(
+                    f"audit log {self._path}: the last record is unreadable ({why}); refusing "
+                    f"to continue its chain. Run `remediator audit verify {self._path}` and "
+                    f"move the file aside.")
+            self._seq = self._durable = rec["seq"]
+            self._last_hash = rec["hash"]
+        # a torn record of ours starts like one (or is NULs) and does not parse unless whole
+        if torn and (torn[:1] not in (b"{", b"\0")
+                     or _check_line(torn)[1] not in (None, "not JSON")):
+            raise AuditError(f"audit log {self._path} ends in {len(torn)} bytes that are not a "
+                             f"torn record. Run `remediator audit verify {self._path}` and move "
+                             f"the file aside.")
+        if torn:
+            os.ftruncate(self._fd, start + cut)
+            self._size = start + cut
+            self.record(AuditEvent.ADMIN_AUDIT_RECOVERED, reason="torn last line",
+                        offset=start + cut, dropped_bytes=len(torn),
+                        dropped_sha256=hashlib.sha256(torn).hexdigest())
+            self._commit(self._pending[0])
+            self._pending.clear()
+            self._durable = self._seq
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def pending(self) -> int:
+        """Records made but not yet durable."""
+        return len(self._pending)
+
+    @property
+    def last_hash(self) -> str:
+        """Hash of the last record made (durable or not); 64 zeros for an empty log."""
+        return self._last_hash
+
+    def _timestamp(self) -> str:
+        ms = math.floor(self._clock() * 1000)
+        sec, milli = divmod(ms, 1000)
+        if sec != self._ts_sec:
+            self._ts_sec = sec
+            self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{self._ts_prefix}.{milli:03d}Z"
+
+    def record(self, event: AuditEvent, /, **fields: Any) -> dict[str, Any]:
+        """Build the next record and queue its line for :meth:`sync`; no I/O.
+
+        Returns the record with its ``hash`` (field values as given, not as serialised).
+        Raises TypeError for a value JSON cannot carry, ValueError for a reserved field name.
+        """
+        if self._closed:
+            raise AuditError(f"audit log {self._path} is closed")
+        if not _RESERVED.isdisjoint(fields):
+            raise ValueError(f"reserved audit field name(s): {sorted(_RESERVED & fields.keys())}")
+        seq = self._seq + 1
+        rec = {"seq": seq, "ts": self._timestamp(), "event": event.value, **fields,
+               "prev": self._last_hash}
+        body = _encode(rec)
+        try:
+            data = body.encode()
+        except UnicodeEncodeError:
+            data = _encode_ascii(rec).encode()
+        digest = hashlib.sha256(data).hexdigest()
+        self._pending.append(b"%s,\"hash\":\"%s\"}\n" % (data[:-1], digest.encode()))
+        self._seq = seq
+        self._last_hash = rec["hash"] = digest
+        return rec
+
+    async def sync(self) -> None:
+        """Return once every record made before the call is on disk (group commit).
+
+        Concurrent callers share one write + fsync; one write is in flight at a time. On an
+        OSError raise AuditError; the file is cut back to its durable size and the records
+        stay pending for the next sync.
+        """
+        target = self._seq
+        while self._durable < target:
+            if self._inflight is None:
+                self._inflight = asyncio.ensure_future(self._flush())
+                self._inflight.add_done_callback(_retrieve)
+            await asyncio.shield(self._inflight)  # a cancelled caller does not stop the write
+
+    async def _flush(self) -> None:
+        try:
+            if self._broken is not None:
+                raise AuditError(self._broken)
+            n = len(self._pending)
+            await asyncio.to_thread(self._commit, b"".join(self._pending[:n]))
+            del self._pending[:n]
+            self._durable += n
+        finally:
+            self._inflight = None
+
+    def _write(self, fd: int, data: memoryview) -> int:
+        """One ``write(2)``; the seam tests use to count writes or inject failures."""
+        return os.write(fd, data)
+
+    def _commit(self, data: bytes) -> None:
+        """Write ``data`` at the end and fsync; on failure cut the file back (worker thread)."""
+        view, done = memoryview(data), 0
+        try:
+            while done < len(data):
+                n = self._write(self._fd, view[done:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "write wrote nothing")
+                done += n
+            if self._fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            what = f"cannot write audit log {self._path}: {exc.strerror or exc}"
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError as cut:
+                self._broken = f"{what}; cutting it back failed too ({cut.strerror}); reopen it"
+                raise AuditError(self._broken) from exc
+            raise AuditError(f"{what}; {len(self._pending)} record(s) kept pending") from exc
+        self._size += len(data)
+
+    async def close(self) -> None:
+        """Sync, then close the file; idempotent. Records made after close raise AuditError."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.sync()
+        finally:
+            while self._inflight is not None:  # left by a cancelled sync: let it land first
+                await asyncio.wait([self._inflight])
+            os.close(self._fd)
+
+
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    """Mark a flush's exception seen when every waiter was cancelled (no 'never retrieved')."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    """The result of :func:`verify_file`: ``line`` and ``error`` say where the chain breaks."""
+
+    ok: bool
+    records: int
+    line: int | None
+    error: str | None
+
+
+def verify_file(path: Path) -> VerifyReport:
+    """Check every record's hash, the prev chain from 64 zeros and seq; stop at the first break.
+
+    Streams the file line by line. Raises AuditError if it cannot be read at all.
+    """
+    try:
+        with Path(path).open("rb") as f:
+            return _verify_lines(f)
+    except OSError as exc:
+        raise AuditError(f"cannot read audit log {path}: {exc.strerror}") from exc
+
+
+def _verify_lines(lines: Iterable[bytes]) -> VerifyReport:
+    prev, count = ZERO_HASH, 0
+    for number, line in enumerate(lines, start=1):
+        if not line.endswith(b"\n"):
+            return VerifyReport(False, count, number, "torn last line")
+        rec, why = _check_line(line[:-1])
+        if rec is None:
+            return VerifyReport(False, count, number, why)
+        if rec["seq"] != number:
+            why = f"seq out of order: expected {number}, found {rec['seq']}"
+        elif rec["prev"] != prev:
+            why = (f"prev does not match the hash of line {number - 1}" if number > 1
+                   else "prev of the first record is not 64 zeros")
+        if why is not None:
+            return VerifyReport(False, count, number, why)
+        prev, count = rec["hash"], count + 1
+    return VerifyReport(True, count, None, None)
