@@ -30,6 +30,7 @@ class Reason(StrEnum):
     TARGET_NOT_ALLOWED = "target_not_allowed"
     PLAN_FAILED = "plan_failed"
     APPROVAL_REQUIRED = "approval_required"
+    GUARD_UNAVAILABLE = "guard_unavailable"
     DRY_RUN = "dry_run"
     SUCCEEDED = "succeeded"
     TEMPORARY_FAILURE = "temporary_failure"

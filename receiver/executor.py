@@ -3,7 +3,7 @@
 Started and stopped by ``receiver.runtime``. For every step of a rule (``diagnose`` first,
 then ``actions``): render the params, validate them, check the target's allow-list,
 ``plan()`` and audit the plan. In dry-run that is all. Live, a step whose rule needs
-approval stops here (approvals are not in this build, so it never runs unapproved);
+approval, or a cooldown, limit or verify this build cannot enforce yet, stops here;
 otherwise ``action.started`` is made durable before ``execute()`` runs under its timeout,
 with bounded retries for temporary failures, and the outcome is audited after.
 """
@@ -38,6 +38,7 @@ from rules.errors import TemplateError
 from rules.model import ActionSpec
 
 _log = structlog.get_logger("remediator.executor")
+_GUARD_REASONS = {Reason.APPROVAL_REQUIRED: "approval", Reason.GUARD_UNAVAILABLE: "unenforceable"}
 
 
 class StepFailed(Exception):
@@ -110,14 +111,14 @@ class Executor:
                 for number, (kind, spec) in enumerate(steps, start=1):
                     await self._step(d, number, kind, spec)
             except StepFailed as failed:
-                blocked = failed.reason is Reason.APPROVAL_REQUIRED
+                blocked = failed.reason in _GUARD_REASONS
                 self._record_end(
                     d, AuditEvent.GUARD_BLOCKED if blocked else AuditEvent.DECISION_FAILED,
                     Outcome.BLOCKED if blocked else Outcome.FAILED, failed.reason, failed.detail,
-                    **({"guard": "approval"} if blocked else {}),
+                    **({"guard": _GUARD_REASONS[failed.reason]} if blocked else {}),
                 )
                 if blocked:
-                    self._metrics.guard_blocks.labels("approval").inc()
+                    self._metrics.guard_blocks.labels(_GUARD_REASONS[failed.reason]).inc()
                 _log.warning("decision.stopped", reason=failed.reason, detail=failed.detail)
                 return
             if d.dry_run:
@@ -172,6 +173,13 @@ class Executor:
         self._audit.record(AuditEvent.ACTION_PLANNED, plan=plan.as_dict(), **common)
         if d.dry_run:
             return
+        unenforced = [k for k in ("cooldown", "limit", "verify") if getattr(d.rule, k) is not None]
+        if kind == "action" and unenforced:
+            raise StepFailed(
+                Reason.GUARD_UNAVAILABLE,
+                f"the rule asks for {', '.join(unenforced)}, which this build cannot enforce yet, "
+                "so it did not run",
+            )
         if kind == "action" and d.rule.approval_required(
             d.priority, destructive=action.is_destructive(params)
         ):

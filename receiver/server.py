@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from receiver.app import create_app
+from receiver.errors import ConfigError, ReceiverError
 from receiver.keys import RUNTIME
 from receiver.settings import Settings, TlsSettings
 
@@ -31,34 +32,39 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     return ctx
 
 
-async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
+async def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT."""
     app = create_app(settings)
     runtime = app[RUNTIME]
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[object]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(runtime.rules.reload(runtime.audit, actor="SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
     await runner.setup()
+    # Signals are ours before anyone can learn the address: an early SIGHUP reloads, never kills.
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
     try:
-        context = ssl_context(settings.tls) if settings.tls else None
+        try:
+            context = ssl_context(settings.tls) if settings.tls else None
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"tls: cannot load the certificate or key: {exc}") from None
         site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ReceiverError(f"cannot listen on {settings.listen}: {exc.strerror or exc}") from None
         scheme = "https" if context else "http"
         for address in runner.addresses:
             host, port = address[0], address[1]
             _log.info("remediator.listening", url=f"{scheme}://{host}:{port}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        reloads: set[asyncio.Task[object]] = set()
-
-        def on_hup() -> None:
-            task = loop.create_task(runtime.rules.reload(runtime.audit, actor="SIGHUP"))
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
-        if ready is not None:
-            ready.set()
         await stop.wait()
         _log.info("remediator.stopping")
         runtime.begin_drain()

@@ -9,9 +9,10 @@ temporary; any other unexpected status is permanent.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -99,9 +100,11 @@ class HttpRequest(Action[RequestParams]):
         target = self._target(ctx)
         url = urlsplit(_url(target, params.path))
         base = urlsplit(target.base_url)
-        if (url.scheme, url.netloc) != (base.scheme, base.netloc) or not (
-            url.path == base.path or url.path.startswith(base.path.rstrip("/") + "/")
-        ):
+        # Compare as a server would resolve it: percent-decoded, dot segments collapsed.
+        resolved = posixpath.normpath(unquote(url.path) or "/")
+        prefix = posixpath.normpath(base.path or "/")
+        inside = resolved == prefix or resolved.startswith(prefix.rstrip("/") + "/")
+        if (url.scheme, url.netloc) != (base.scheme, base.netloc) or not inside:
             raise TargetNotAllowed(f"{url.geturl()} is outside {target.base_url}")
 
     async def plan(self, ctx: ActionContext, params: RequestParams) -> Plan:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -153,3 +154,24 @@ async def test_unknown_target_is_refused_live(make_client: ClientFactory, make_s
     records = await run_once(make_client, settings)
     failed = [r for r in records if r["event"] == "decision.failed"]
     assert [f["reason"] for f in failed] == ["target_unknown"]
+
+
+@pytest.mark.parametrize("guard", [
+    pytest.param({"cooldown": "15m"}, id="cooldown"),
+    pytest.param({"limit": {"max": 3, "per": "1h"}}, id="limit"),
+    pytest.param({"verify": {"resolved_within": "10m"}}, id="verify"),
+])
+async def test_unenforceable_guards_refuse_live_execution(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str],
+        guard: dict[str, Any]) -> None:
+    """A live rule asking for a guard this build cannot enforce is planned, blocked, never sent."""
+    t, base = target
+    settings = live_settings(make_settings, base)
+    rules = settings.audit.parent / "rules.yaml"
+    data = yaml.safe_load(rules.read_text())
+    data["rules"][0].update(guard)
+    rules.write_text(yaml.safe_dump(data))
+    records = await run_once(make_client, settings)
+    assert t.calls == []
+    blocked = [r for r in records if r["event"] == "guard.blocked"]
+    assert [(b["guard"], b["reason"]) for b in blocked] == [("unenforceable", "guard_unavailable")]

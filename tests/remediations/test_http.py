@@ -1,0 +1,102 @@
+"""``http.request``: params, allow-list after templating, and the plan a human approves."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from remediations.base import ActionContext, InvalidParams, TargetNotAllowed
+from remediations.http import HttpRequest
+from remediations.targets import HttpTarget
+from rules.alert import Alert
+
+TARGET = HttpTarget(kind="http", base_url="http://svc.internal:8080/api")
+ALERT = Alert(fingerprint="abc", status="firing", labels={"alertname": "X"}, annotations={},
+              starts_at=datetime(2026, 1, 1, tzinfo=UTC), starts_at_raw="2026-01-01T00:00:00Z")
+
+
+def ctx() -> ActionContext:
+    return ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", target=TARGET,
+                         dry_run=True)
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    pytest.param("/cache", True, id="under-base"),
+    pytest.param("/cache/x?y=1&z=2", True, id="query"),
+    pytest.param("/", True, id="base-itself"),
+    pytest.param("/a%2Fb", True, id="encoded-slash"),
+])
+async def test_paths_under_the_base_are_allowed(path: str, allowed: bool) -> None:
+    """Paths resolve under the target's base URL and pass the allow-list."""
+    action = HttpRequest()
+    params = action.parse_params({"path": path})
+    action.check_allowed(ctx(), params)
+    plan = await action.plan(ctx(), params)
+    assert plan.steps[0].startswith("POST http://svc.internal:8080/api/")
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param("http://evil/", id="absolute-url"),
+    pytest.param("//evil/x", id="scheme-relative"),
+    pytest.param("/../admin", id="dotdot"),
+    pytest.param("/a/../../x", id="dotdot-deeper"),
+    pytest.param("/a\\b", id="backslash"),
+    pytest.param("/a b", id="space"),
+    pytest.param("/a\nb", id="newline"),
+    pytest.param("relative", id="no-leading-slash"),
+])
+def test_paths_that_could_leave_the_base_are_refused(path: str) -> None:
+    """A rendered path that could leave the base URL is refused as invalid params."""
+    with pytest.raises(InvalidParams):
+        HttpRequest().parse_params({"path": path})
+
+
+def test_allow_list_rejects_a_different_host() -> None:
+    """Even a path that parses cannot move the request to another host or prefix."""
+    action = HttpRequest()
+    params = action.parse_params({"path": "/x"})
+    other = ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", dry_run=True,
+                          target=HttpTarget(kind="http", base_url="http://svc.internal:8080/api"))
+    action.check_allowed(other, params)
+    for sneaky in ("/../../other", "/%2e%2e/%2E%2E/other", "/x/..%2f..%2fother"):
+        with pytest.raises(TargetNotAllowed):
+            action.check_allowed(other, params.model_copy(update={"path": sneaky}))
+
+
+@pytest.mark.parametrize(("raw", "destructive"), [
+    ({"method": "GET"}, False), ({"method": "HEAD"}, False),
+    ({"method": "POST"}, True), ({"method": "DELETE"}, True), ({}, True),
+])
+def test_destructive_follows_the_method(raw: dict[str, Any], destructive: bool) -> None:
+    """Only GET and HEAD are read-only; anything else needs approval by default."""
+    action = HttpRequest()
+    assert action.is_destructive(action.parse_params(raw)) is destructive
+
+
+async def test_plan_lists_the_exact_call_without_secret_values() -> None:
+    """The plan shows method, URL, header names, body and expected status, never header values."""
+    target = HttpTarget.model_validate({"kind": "http", "base_url": "http://svc:1",
+                                        "headers": {}})
+    c = ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", target=target, dry_run=True)
+    action = HttpRequest()
+    params = action.parse_params({"method": "PUT", "path": "/p", "headers": {"X-A": "1"},
+                                  "json": {"k": "v"}, "expect_status": [204]})
+    plan = await action.plan(c, params)
+    assert plan.steps == ("PUT http://svc:1/p", "with headers X-A", 'with JSON body {"k": "v"}',
+                          "expect status 204")
+    assert plan.destructive
+
+
+@pytest.mark.parametrize("raw", [
+    pytest.param({"method": "TRACE"}, id="method"),
+    pytest.param({"headers": {"Bad Header": "x"}}, id="header-name"),
+    pytest.param({"headers": {"X": "a\r\nInjected: 1"}}, id="header-injection"),
+    pytest.param({"expect_status": [999]}, id="status-range"),
+    pytest.param({"unknown": 1}, id="unknown-param"),
+])
+def test_invalid_params_are_refused(raw: dict[str, Any]) -> None:
+    """Bad params are InvalidParams naming the field."""
+    with pytest.raises(InvalidParams, match=r"http\.request: "):
+        HttpRequest().parse_params(raw)

@@ -1,0 +1,54 @@
+"""The dependency rules of the three packages, checked on the source itself.
+
+``rules`` is pure and imports neither other package nor any I/O library; ``remediations``
+never imports ``receiver``; backend SDKs are imported only inside their own module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((REPO / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize(("package", "forbidden"), [
+    pytest.param("rules", {"receiver", "remediations", "aiohttp", "asyncio", "socket", "sqlite3",
+                           "redis", "docker", "kubernetes", "psycopg", "structlog", "prometheus_client"},
+                 id="rules-is-pure"),
+    pytest.param("remediations", {"receiver"}, id="remediations-below-receiver"),
+])
+def test_layers_point_one_way(package: str, forbidden: set[str]) -> None:
+    """No module of a lower layer imports a higher layer or an I/O library it must not use."""
+    offenders = {str(p.relative_to(REPO)): sorted(imports(p) & forbidden) for p in modules(package)}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_grab_bag_modules() -> None:
+    """No utils.py or helpers.py: every module is named for what it is."""
+    names = {p.name for pkg in ("receiver", "rules", "remediations") for p in modules(pkg)}
+    assert not names & {"utils.py", "helpers.py", "misc.py", "common.py"}
+
+
+def test_every_module_says_what_it_is() -> None:
+    """Every module starts with a docstring."""
+    missing = [str(p.relative_to(REPO)) for pkg in ("receiver", "rules", "remediations")
+               for p in modules(pkg) if ast.get_docstring(ast.parse(p.read_text())) is None]
+    assert missing == []
