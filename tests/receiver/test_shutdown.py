@@ -1,0 +1,117 @@
+"""Graceful shutdown: intake stops (503), running work finishes, unstarted work is released."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+from prometheus_client import CollectorRegistry
+
+from receiver.app import create_app
+from receiver.keys import RUNTIME
+from tests.conftest import fixture_body, read_audit, rules_yaml
+from tests.fakeclock import FakeClock
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+class Gate:
+    """A real HTTP target whose answers wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.arrived = asyncio.Event()
+        self.calls = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        self.arrived.set()
+        await self.open.wait()
+        return web.json_response({})
+
+
+async def gated_app(
+    aiohttp_server: ServerFactory, make_settings: Any, **settings: Any
+) -> tuple[Gate, web.Application]:
+    gate = Gate()
+    target = web.Application()
+    target.router.add_post("/hook", gate.handle)
+    server = await aiohttp_server(target)
+    rules = rules_yaml([{
+        "name": "per-alert", "match": ['alertname = "HighCPU"'], "approval": "auto",
+        "actions": [{"action": "http.request", "target": "t", "params": {"path": "/hook"}}],
+    }])
+    conf = make_settings(rules=rules, dry_run=False,
+                         targets={"t": {"kind": "http", "base_url": str(server.make_url("/")).rstrip("/")}},
+                         **settings)
+    app = create_app(conf, clock=FakeClock(), metrics_registry=CollectorRegistry())
+    return gate, app
+
+
+async def start(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
+async def post(url: str) -> int:
+    async with ClientSession() as session, session.post(
+        url + "/webhook", data=fixture_body("01_firing_group_HighCPU_2_alerts"),
+        headers={"Content-Type": "application/json"},
+    ) as resp:
+        return resp.status
+
+
+async def test_running_work_finishes_and_new_webhooks_get_503(
+        aiohttp_server: ServerFactory, make_settings: Any) -> None:
+    """During shutdown intake answers 503, and the action in flight completes and is audited."""
+    gate, app = await gated_app(aiohttp_server, make_settings, queue={"size": 10, "workers": 4})
+    runner, url = await start(app)
+    assert await post(url) == 202
+    await asyncio.wait_for(gate.arrived.wait(), 5)
+    runtime = app[RUNTIME]
+    runtime.begin_drain()
+    assert await post(url) == 503
+    stopping = asyncio.create_task(runner.cleanup())
+    await asyncio.sleep(0)
+    gate.open.set()
+    await asyncio.wait_for(stopping, 10)
+    events = [r["event"] for r in read_audit(runtime.settings.audit)]
+    assert events.count("action.succeeded") == 2
+    assert events[-1] == "admin.stopped"
+
+
+async def test_unstarted_work_is_released_for_the_resend(
+        aiohttp_server: ServerFactory, make_settings: Any) -> None:
+    """Work no worker started by the drain deadline is released, so the re-send queues it again."""
+    gate, app = await gated_app(aiohttp_server, make_settings, queue={"size": 10, "workers": 1},
+                                drain_timeout="0")
+    runner, url = await start(app)
+    assert await post(url) == 202
+    await asyncio.wait_for(gate.arrived.wait(), 5)
+    runtime = app[RUNTIME]
+    await runner.cleanup()
+    records = read_audit(runtime.settings.audit)
+    failed = [r for r in records if r["event"] == "decision.failed"]
+    assert sorted(r["reason"] for r in failed) == ["shutdown", "shutdown"]
+    assert gate.calls == 1
+    # A new process on the same state: the re-send is not a duplicate.
+    gate.open.set()
+    gate2, again = await gated_app(aiohttp_server, make_settings, queue={"size": 10, "workers": 1})
+    gate2.open.set()
+    runner2, url2 = await start(again)
+    try:
+        assert await post(url2) == 202
+        await asyncio.wait_for(again[RUNTIME].queue.wait_idle(), 5)
+    finally:
+        await runner2.cleanup()
+    records = read_audit(runtime.settings.audit)
+    assert gate2.calls == 1  # only the released decision runs again
+    duplicates = [r for r in records if r["event"] == "guard.blocked" and r.get("reason") == "duplicate"]
+    assert len(duplicates) == 1  # the one whose action had started stays claimed
