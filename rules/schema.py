@@ -15,8 +15,9 @@ import json
 from typing import Any
 
 from rules.catalogue import ActionCatalogue, ActionInfo
+from rules.durations import format_duration
 from rules.matchers import MATCHER_PATTERN
-from rules.model import RuleFile
+from rules.model import Rule, RuleFile
 
 SCHEMA_ID = "https://remediator.dev/schema/rule-file.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -35,7 +36,7 @@ def rule_file_schema(catalogue: ActionCatalogue | None = None) -> dict[str, Any]
     defs: dict[str, Any] = schema["$defs"]
     rule = defs["Rule"]["properties"]
     # A timedelta default comes out as ISO 8601 ("PT0S"); rule files spell it "0s".
-    rule["for"]["default"] = "0s"
+    rule["for"]["default"] = format_duration(Rule.model_fields["for_"].default)
     # The matcher grammar lives in rules.matchers (label names may hold ':').
     rule["match"]["items"]["pattern"] = MATCHER_PATTERN
     if catalogue is not None:
