@@ -275,7 +275,7 @@ class _File:
             if target is not None:
                 self.add((*at, "target"), f"action {info.name!r} takes no target")
         elif target is None:
-            self.add(at, f"action {info.name!r} needs a target: a {kinds!r} target of the config")
+            self.add(at, f"action {info.name!r} needs a target (kind {kinds}) from the service config")
         elif isinstance(target, str) and self.targets is not None:
             kind = self.targets.get(target)
             if kind is None:
