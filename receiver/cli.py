@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,9 +67,8 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
 
 def _rules_lint(args: argparse.Namespace) -> int:
-    from rules.loader import default_pack_paths, load_rules  # noqa: PLC0415
-
     from remediations.registry import default_registry  # noqa: PLC0415
+    from rules.loader import default_pack_paths, load_rules  # noqa: PLC0415
 
     settings: Settings | None = load_settings(args.config) if args.config else None
     targets = {n: t.kind for n, t in settings.targets.items()} if settings else None
@@ -88,11 +86,10 @@ def _rules_lint(args: argparse.Namespace) -> int:
 
 
 def _rules_schema(args: argparse.Namespace) -> int:
-    from rules.schema import rule_file_schema  # noqa: PLC0415
-
     from remediations.registry import default_registry  # noqa: PLC0415
+    from rules.schema import schema_json  # noqa: PLC0415
 
-    print(json.dumps(rule_file_schema(default_registry()), indent=2, sort_keys=True))
+    sys.stdout.write(schema_json(default_registry()))
     return EXIT_OK
 
 

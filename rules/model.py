@@ -24,7 +24,7 @@ from pydantic import (
 from rules.alert import Alert
 from rules.durations import DURATION_PATTERN, format_duration, parse_duration
 from rules.errors import RuleError
-from rules.matchers import Matcher, parse_matcher
+from rules.matchers import MATCHER_PATTERN, Matcher, parse_matcher
 from rules.priority import Priority
 from rules.templating import compile_value, render_value
 
@@ -61,7 +61,7 @@ MatcherField = Annotated[
     PlainSerializer(str, return_type=str),
     WithJsonSchema({
         "type": "string",
-        "pattern": r'^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*.*$',
+        "pattern": MATCHER_PATTERN,
         "examples": ['alertname = "HighCPU"', 'env =~ "prod|staging"'],
     }),
 ]
