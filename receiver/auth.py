@@ -41,7 +41,9 @@ ANONYMOUS = Principal("anonymous", "admin")
 
 
 def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode("utf-8")).digest()
+    # surrogateescape: aiohttp hands over header bytes that are not UTF-8 as lone surrogates
+    # (so does os.environ); encode them back to the bytes that were sent instead of failing.
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
 
 
 class Authenticator:
@@ -77,8 +79,8 @@ class Authenticator:
             return _find(self._tokens, _digest(value))
         if scheme == "basic" and value:
             try:
-                decoded = base64.b64decode(value, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+                decoded = base64.b64decode(value.encode("ascii"), validate=True).decode("utf-8")
+            except (UnicodeError, binascii.Error):  # not ASCII, not base64, not UTF-8 inside
                 return None
             return _find(self._basic, _digest(decoded))
         return None

@@ -47,23 +47,36 @@ def reject(request: web.Request, status: int, reason: Rejection, detail: str,
 
 _STATUS_REASONS = {404: Rejection.NOT_FOUND, 405: Rejection.METHOD_NOT_ALLOWED,
                    413: Rejection.TOO_LARGE}
+_KEPT_HEADERS = ("Allow", "Retry-After")
 
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render aiohttp's own errors as JSON and never leak a traceback."""
+    """Render aiohttp's own errors as JSON and never leak a traceback.
+
+    A 413 also closes the connection: the rest of that body is never read, so the client
+    must not send its next request on the same connection behind it.
+    """
     try:
-        return await handler(request)
+        response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         reason = _STATUS_REASONS.get(exc.status)
         if reason is None:
-            return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
-        return reject(request, exc.status, reason, exc.text or exc.reason)
+            response = error_response(exc.status, exc.reason.lower().replace(" ", "_"),
+                                      exc.text or exc.reason)
+        else:
+            response = reject(request, exc.status, reason, exc.text or exc.reason)
+        for name in _KEPT_HEADERS:  # a 405 must say what is allowed (RFC 9110 §15.5.6)
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
     except Exception:
         _log.exception("request.failed", path=request.path)
         return error_response(500, "internal_error", "internal error; see the server log")
+    if response.status == 413:
+        response.force_close()
+    return response
 
 
 @web.middleware
