@@ -25,6 +25,17 @@ def _err(message: str) -> None:
     print(f"remediator: {message}", file=sys.stderr)
 
 
+def listen_refusal(settings: Settings, *, insecure_no_auth: bool) -> str | None:
+    """Why ``serve`` must not start with these settings, or None when it may."""
+    if settings.listens_beyond_loopback and not settings.auth.configured and not insecure_no_auth:
+        return (
+            f"refusing to listen on {settings.listen} with no credentials configured: anyone who "
+            "can reach it could trigger remediations. Configure auth.tokens, listen on loopback, "
+            "or pass --insecure-no-auth if something in front of remediator authenticates."
+        )
+    return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from receiver.logs import configure_logging  # noqa: PLC0415 - only serve logs
     from receiver.server import serve  # noqa: PLC0415 - keeps `rules lint` start-up light
@@ -37,12 +48,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.dry_run:
         overrides["dry_run"] = True
     settings = load_settings(args.config, overrides=overrides)
-    if settings.listens_beyond_loopback and not settings.auth.configured and not args.insecure_no_auth:
-        _err(
-            f"refusing to listen on {settings.listen} with no credentials configured: anyone who "
-            "can reach it could trigger remediations. Configure auth.tokens, listen on loopback, "
-            "or pass --insecure-no-auth if something in front of remediator authenticates."
-        )
+    why = listen_refusal(settings, insecure_no_auth=args.insecure_no_auth)
+    if why is not None:
+        _err(why)
         return EXIT_USAGE
     configure_logging(level=settings.log.level, fmt=settings.log.format)
     asyncio.run(serve(settings))

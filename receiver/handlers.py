@@ -33,6 +33,9 @@ async def webhook(request: web.Request) -> web.Response:
     if request.content_type not in _JSON_TYPES:
         return reject(request, 415, Rejection.UNSUPPORTED_MEDIA_TYPE,
                       f"Content-Type must be application/json, not {request.content_type!r}")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        return reject(request, 415, Rejection.UNSUPPORTED_MEDIA_TYPE,
+                      f"JSON must be UTF-8, not charset {request.charset!r}")
     limit = runtime.settings.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return reject(request, 413, Rejection.TOO_LARGE,

@@ -30,7 +30,7 @@ import yaml
 
 from receiver import auth as auth_module
 from receiver.auth import Authenticator
-from receiver.cli import main
+from receiver.cli import listen_refusal, main
 from receiver.decisions import Rejection
 from receiver.errors import ConfigError
 from receiver.settings import AuthSettings, settings_from_mapping
@@ -451,3 +451,21 @@ def test_cli_listens_beyond_loopback_with_credentials_or_the_flag(
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.parametrize(("listen", "tokens", "insecure", "refused"), [
+    pytest.param("127.0.0.1:9095", False, False, False, id="loopback-no-auth"),
+    pytest.param("0.0.0.0:9095", False, False, True, id="any-no-auth"),
+    pytest.param("0.0.0.0:9095", True, False, False, id="any-with-token"),
+    pytest.param("0.0.0.0:9095", False, True, False, id="any-insecure-flag"),
+    pytest.param("[::]:9095", False, False, True, id="ipv6-any-no-auth"),
+])
+def test_listen_refusal_decision(listen: str, tokens: bool, insecure: bool, refused: bool,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve refuses exactly one case: beyond loopback, no credentials, no --insecure-no-auth."""
+    monkeypatch.setenv("RM_LISTEN_TOKEN", "t0k3n")
+    data: dict[str, Any] = {"listen": listen}
+    if tokens:
+        data["auth"] = {"tokens": [{"name": "am", "role": "webhook", "token": "env:RM_LISTEN_TOKEN"}]}
+    why = listen_refusal(settings_from_mapping(data), insecure_no_auth=insecure)
+    assert (why is not None) is refused

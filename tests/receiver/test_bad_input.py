@@ -156,8 +156,10 @@ CASES = [
     # a template intact; pydantic-core refuses it as invalid JSON, which is the safe answer.
     pytest.param(bad_json(raw_replace(b'"HighCPU"', b'"\\ud800"')), id="lone-surrogate-escape"),
     pytest.param(bad_json(b"\xef\xbb\xbf" + RAW), id="utf8-bom"),
-    pytest.param(Bad(RAW.decode().encode("utf-16"), 400, Rejection.INVALID_JSON, "$",
+    pytest.param(Bad(RAW.decode().encode("utf-16"), 415, Rejection.UNSUPPORTED_MEDIA_TYPE,
                      headers={"Content-Type": "application/json; charset=utf-16"}), id="utf16-body"),
+    pytest.param(Bad(RAW.decode().encode("utf-16"), 400, Rejection.INVALID_JSON, "$"),
+                 id="utf16-body-without-charset"),
     pytest.param(bad_json(with_extra(b"[" * 10_000 + b"]" * 10_000)), id="nested-10000-levels"),
     pytest.param(bad_json(with_extra(b"1" + b"0" * 5000)), id="5000-digit-number"),
     # JSON, but not an Alertmanager v4 webhook.
