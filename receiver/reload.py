@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-from rules.loader import default_pack_paths, load_rules
 
 from receiver.audit import AuditEvent, AuditLog
 from receiver.clock import Clock
@@ -21,6 +20,7 @@ from receiver.settings import Settings
 from remediations.registry import Registry
 from rules.engine import RuleIndex
 from rules.errors import Problem, RuleLoadError
+from rules.loader import default_pack_paths, load_rules
 
 _log = structlog.get_logger("remediator.rules")
 
