@@ -13,13 +13,8 @@ import asyncio
 import base64
 import hmac
 import inspect
-import json
-import os
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +31,7 @@ from receiver.errors import ConfigError
 from receiver.settings import AuthSettings, settings_from_mapping
 from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
 from tests.fakeclock import FakeClock
+from tests.serveproc import listening_url, reap, start_serve
 
 RULES = rules_yaml([{
     "name": "high-cpu",
@@ -408,20 +404,6 @@ def serve_config(tmp_path: Path, *, with_token: bool) -> Path:
     return path
 
 
-def wait_listening(proc: subprocess.Popen[str], deadline: float) -> tuple[str | None, list[str]]:
-    assert proc.stdout is not None
-    lines = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if '"remediator.listening"' in line:
-            url: str = json.loads(line)["url"]
-            return url, lines
-    return None, lines
-
-
 @pytest.mark.parametrize(("with_token", "flags"), [
     pytest.param(True, [], id="token-configured"),
     pytest.param(False, ["--insecure-no-auth"], id="insecure-no-auth"),
@@ -429,15 +411,11 @@ def wait_listening(proc: subprocess.Popen[str], deadline: float) -> tuple[str | 
 def test_cli_listens_beyond_loopback_with_credentials_or_the_flag(
         with_token: bool, flags: list[str], tmp_path: Path) -> None:
     """With a token configured, or --insecure-no-auth, ``serve`` listens on 0.0.0.0 and stops on SIGTERM."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RT_SERVE_TOKEN": WEBHOOK_TOKEN}
     config = serve_config(tmp_path, with_token=with_token)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "receiver", "serve", "--config", str(config), "--listen", "0.0.0.0:0", *flags],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )
+    proc = start_serve(tmp_path, "--config", str(config), *flags, listen="0.0.0.0:0",
+                       env={"RT_SERVE_TOKEN": WEBHOOK_TOKEN})
     try:
-        url, lines = wait_listening(proc, time.monotonic() + 20)
-        assert url is not None, "".join(lines)
+        url, lines = listening_url(proc)
         assert url.startswith("http://0.0.0.0:")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -446,11 +424,7 @@ def test_cli_listens_beyond_loopback_with_credentials_or_the_flag(
         assert "refusing" not in out
         assert WEBHOOK_TOKEN not in out
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        reap(proc)
 
 
 @pytest.mark.parametrize(("listen", "tokens", "insecure", "refused"), [

@@ -8,7 +8,6 @@ loopback) are what is tested. Waits are bounded polls on a real process, not sle
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,8 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import fixture_body, read_audit
-
-DEADLINE = 20.0
+from tests.serveproc import DEADLINE, listening_url, reap, start_serve
 
 
 class Served:
@@ -58,41 +56,13 @@ class Served:
         return self.proc.wait(timeout=DEADLINE)
 
 
-def start(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "receiver", "serve", "--listen", "127.0.0.1:0", *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )
-
-
-def listening_url(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    seen = []
-    end = time.monotonic() + DEADLINE
-    while time.monotonic() < end:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if '"remediator.listening"' in line:
-            url: str = json.loads(line)["url"]
-            return url
-    proc.kill()
-    pytest.fail("serve did not start:\n" + "".join(seen))
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    proc = start(tmp_path)
+    proc = start_serve(tmp_path)
     try:
-        yield Served(proc, listening_url(proc), tmp_path)
+        yield Served(proc, listening_url(proc)[0], tmp_path)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        reap(proc)
 
 
 def planned(n: int) -> Any:
@@ -132,17 +102,14 @@ def test_sigterm_stops_intake_and_restart_continues_the_chain(served: Served) ->
     served.post("/webhook", fixture_body("04_firing_single_HighErrorRate"))
     served.wait_for(planned(1), "a plan")
     assert served.stop() == 0
-    proc = start(served.cwd)
+    proc = start_serve(served.cwd)
     try:
-        again = Served(proc, listening_url(proc), served.cwd)
+        again = Served(proc, listening_url(proc)[0], served.cwd)
         status, body = again.post("/webhook", fixture_body("04_firing_single_HighErrorRate"))
         assert (status, body["queued"]) == (202, 0)  # the dedup record survived the restart
         assert again.stop() == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if proc.stdout:
-            proc.stdout.close()
+        reap(proc)
     events = [r["event"] for r in read_audit(served.cwd / "remediator-audit.jsonl")]
     assert events.count("admin.started") == 2
     verify = subprocess.run([sys.executable, "-m", "receiver", "audit", "verify",
@@ -155,9 +122,9 @@ def test_sighup_reloads_rules(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text('rules:\n  - name: a\n    match: [alertname = "X"]\n'
                      "    actions: [{action: notify.log, params: {text: hi}}]\n")
-    proc = start(tmp_path, "--rules", str(rules))
+    proc = start_serve(tmp_path, "--rules", str(rules))
     try:
-        srv = Served(proc, listening_url(proc), tmp_path)
+        srv = Served(proc, listening_url(proc)[0], tmp_path)
         rules.write_text(rules.read_text().replace("name: a", "name: b"))
         proc.send_signal(signal.SIGHUP)
         records = srv.wait_for(lambda rs: any(r["event"] == "admin.reload" for r in rs), "the reload")
@@ -165,10 +132,7 @@ def test_sighup_reloads_rules(tmp_path: Path) -> None:
         assert (reload["ok"], reload["actor"], reload["rules"]) == (True, "SIGHUP", 1)
         assert srv.stop() == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if proc.stdout:
-            proc.stdout.close()
+        reap(proc)
 
 
 def test_broken_rules_refuse_to_start_with_file_and_line(tmp_path: Path) -> None:
