@@ -135,6 +135,7 @@ class AuditLog:
         self._inflight: asyncio.Future[None] | None = None
         self._closed = False
         self._broken: str | None = None
+        self._failure: str | None = None
         self._ts_sec = -1
         self._ts_prefix = ""
         self._size = 0  # bytes on disk that are durable records
@@ -213,6 +214,11 @@ class AuditLog:
         return len(self._pending)
 
     @property
+    def problem(self) -> str | None:
+        """Why the last write failed, until a write succeeds again (readiness reads it)."""
+        return self._broken or self._failure
+
+    @property
     def last_hash(self) -> str:
         """Hash of the last record made (durable or not); 64 zeros for an empty log."""
         return self._last_hash
@@ -271,6 +277,10 @@ class AuditLog:
             await asyncio.to_thread(self._commit, b"".join(self._pending[:n]))
             del self._pending[:n]
             self._durable += n
+            self._failure = None
+        except AuditError as exc:
+            self._failure = str(exc)
+            raise
         finally:
             self._inflight = None
 

@@ -63,6 +63,10 @@ class Intake:
 
     async def accept(self, message: WebhookMessage, alerts: list[Alert], *, actor: str) -> IntakeSummary:
         """Match, classify and dedup ``alerts``; queue the new decisions durably recorded."""
+        if message.truncatedAlerts:
+            _log.warning("intake.truncated", truncated=message.truncatedAlerts, received=len(alerts),
+                         group=message.groupKey,
+                         hint="Alertmanager's max_alerts cut this notification; raise it or narrow the group")
         index = self._rules.index
         policy = self._settings.priorities
         now = as_datetime(self._clock)
@@ -95,7 +99,7 @@ class Intake:
                     continue
                 candidates.append(Decision(decision_id, key, rule, alert, priority, target, dry_run))
         if not alerts or not candidates:
-            await self._sync_or_unavailable([])
+            await self._sync_or_unavailable([], [])
             return IntakeSummary(len(alerts), matched, 0)
         return await self._queue_decisions(candidates, len(alerts), matched)
 
@@ -120,7 +124,7 @@ class Intake:
                         fingerprint=d.alert.fingerprint, guard="dedup", reason=Reason.DUPLICATE,
                         detail="this firing was already handled by this rule",
                     )
-            await self._sync_or_unavailable(claimed)
+            await self._sync_or_unavailable(claimed, [d.id for d in candidates])
         except StateError as exc:
             self._queue.unreserve(len(candidates))
             self._refuse(candidates, f"state store unavailable: {exc}")
@@ -137,7 +141,7 @@ class Intake:
     def _refuse(self, candidates: list[Decision], why: str) -> None:
         _log.warning("intake.refused", reason=why, decisions=len(candidates))
         self._audit.record(AuditEvent.INTAKE_FAILED, reason=why,
-                           decisions=[d.id for d in candidates])
+                           decisions=[d.id for d in candidates], answered=503)
 
     async def _sync_quietly(self) -> None:
         try:
@@ -145,12 +149,15 @@ class Intake:
         except AuditError as exc:
             _log.error("audit.sync_failed", error=str(exc))
 
-    async def _sync_or_unavailable(self, claimed: list[str]) -> None:
+    async def _sync_or_unavailable(self, claimed: list[str], decision_ids: list[str]) -> None:
         """Make this request's records durable; on failure give claims back and refuse."""
         try:
             await self._audit.sync()
         except AuditError as exc:
             _log.error("audit.sync_failed", error=str(exc))
+            # Lands with the next write that succeeds, after this request's other records.
+            self._audit.record(AuditEvent.INTAKE_FAILED, reason=f"audit log unavailable: {exc}",
+                               decisions=decision_ids, answered=503)
             if claimed:
                 try:
                     await self._state.release(claimed)

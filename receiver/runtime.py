@@ -100,7 +100,7 @@ class Runtime:
         _log.info("remediator.stopped", unstarted=len(unstarted))
 
     async def readiness(self) -> list[str]:
-        """Why the service is not ready; empty when it is."""
+        """Why the service is not ready (draining, no rules, store or audit failing); empty when ready."""
         problems = []
         if self.draining:
             problems.append("shutting down")
@@ -110,4 +110,6 @@ class Runtime:
             await self.state.ping()
         except StateError as exc:
             problems.append(f"state store: {exc}")
+        if self.audit.problem is not None:
+            problems.append(f"audit log: {self.audit.problem}")
         return problems
