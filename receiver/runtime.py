@@ -52,12 +52,23 @@ class Runtime:
         self.started_at = time.monotonic()
 
     async def start(self) -> None:
-        """Load rules (they must load), open the state store, start the workers."""
-        report = self.rules.load_now()
-        await self.state.open()
-        self.audit.record(AuditEvent.ADMIN_STARTED, rules=report.rules,
-                          dry_run=self.settings.dry_run, listen=self.settings.listen)
-        await self.audit.sync()
+        """Load rules (they must load), open the state store, start the workers.
+
+        A failed start closes what it opened: ``stop()`` is not called for it.
+        """
+        try:
+            report = self.rules.load_now()
+            await self.state.open()
+            self.audit.record(AuditEvent.ADMIN_STARTED, rules=report.rules,
+                              dry_run=self.settings.dry_run, listen=self.settings.listen)
+            await self.audit.sync()
+        except BaseException:
+            await self.state.close()
+            try:
+                await self.audit.close()
+            except AuditError as exc:
+                _log.error("audit.close_failed", error=str(exc))
+            raise
         self.executor.start()
         _log.info("remediator.started", rules=report.rules, dry_run=self.settings.dry_run,
                   listen=self.settings.listen, audit=str(self.settings.audit),

@@ -11,9 +11,14 @@ import errno
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from receiver.audit import AuditLog
+from receiver.runtime import Runtime
+from remediations.registry import default_registry
+from rules.errors import RuleLoadError
 from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
+from tests.fakeclock import FakeClock
 
 RULES = rules_yaml([{
     "name": "high-cpu", "match": ['alertname = "HighCPU"'],
@@ -70,3 +75,17 @@ async def test_audit_write_failure_means_503_and_claims_are_released(
     failed = [r for r in records if r["event"] == "intake.failed"]
     assert [(f["answered"], len(f["decisions"])) for f in failed] == [(503, 2)]
     assert failed[0]["reason"].startswith("audit log unavailable")
+
+
+async def test_failed_start_releases_the_audit_log(make_settings: Any, tmp_path: Any) -> None:
+    """A start that fails (rules do not load) closes the audit log, so a corrected start can open it."""
+    settings = make_settings(rules="rules:\n  - name: broken\n")
+    runtime = Runtime(settings, registry=default_registry(), clock=FakeClock(),
+                      metrics_registry=CollectorRegistry())
+    with pytest.raises(RuleLoadError):
+        await runtime.start()
+    (tmp_path / "rules.yaml").write_text(RULES)
+    again = Runtime(settings, registry=default_registry(), clock=FakeClock(),
+                    metrics_registry=CollectorRegistry())
+    await again.start()
+    await again.stop()
