@@ -11,6 +11,7 @@ with bounded retries for temporary failures, and the outcome is audited after.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -138,14 +139,11 @@ class Executor:
             params = action.parse_params(raw)
         except InvalidParams as exc:
             raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
-        target = None
-        if spec.target is not None:
-            target = self._settings.targets.get(spec.target)
-            if target is None:
-                raise StepFailed(Reason.TARGET_UNKNOWN,
-                                 f"{spec.action}: target {spec.target!r} is not in the service config")
+        target = None if spec.target is None else self._settings.targets.get(spec.target)
         ctx = ActionContext(decision_id=d.id, rule=d.rule.name, alert=d.alert,
                             target_name=spec.target, target=target, dry_run=d.dry_run)
+        if spec.target is not None and target is None:
+            return action, params, ctx  # the caller plans it in dry-run, refuses it live
         try:
             action.check_allowed(ctx, params)
         except TargetNotAllowed as exc:
@@ -157,16 +155,32 @@ class Executor:
     def _timeout(self, action: Action[Any], spec: ActionSpec) -> float:
         return spec.timeout.total_seconds() if spec.timeout is not None else action.timeout
 
+    async def _plan(self, action: Action[Any], params: Any, ctx: ActionContext, *, limit: float) -> Plan:
+        if ctx.target_name is not None and ctx.target is None:
+            if not ctx.dry_run:
+                raise StepFailed(Reason.TARGET_UNKNOWN, f"{action.name}: target {ctx.target_name!r} "
+                                 "is not in the service config, so nothing was run")
+            # Dry-run still shows what would be asked of the target, as far as it can be known.
+            rendered = params.model_dump(mode="json", by_alias=True)
+            return Plan(
+                action=action.name, target=ctx.target_name, destructive=action.is_destructive(params),
+                steps=(f"{action.name} on target {ctx.target_name!r}, which the service config does "
+                       "not define: a live run is refused until it does",
+                       "with params " + json.dumps(rendered, sort_keys=True)),
+                details={"target_missing": True, "params": rendered},
+            )
+        try:
+            async with asyncio.timeout(limit):
+                return await action.plan(ctx, params)
+        except TimeoutError:
+            raise StepFailed(Reason.TIMEOUT, f"{action.name}: plan took over {limit}s") from None
+        except RemediationError as exc:
+            raise StepFailed(Reason.PLAN_FAILED, f"{action.name}: {exc}") from None
+
     async def _step(self, d: Decision, number: int, kind: str, spec: ActionSpec) -> None:
         action, params, ctx = self._prepare(d, spec)
         timeout = self._timeout(action, spec)
-        try:
-            async with asyncio.timeout(timeout):
-                plan = await action.plan(ctx, params)
-        except TimeoutError:
-            raise StepFailed(Reason.TIMEOUT, f"{spec.action}: plan took over {timeout}s") from None
-        except RemediationError as exc:
-            raise StepFailed(Reason.PLAN_FAILED, f"{spec.action}: {exc}") from None
+        plan = await self._plan(action, params, ctx, limit=timeout)
         common = {"decision": d.id, "rule": d.rule.name, "fingerprint": d.alert.fingerprint,
                   "step": number, "kind": kind, "action": spec.action, "target": spec.target,
                   "priority": d.priority, "dry_run": d.dry_run}

@@ -144,16 +144,25 @@ async def test_missing_label_fails_the_decision(
     assert [f["reason"] for f in failed] == ["template_error"]
 
 
-async def test_unknown_target_is_refused_live(make_client: ClientFactory, make_settings: Any) -> None:
-    """A rule naming a target the config lacks loads with a warning, and live it does nothing."""
+@pytest.mark.parametrize("dry_run", [pytest.param(False, id="live"), pytest.param(True, id="dry-run")])
+async def test_unknown_target_is_planned_in_dry_run_and_refused_live(
+        make_client: ClientFactory, make_settings: Any, dry_run: bool) -> None:
+    """A target the config lacks loads with a warning; dry-run renders the plan, live does nothing."""
     settings = make_settings(
         rules=rules_yaml([{"name": "r", "match": ['alertname = "HighErrorRate"'], "approval": "auto",
                            "actions": [{"action": "http.request", "target": "ghost",
-                                        "params": {"method": "GET", "path": "/"}}]}]),
-        dry_run=False)
+                                        "params": {"method": "GET",
+                                                   "path": "/x/{{ alert.fingerprint }}"}}]}]),
+        dry_run=dry_run)
     records = await run_once(make_client, settings)
+    plans = [r for r in records if r["event"] == "action.planned"]
     failed = [r for r in records if r["event"] == "decision.failed"]
-    assert [f["reason"] for f in failed] == ["target_unknown"]
+    if not dry_run:
+        assert (plans, [f["reason"] for f in failed]) == ([], ["target_unknown"])
+        return
+    assert failed == []
+    assert plans[0]["plan"]["details"]["target_missing"] is True
+    assert plans[0]["plan"]["details"]["params"]["path"] == "/x/f1c6aba1a3d1b3d8"
 
 
 @pytest.mark.parametrize("guard", [
