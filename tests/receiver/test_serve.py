@@ -148,3 +148,35 @@ def test_broken_rules_refuse_to_start_with_file_and_line(tmp_path: Path) -> None
     assert f"{rules}:3: rule 'bad'" in result.stderr
     assert "notify.nope" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_sigkill_under_load_leaves_a_verifiable_chain(tmp_path: Path) -> None:
+    """Killed with SIGKILL mid-stream, the audit still verifies and a restart continues the chain."""
+    proc = start_serve(tmp_path)
+    try:
+        srv = Served(proc, listening_url(proc)[0], tmp_path)
+        body = json.loads(fixture_body("07_firing_group_by_namespace_6_alerts"))
+        accepted = 0
+        for n in range(40):
+            for alert in body["alerts"]:
+                alert["fingerprint"] = f"{n:08x}{alert['fingerprint'][8:]}"
+            status, _ = srv.post("/webhook", json.dumps(body).encode())
+            accepted += status == 202
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=DEADLINE)
+    finally:
+        reap(proc)
+    assert accepted == 40
+    audit = tmp_path / "remediator-audit.jsonl"
+    complete = audit.read_text().split("\n")[:-1]  # a torn last line (no newline) is left out
+    received = [line for line in complete if '"event":"alert.received"' in line]
+    assert len(received) == 40 * 6  # every acknowledged request was on disk before its 202
+    proc = start_serve(tmp_path)
+    try:
+        again = Served(proc, listening_url(proc)[0], tmp_path)
+        assert again.stop() == 0
+    finally:
+        reap(proc)
+    verify = subprocess.run([sys.executable, "-m", "receiver", "audit", "verify", str(audit)],
+                            capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stdout
