@@ -84,6 +84,16 @@ def rules_yaml(rules: list[dict[str, Any]]) -> str:
     return yaml.safe_dump({"rules": rules}, sort_keys=False)
 
 
+HIGH_CPU_RULES = rules_yaml([{
+    "name": "high-cpu",
+    "match": ['alertname = "HighCPU"'],
+    "actions": [{"action": "notify.log", "params": {"text": "scale up"}}],
+}])
+"""One dry-run-safe rule that matches the alerts of fixture 01."""
+HIGH_CPU_BODY = fixture_body("01_firing_group_HighCPU_2_alerts")
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
 def runtime_of(client: TestClient[Any, Any]) -> Runtime:
     """The runtime behind a test client's app."""
     app = client.app

@@ -29,17 +29,20 @@ from receiver.cli import listen_refusal, main
 from receiver.decisions import Rejection
 from receiver.errors import ConfigError
 from receiver.settings import AuthSettings, settings_from_mapping
-from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
+from tests.conftest import (
+    HIGH_CPU_BODY,
+    HIGH_CPU_RULES,
+    JSON_HEADERS,
+    ClientFactory,
+    read_audit,
+    runtime_of,
+)
 from tests.fakeclock import FakeClock
 from tests.serveproc import listening_url, reap, start_serve
 
-RULES = rules_yaml([{
-    "name": "high-cpu",
-    "match": ['alertname = "HighCPU"'],
-    "actions": [{"action": "notify.log", "params": {"text": "scale up"}}],
-}])
-RAW = fixture_body("01_firing_group_HighCPU_2_alerts")
-JSON = {"Content-Type": "application/json"}
+RULES = HIGH_CPU_RULES
+RAW = HIGH_CPU_BODY
+JSON = JSON_HEADERS
 
 # The secrets. Distinctive strings, so a leak anywhere is found by a plain search.
 WEBHOOK_TOKEN = "wh-tok-3c9f1a7e5b2d4c60"

@@ -19,20 +19,22 @@ from typing import Any
 import pytest
 
 from receiver.decisions import Rejection
-from tests.conftest import ClientFactory, fixture_body, rules_yaml, runtime_of
+from tests.conftest import (
+    HIGH_CPU_RULES,
+    JSON_HEADERS,
+    ClientFactory,
+    fixture_body,
+    runtime_of,
+)
 from tests.fakeclock import FakeClock
 
-RULES = rules_yaml([{
-    "name": "high-cpu",
-    "match": ['alertname = "HighCPU"'],
-    "actions": [{"action": "notify.log", "params": {"text": "scale up"}}],
-}])
+RULES = HIGH_CPU_RULES
 FIXTURE = "01_firing_group_HighCPU_2_alerts"
 RAW = fixture_body(FIXTURE)
 BASE: dict[str, Any] = json.loads(RAW)
 MIB = 1024 * 1024
 SMALL_LIMIT = 4096
-JSON = {"Content-Type": "application/json"}
+JSON = JSON_HEADERS
 
 
 def mutate(change: Callable[[dict[str, Any]], object]) -> bytes:

@@ -17,15 +17,19 @@ from receiver.audit import AuditLog
 from receiver.runtime import Runtime
 from remediations.registry import default_registry
 from rules.errors import RuleLoadError
-from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
+from tests.conftest import (
+    HIGH_CPU_BODY,
+    HIGH_CPU_RULES,
+    JSON_HEADERS,
+    ClientFactory,
+    read_audit,
+    runtime_of,
+)
 from tests.fakeclock import FakeClock
 
-RULES = rules_yaml([{
-    "name": "high-cpu", "match": ['alertname = "HighCPU"'],
-    "actions": [{"action": "notify.log", "params": {"text": "scale up"}}],
-}])
-BODY = fixture_body("01_firing_group_HighCPU_2_alerts")
-JSON = {"Content-Type": "application/json"}
+RULES = HIGH_CPU_RULES
+BODY = HIGH_CPU_BODY
+JSON = JSON_HEADERS
 
 
 async def test_state_store_down_means_503_and_not_ready(

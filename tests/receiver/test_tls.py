@@ -27,16 +27,12 @@ from receiver.keys import RUNTIME
 from receiver.runtime import Runtime
 from receiver.server import ssl_context
 from receiver.settings import Settings, settings_from_mapping
-from tests.conftest import fixture_body, rules_yaml
+from tests.conftest import HIGH_CPU_BODY, HIGH_CPU_RULES, JSON_HEADERS
 from tests.fakeclock import FakeClock
 
-RULES = rules_yaml([{
-    "name": "high-cpu",
-    "match": ['alertname = "HighCPU"'],
-    "actions": [{"action": "notify.log", "params": {"text": "scale up"}}],
-}])
-RAW = fixture_body("01_firing_group_HighCPU_2_alerts")
-JSON = {"Content-Type": "application/json"}
+RULES = HIGH_CPU_RULES
+RAW = HIGH_CPU_BODY
+JSON = JSON_HEADERS
 
 
 @dataclass(frozen=True)
