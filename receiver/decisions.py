@@ -21,7 +21,6 @@ class Reason(StrEnum):
     """Why a decision (or a request) ended where it did."""
 
     QUEUED = "queued"
-    NO_MATCH = "no_match"
     FOR_NOT_ELAPSED = "for_not_elapsed"
     DUPLICATE = "duplicate"
     TEMPLATE_ERROR = "template_error"

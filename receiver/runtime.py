@@ -8,7 +8,6 @@ workers and metrics through it; nothing is global.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -49,7 +48,6 @@ class Runtime:
         self.executor = Executor(settings=settings, registry=registry, queue=self.queue,
                                  audit=self.audit, metrics=self.metrics, clock=clock)
         self.draining = False
-        self.started_at = time.monotonic()
 
     async def start(self) -> None:
         """Load rules (they must load), open the state store, start the workers.

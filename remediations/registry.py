@@ -44,22 +44,6 @@ class Registry:
             target_kinds=action.target_kinds,
         )
 
-    def describe(self) -> list[dict[str, Any]]:
-        """Every action with its schema and flags, for ``remediator actions list``."""
-        return [
-            {
-                "name": a.name,
-                "description": a.description,
-                "destructive": a.destructive,
-                "read_only": a.read_only,
-                "target_kinds": sorted(a.target_kinds),
-                "timeout_seconds": a.timeout,
-                "permissions": list(a.permissions),
-                "params": a.params_model.model_json_schema(),
-            }
-            for a in (self._actions[n] for n in self.names())
-        ]
-
 
 def default_registry() -> Registry:
     """The built-in catalogue."""
