@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from typing import Any
 
 import pytest
@@ -166,9 +167,9 @@ async def test_unmatched_alerts_are_received_and_recorded(
     assert [r["event"] for r in records][-1] == "alert.received"
 
 
-async def test_full_queue_answers_503_and_releases_claims(
+async def test_full_queue_answers_503_and_queues_nothing(
         make_client: ClientFactory, make_settings: Any, fresh_clock: FakeClock) -> None:
-    """With no room, the request gets 503 and the re-send after room frees is not a duplicate."""
+    """With no room for all of a request's work, it gets 503 before any dedup key is claimed."""
     settings = make_settings(rules=RULES, queue={"size": 1, "workers": 1})
     client = await make_client(settings)
     resp = await post(client, "01_firing_group_HighCPU_2_alerts")
@@ -177,6 +178,10 @@ async def test_full_queue_answers_503_and_releases_claims(
     assert resp.headers["Retry-After"] == "5"
     runtime = runtime_of(client)
     assert runtime.queue.depth() == 0
+    with sqlite3.connect(settings.state_path) as db:
+        assert db.execute("SELECT count(*) FROM dedup").fetchone() == (0,)
+    failed = events(read_audit(settings.audit), "intake.failed")
+    assert [f["reason"] for f in failed] == ["the work queue is full"]
 
 
 async def test_metrics_count_the_flow(make_client: ClientFactory, make_settings: Any,
