@@ -141,7 +141,8 @@ class Executor:
             raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
         target = None if spec.target is None else self._settings.targets.get(spec.target)
         ctx = ActionContext(decision_id=d.id, rule=d.rule.name, alert=d.alert,
-                            target_name=spec.target, target=target, dry_run=d.dry_run)
+                            target_name=spec.target, target=target, dry_run=d.dry_run,
+                            notifiers=self._settings.notifiers)
         if spec.target is not None and target is None:
             return action, params, ctx  # the caller plans it in dry-run, refuses it live
         try:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from receiver.errors import ConfigError
+from remediations.notifiers import Notifier
 from remediations.secrets import SecretRef
 from remediations.targets import Target
 from rules.model import Duration
@@ -105,6 +106,9 @@ class Settings(_Strict):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     drain_timeout: Duration = Field(default=timedelta(seconds=30))
     targets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")], Target] = Field(
+        default_factory=dict
+    )
+    notifiers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")], Notifier] = Field(
         default_factory=dict
     )
     log: LogSettings = Field(default_factory=LogSettings)

@@ -8,6 +8,7 @@ timeout. ``TemporaryError`` is retried with backoff; ``PermanentError`` is not.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from remediations.notifiers import NotifierConfig
 from remediations.targets import TargetConfig
 from rules.alert import Alert
 from rules.errors import RemediatorError
@@ -54,6 +56,7 @@ class ActionContext:
     target_name: str | None
     target: TargetConfig | None
     dry_run: bool
+    notifiers: Mapping[str, NotifierConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,16 @@ class Action(ABC, Generic[P]):
 
     def check_allowed(self, ctx: ActionContext, params: P) -> None:
         """Raise :class:`TargetNotAllowed` when params leave the target's allow-list."""
+
+    def subject(self, ctx: ActionContext, params: P) -> str:
+        """The one thing these params act on, as a stable string.
+
+        Cooldowns and target locks are keyed by it, so two actions on one object (a
+        restart and a scale of the same Deployment) share a lock. Backends override it
+        with the object's identity (``prod/deployment/web``); the default is every param.
+        """
+        rendered = json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return f"{self.name}:{rendered}"
 
     @abstractmethod
     async def plan(self, ctx: ActionContext, params: P) -> Plan:

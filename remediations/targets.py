@@ -45,9 +45,11 @@ class KubernetesTarget(_Target):
     """A Kubernetes cluster; actions may touch only ``namespaces``."""
 
     kind: Literal["kubernetes"]
-    kubeconfig: str = "in-cluster"
+    kubeconfig: str = Field(default="in-cluster", description="'in-cluster' or a kubeconfig path")
     context: str | None = None
     namespaces: list[str] = Field(min_length=1)
+    min_replicas: int = Field(default=0, ge=0, description="kubernetes.scale never goes below")
+    max_replicas: int = Field(default=100, ge=1, description="kubernetes.scale never goes above")
 
 
 class DockerTarget(_Target):
@@ -73,6 +75,8 @@ class PostgresTarget(_Target):
     kind: Literal["postgres"]
     dsn: SecretRef
     databases: list[str] = Field(min_length=1)
+    allow_superuser: bool = Field(default=False, description="May sessions of superusers be ended")
+    allow_replication: bool = Field(default=False, description="May replication sessions be ended")
 
 
 class RedisTarget(_Target):
