@@ -100,6 +100,7 @@ class Action(ABC, Generic[P]):
     description: ClassVar[str]
     params_model: ClassVar[type[BaseModel]]
     destructive: ClassVar[bool] = False
+    approval_always: ClassVar[bool] = False  # approval even when the rule says auto (redis.flushdb)
     read_only: ClassVar[bool] = False
     target_kinds: ClassVar[frozenset[str]] = frozenset()
     timeout: ClassVar[float] = 30.0
