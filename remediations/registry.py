@@ -44,6 +44,23 @@ class Registry:
             target_kinds=action.target_kinds,
         )
 
+    def describe(self) -> list[dict[str, Any]]:
+        """Every action, sorted by name, with its flags and params schema (``remediator actions list``)."""
+        return [
+            {
+                "name": a.name,
+                "description": a.description,
+                "destructive": a.destructive,
+                "approval_always": a.approval_always,
+                "read_only": a.read_only,
+                "target_kinds": sorted(a.target_kinds),
+                "timeout": a.timeout,
+                "permissions": list(a.permissions),
+                "params": a.params_model.model_json_schema(by_alias=True),
+            }
+            for a in (self._actions[n] for n in self.names())
+        ]
+
 
 def default_registry() -> Registry:
     """The built-in catalogue."""
