@@ -1,14 +1,15 @@
 """The ``remediator`` command line (also ``python -m receiver``).
 
-Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``. Exit codes:
-0 success, 1 a check found problems, 2 bad usage or configuration. Errors are one clear
-line each (file, line and rule where there are some), never a traceback.
+Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``, ``actions list``.
+Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
+one clear line each (file, line and rule where there are some), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,24 @@ def _rules_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _actions_list(args: argparse.Namespace) -> int:
+    from remediations.registry import default_registry  # noqa: PLC0415
+
+    described = default_registry().describe()
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return EXIT_OK
+    rows = [("ACTION", "DESTRUCTIVE", "TARGET KINDS", "PERMISSIONS")] + [
+        (a["name"], "yes" if a["destructive"] else "no", ",".join(a["target_kinds"]) or "-",
+         ", ".join(a["permissions"]) or "-")
+        for a in described
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="remediator", description="Guarded, audited remediation for Alertmanager alerts."
@@ -132,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     lint.set_defaults(func=_rules_lint)
     schema = rules.add_parser("schema", help="print the JSON Schema of rule files")
     schema.set_defaults(func=_rules_schema)
+
+    actions = sub.add_parser("actions", help="the action catalogue").add_subparsers(
+        dest="actions_command", required=True, metavar="SUBCOMMAND")
+    listing = actions.add_parser("list", help="every action: destructive, target kinds, permissions")
+    listing.add_argument("--json", action="store_true", help="each action with its params schema, as JSON")
+    listing.set_defaults(func=_actions_list)
     return parser
 
 
