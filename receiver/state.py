@@ -1,37 +1,155 @@
-"""Shared state behind one interface; this build ships the SQLite store.
+"""Shared state behind one interface: what must outlive a process or be seen by every replica.
 
-Opened and closed by ``receiver.runtime``; intake claims dedup keys through it. The
-SQLite store is one file in WAL mode, durable across restarts; its calls are short and
-local, so they run on the event loop (one connection, no threads to coordinate).
+Opened and closed by ``receiver.runtime``. Intake claims dedup keys and enqueues work;
+the work feeder takes it; guards read and update pauses, cooldown/rate/blast budgets,
+circuit breakers, target locks and approvals. Two stores implement it and pass one
+contract suite (``tests/receiver/test_state_contract.py``): ``receiver.state_sqlite``
+(the default, one replica, durable across restarts) and ``receiver.state_redis``
+(several replicas). Every time comes from the injected clock, so TTLs behave the same in
+both and tests move time by hand; Redis TTLs only bound how long garbage lives.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Protocol
 
 from receiver.clock import Clock
 from receiver.errors import StateError
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS dedup (
-    key TEXT PRIMARY KEY,
-    expires_at REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup (expires_at);
-"""
-_CLAIM = (
-    "INSERT INTO dedup (key, expires_at) VALUES (?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at "
-    "WHERE dedup.expires_at <= ?"
-)
-_PURGE_EVERY = 1000
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """Automation is paused: by an admin (kill switch) or by the blast radius tripping."""
+
+    source: str  # "admin" or "blast_radius"
+    actor: str
+    detail: str
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one execution spends: a cooldown slot, a rate-limit slot, a blast-radius slot.
+
+    A ``None`` key (or max) means that budget does not apply.
+    """
+
+    member: str  # unique per execution (decision id and step)
+    cooldown_key: str | None = None
+    cooldown: float = 0.0
+    rate_key: str | None = None
+    rate_max: int = 0
+    rate_window: float = 0.0
+    blast_max: int | None = None
+    blast_window: float = 0.0
+
+
+class Verdict(StrEnum):
+    OK = "ok"
+    COOLDOWN = "cooldown"
+    RATE_LIMIT = "rate_limit"
+    BLAST_RADIUS = "blast_radius"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The answer to :meth:`StateStore.admit`: OK, or the first budget that is spent."""
+
+    verdict: Verdict
+    retry_after: float | None = None  # seconds until the spent budget frees up, when known
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """A circuit breaker's state for one target."""
+
+    failures: int = 0
+    open_until: float | None = None
+
+    def is_open(self, now: float) -> bool:
+        return self.open_until is not None and now < self.open_until
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A request for a human to approve a decision's plan, and what became of it."""
+
+    id: str
+    status: ApprovalStatus
+    created_at: float
+    expires_at: float
+    decision: str
+    rule: str
+    fingerprint: str
+    payload: Mapping[str, Any]  # what to run once approved (plans, params, alert), as JSON data
+    decided_by: str | None = None
+    decided_at: float | None = None
+    comment: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "status": self.status.value, "created_at": self.created_at,
+            "expires_at": self.expires_at, "decision": self.decision, "rule": self.rule,
+            "fingerprint": self.fingerprint, "payload": dict(self.payload),
+            "decided_by": self.decided_by, "decided_at": self.decided_at, "comment": self.comment,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Approval:
+        return cls(
+            id=data["id"], status=ApprovalStatus(data["status"]), created_at=data["created_at"],
+            expires_at=data["expires_at"], decision=data["decision"], rule=data["rule"],
+            fingerprint=data["fingerprint"], payload=data["payload"], decided_by=data["decided_by"],
+            decided_at=data["decided_at"], comment=data["comment"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The result of :meth:`StateStore.decide_approval`: the record now, and whether this call moved it."""
+
+    approval: Approval | None
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """One unit of accepted work: a decision to run, or an approved plan to execute.
+
+    ``ref`` is the store's handle (a row number, a stream entry id), set by ``take``.
+    """
+
+    id: str
+    payload: Mapping[str, Any]
+    dedup_key: str | None = None
+    ref: str = ""
+    deliveries: int = 1
+
+    def with_ref(self, ref: str, deliveries: int = 1) -> WorkItem:
+        return replace(self, ref=ref, deliveries=deliveries)
+
+
+class BacklogFull(StateError):
+    """The shared work queue holds ``limit`` items already."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"work queue full ({limit}); send again later")
+        self.limit = limit
 
 
 class StateStore(Protocol):
-    """What the receiver keeps outside its process memory."""
+    """What the receiver keeps outside its process memory. Every method may raise StateError."""
 
     async def open(self) -> None: ...
 
@@ -41,6 +159,7 @@ class StateStore(Protocol):
         """Raise :class:`StateError` when the store cannot be used."""
         ...
 
+    # -- dedup: one key per firing; also the execute-once marker of each step
     async def claim(self, keys: Sequence[str], *, ttl: float) -> list[bool]:
         """Claim each key for ``ttl`` seconds; True where this call claimed it first."""
         ...
@@ -49,78 +168,103 @@ class StateStore(Protocol):
         """Give claims back (intake could not complete what it claimed them for)."""
         ...
 
+    # -- the work queue
+    async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
+        """Persist ``items`` and extend their dedup claims to ``ttl``, all or nothing.
 
-class SqliteStateStore:
-    """The default store: one SQLite file."""
+        Raise :class:`BacklogFull` (adding nothing) when the queue would exceed ``max_backlog``.
+        """
+        ...
 
-    def __init__(self, path: Path, *, clock: Clock) -> None:
-        self._path = path
-        self._clock = clock
-        self._db: sqlite3.Connection | None = None
-        self._claims_since_purge = 0
+    async def take(self, consumer: str, count: int, *, block: float) -> list[WorkItem]:
+        """Up to ``count`` items nobody has taken, waiting up to ``block`` seconds for one."""
+        ...
 
-    async def open(self) -> None:
-        try:
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot open state database {self._path}: {exc}") from None
-        self._db = db
+    async def reclaim(self, consumer: str, *, idle: float, count: int) -> list[WorkItem]:
+        """Take over items another consumer took and has not touched for ``idle`` seconds."""
+        ...
 
-    async def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+    async def touch(self, consumer: str, refs: Sequence[str]) -> None:
+        """Say that ``consumer`` is still working on ``refs`` (resets their idle time)."""
+        ...
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise StateError("the state store is not open")
-        return self._db
+    async def complete(self, refs: Sequence[str]) -> None:
+        """Remove finished items."""
+        ...
 
-    async def ping(self) -> None:
-        try:
-            self._conn().execute("SELECT 1").fetchone()
-        except sqlite3.Error as exc:
-            raise StateError(f"state database {self._path}: {exc}") from None
+    async def backlog(self) -> int:
+        """Items queued or being worked on."""
+        ...
 
-    async def claim(self, keys: Sequence[str], *, ttl: float) -> list[bool]:
-        if not keys:
-            return []
-        db = self._conn()
-        now = self._clock.now()
-        out: list[bool] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for key in keys:
-                    cur = db.execute(_CLAIM, (key, now + ttl, now))
-                    out.append(cur.rowcount == 1)
-                self._claims_since_purge += len(keys)
-                if self._claims_since_purge >= _PURGE_EVERY:
-                    db.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
-                    self._claims_since_purge = 0
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StateError(f"state database {self._path}: {exc}") from None
-        return out
+    # -- kill switch and blast-radius pause
+    async def get_pause(self) -> Pause | None: ...
 
-    async def release(self, keys: Sequence[str]) -> None:
-        if not keys:
-            return
-        try:
-            self._conn().executemany("DELETE FROM dedup WHERE key = ?", [(k,) for k in keys])
-        except sqlite3.Error as exc:
-            raise StateError(f"state database {self._path}: {exc}") from None
+    async def set_pause(self, pause: Pause) -> bool:
+        """Pause unless already paused; True when this call paused."""
+        ...
+
+    async def clear_pause(self) -> Pause | None:
+        """Resume; returns the pause that was lifted, if any."""
+        ...
+
+    # -- cooldown, rate limit and blast radius, checked and spent atomically
+    async def admit(self, budget: Budget, *, spend: bool) -> Admission:
+        """Check every budget; when all allow it and ``spend``, spend them all at once."""
+        ...
+
+    # -- circuit breakers per target
+    async def circuit(self, target: str) -> Circuit: ...
+
+    async def record_result(self, target: str, *, ok: bool, threshold: int, cooloff: float) -> Circuit:
+        """Count a success (closes) or a failure (opens at ``threshold`` for ``cooloff`` seconds)."""
+        ...
+
+    async def reset_circuit(self, target: str) -> Circuit:
+        """Close a circuit by hand; returns the state it had."""
+        ...
+
+    # -- target locks with fencing tokens
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
+        """A fencing token (larger than any before for ``key``), or None when held by another."""
+        ...
+
+    async def lock_valid(self, key: str, token: int) -> bool:
+        """Whether ``token`` still holds the lock (not expired, not taken over)."""
+        ...
+
+    async def release_lock(self, key: str, token: int) -> None: ...
+
+    # -- approvals
+    async def put_approval(self, approval: Approval) -> None: ...
+
+    async def get_approval(self, approval_id: str) -> Approval | None: ...
+
+    async def list_approvals(self, statuses: Sequence[ApprovalStatus] | None = None) -> list[Approval]:
+        """Newest first."""
+        ...
+
+    async def decide_approval(self, approval_id: str, to: ApprovalStatus, *, actor: str,
+                              comment: str | None) -> Transition:
+        """Move a pending approval to ``to`` exactly once across replicas.
+
+        A pending approval past its expiry becomes ``expired`` instead (and ``changed`` is
+        False unless ``to`` was ``expired``). A non-pending one is returned unchanged.
+        """
+        ...
+
+    async def pending_approvals_for(self, fingerprint: str) -> list[Approval]: ...
 
 
-def open_state_store(url: str, *, clock: Clock) -> StateStore:
+def open_state_store(url: str, *, clock: Clock, prefix: str = "remediator") -> StateStore:
     """The store a ``state:`` URL names."""
     if url.startswith("sqlite:///"):
+        from pathlib import Path  # noqa: PLC0415
+
+        from receiver.state_sqlite import SqliteStateStore  # noqa: PLC0415
+
         return SqliteStateStore(Path(url.removeprefix("sqlite:///")), clock=clock)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from receiver.state_redis import RedisStateStore  # noqa: PLC0415
+
+        return RedisStateStore(url, clock=clock, prefix=prefix)
     raise StateError(f"unsupported state URL {url!r}")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from receiver.errors import StateError
-from receiver.state import SqliteStateStore, open_state_store
+from receiver.state import open_state_store
+from receiver.state_sqlite import SqliteStateStore
 from tests.fakeclock import FakeClock
 
 
