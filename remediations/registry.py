@@ -65,6 +65,11 @@ class Registry:
 def default_registry() -> Registry:
     """The built-in catalogue."""
     from remediations.http import HttpRequest  # noqa: PLC0415 - keeps import of aiohttp lazy
-    from remediations.notify import NotifyLog  # noqa: PLC0415
+    from remediations.notify import (  # noqa: PLC0415
+        NotifyLog,
+        NotifyPagerDuty,
+        NotifySlack,
+        NotifyWebhook,
+    )
 
-    return Registry([NotifyLog(), HttpRequest()])
+    return Registry([NotifyLog(), NotifySlack(), NotifyPagerDuty(), NotifyWebhook(), HttpRequest()])
