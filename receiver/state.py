@@ -209,7 +209,11 @@ class StateStore(Protocol):
 
     # -- cooldown, rate limit and blast radius, checked and spent atomically
     async def admit(self, budget: Budget, *, spend: bool) -> Admission:
-        """Check every budget; when all allow it and ``spend``, spend them all at once."""
+        """Check every budget; when all allow it and ``spend``, spend them all at once.
+
+        Idempotent per ``budget.member``: budgets that member already spent neither block
+        it nor are spent twice (a decision taken up again after a crash pays once).
+        """
         ...
 
     # -- circuit breakers per target

@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS work (
 );
 CREATE INDEX IF NOT EXISTS work_owner ON work (owner, seq);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS cooldown (key TEXT PRIMARY KEY, until REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cooldown (
+    key TEXT PRIMARY KEY, until REAL NOT NULL, member TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spent (key TEXT NOT NULL, at REAL NOT NULL, member TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS spent_key ON spent (key, at);
 CREATE TABLE IF NOT EXISTS circuit (
@@ -236,28 +238,34 @@ class SqliteStateStore:
         now = self._clock.now()
         with self._tx() as db:
             if budget.cooldown_key is not None:
-                row = db.execute("SELECT until FROM cooldown WHERE key = ?",
+                row = db.execute("SELECT until, member FROM cooldown WHERE key = ?",
                                  (budget.cooldown_key,)).fetchone()
-                if row is not None and row[0] > now:
+                if row is not None and row[0] > now and row[1] != budget.member:
                     return Admission(Verdict.COOLDOWN, row[0] - now)
             windows = []
             if budget.rate_key is not None:
                 windows.append((budget.rate_key, budget.rate_max, budget.rate_window, Verdict.RATE_LIMIT))
             if budget.blast_max is not None:
                 windows.append((_BLAST_KEY, budget.blast_max, budget.blast_window, Verdict.BLAST_RADIUS))
+            unspent = []
             for key, limit, window, verdict in windows:
                 db.execute("DELETE FROM spent WHERE key = ? AND at <= ?", (key, now - window))
+                if db.execute("SELECT 1 FROM spent WHERE key = ? AND member = ?",
+                              (key, budget.member)).fetchone():
+                    continue  # this execution paid already (it is being taken up again)
                 count, oldest = db.execute("SELECT count(*), min(at) FROM spent WHERE key = ?",
                                            (key,)).fetchone()
                 if count >= limit:
                     return Admission(verdict, oldest + window - now if oldest is not None else None)
+                unspent.append(key)
             if spend:
                 if budget.cooldown_key is not None and budget.cooldown > 0:
-                    db.execute("INSERT INTO cooldown (key, until) VALUES (?, ?) ON CONFLICT(key) "
-                               "DO UPDATE SET until = excluded.until",
-                               (budget.cooldown_key, now + budget.cooldown))
+                    db.execute("INSERT INTO cooldown (key, until, member) VALUES (?, ?, ?) ON CONFLICT(key) "
+                               "DO UPDATE SET until = excluded.until, member = excluded.member "
+                               "WHERE cooldown.member != excluded.member",
+                               (budget.cooldown_key, now + budget.cooldown, budget.member))
                 db.executemany("INSERT INTO spent (key, at, member) VALUES (?, ?, ?)",
-                               [(key, now, budget.member) for key, *_ in windows])
+                               [(key, now, budget.member) for key in unspent])
         return Admission(Verdict.OK)
 
     # -- circuit breakers

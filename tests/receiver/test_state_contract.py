@@ -215,6 +215,19 @@ async def test_budgets_are_spent_all_or_nothing(make_store: StoreFactory) -> Non
     assert after.verdict is Verdict.OK
 
 
+async def test_a_member_pays_once(make_store: StoreFactory) -> None:
+    """The execution that spent a budget is admitted again without spending it twice."""
+    store = await opened(make_store)
+    budget = Budget(member="d1:1", cooldown_key="c", cooldown=600, rate_key="r", rate_max=2,
+                    rate_window=600, blast_max=2, blast_window=600)
+    for _ in range(3):
+        assert (await store.admit(budget, spend=True)).verdict is Verdict.OK
+    other = Budget(member="d2:1", rate_key="r", rate_max=2, rate_window=600, blast_max=2, blast_window=600)
+    assert (await store.admit(other, spend=True)).verdict is Verdict.OK  # 2 of 2, not 4 of 2
+    again = Budget(member="d3:1", cooldown_key="c", cooldown=600)
+    assert (await store.admit(again, spend=False)).verdict is Verdict.COOLDOWN
+
+
 async def test_concurrent_admits_spend_a_budget_once(make_store: StoreFactory) -> None:
     """Twenty concurrent spends of one cooldown through two stores: one is admitted."""
     one, two = await opened(make_store), await opened(make_store)
