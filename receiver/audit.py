@@ -58,6 +58,12 @@ class AuditEvent(StrEnum):
     ACTION_STARTED = "action.started"
     ACTION_SUCCEEDED = "action.succeeded"
     ACTION_FAILED = "action.failed"
+    ACTION_SKIPPED = "action.skipped"
+    DECISION_SUCCEEDED = "decision.succeeded"
+    DECISION_RESUMED = "decision.resumed"
+    ALERT_RESOLVED = "alert.resolved"
+    CIRCUIT_OPENED = "circuit.opened"
+    NOTIFY_FAILED = "notify.failed"
     VERIFY_SUCCEEDED = "verify.succeeded"
     VERIFY_FAILED = "verify.failed"
     ESCALATION_SENT = "escalation.sent"
@@ -67,6 +73,7 @@ class AuditEvent(StrEnum):
     ADMIN_RELOAD = "admin.reload"
     ADMIN_PAUSE = "admin.pause"
     ADMIN_RESUME = "admin.resume"
+    ADMIN_CIRCUIT_RESET = "admin.circuit_reset"
     ADMIN_AUDIT_RECOVERED = "admin.audit_recovered"
 
 

@@ -23,3 +23,11 @@ class StateError(ReceiverError):
 
 class Unavailable(ReceiverError):
     """Intake cannot take work now (queue full, shutting down): Alertmanager should resend."""
+
+
+class NotFound(ReceiverError):
+    """The API was asked about something that does not exist (404)."""
+
+
+class Conflict(ReceiverError):
+    """The API was asked to do something the current state forbids (409)."""

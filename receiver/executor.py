@@ -1,18 +1,20 @@
-"""The workers: carry each queued decision through render → check → plan → execute.
+"""The workers: carry each work item through the guards to its end, every end audited.
 
-Started and stopped by ``receiver.runtime``. For every step of a rule (``diagnose`` first,
-then ``actions``): render the params, validate them, check the target's allow-list,
-``plan()`` and audit the plan. In dry-run that is all. Live, a step whose rule needs
-approval, or a cooldown, limit or verify this build cannot enforce yet, stops here;
-otherwise ``action.started`` is made durable before ``execute()`` runs under its timeout,
-with bounded retries for temporary failures, and the outcome is audited after.
+Started and stopped by ``receiver.runtime``; items come from the local buffer the feeder
+fills. A decision: maintenance window and kill switch (live), then every step of the rule
+(``diagnose`` first, then ``actions``) rendered, validated, allow-listed and planned, the
+plan audited. In dry-run that is all. Live, diagnostics run; the action steps' cooldown,
+rate, blast radius and circuit breaker are checked; an approval is requested when the
+rule or the action needs one (the decision ends there); otherwise the steps run through
+``receiver.runner``. An approved item runs the approved plans the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -20,8 +22,18 @@ import structlog
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
 from receiver.decisions import Decision, Outcome, Reason
-from receiver.metrics import Metrics
+from receiver.errors import StateError
+from receiver.guards import Blocked, Guard
+from receiver.guards.approvals import Approvals
+from receiver.guards.budget import budget_for, check_budget
+from receiver.guards.circuit import Breakers
+from receiver.guards.killswitch import KillSwitch
+from receiver.guards.maintenance import active_window
+from receiver.reload import RulesCoordinator
+from receiver.runner import PreparedStep, Runner, StepFailed
 from receiver.settings import Settings
+from receiver.state import ApprovalStatus, Budget, StateStore, WorkItem
+from receiver.workitems import APPROVED, alert_from_data, decision_from_item
 from receiver.workqueue import WorkQueue
 from remediations.base import (
     Action,
@@ -30,38 +42,41 @@ from remediations.base import (
     PermanentError,
     Plan,
     RemediationError,
-    Result,
     TargetNotAllowed,
-    TemporaryError,
 )
 from remediations.registry import Registry
 from rules.errors import TemplateError
 from rules.model import ActionSpec
+from rules.priority import Priority
 
 _log = structlog.get_logger("remediator.executor")
-_GUARD_REASONS = {Reason.APPROVAL_REQUIRED: "approval", Reason.GUARD_UNAVAILABLE: "unenforceable"}
 
 
-class StepFailed(Exception):
-    """Ends a decision early; carries the audit reason (internal to this module)."""
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """The stateful guards the executor consults (built by the runtime)."""
 
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+    killswitch: KillSwitch
+    breakers: Breakers
+    approvals: Approvals
 
 
 class Executor:
-    """Runs decisions taken from the queue by ``workers`` concurrent tasks."""
+    """Runs work items taken from the local buffer by ``workers`` concurrent tasks."""
 
-    def __init__(self, *, settings: Settings, registry: Registry, queue: WorkQueue,
-                 audit: AuditLog, metrics: Metrics, clock: Clock) -> None:
+    def __init__(self, *, settings: Settings, registry: Registry, rules: RulesCoordinator, queue: WorkQueue,
+                 store: StateStore, audit: AuditLog, metrics: Any, clock: Clock, guards: Guards,
+                 runner: Runner) -> None:
         self._settings = settings
         self._registry = registry
+        self._rules = rules
         self._queue = queue
+        self._store = store
         self._audit = audit
         self._metrics = metrics
         self._clock = clock
+        self._guards = guards
+        self._runner = runner
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -76,20 +91,31 @@ class Executor:
 
     async def _work(self) -> None:
         while True:
-            decision = await self._queue.get()
+            item = await self._queue.get()
+            finished = False
             try:
-                await self.run(decision)
+                finished = await self.run_item(item)
             except asyncio.CancelledError:
-                self._record_end(decision, AuditEvent.DECISION_FAILED, Outcome.FAILED,
-                                 Reason.SHUTDOWN, "interrupted by shutdown before it finished")
+                self._audit.record(AuditEvent.DECISION_FAILED, decision=item.id, outcome=Outcome.FAILED,
+                                   reason=Reason.SHUTDOWN,
+                                   detail="interrupted by shutdown; taken up again after restart")
                 raise
             except Exception:  # a bug must not kill the worker; it is logged and audited
-                _log.exception("executor.crashed", decision=decision.id)
-                self._record_end(decision, AuditEvent.DECISION_FAILED, Outcome.FAILED,
-                                 Reason.PERMANENT_FAILURE, "internal error; see the logs")
+                _log.exception("executor.crashed", decision=item.id)
+                self._end(item.id, None, AuditEvent.DECISION_FAILED, Outcome.FAILED,
+                          reason=Reason.PERMANENT_FAILURE, detail="internal error; see the logs")
+                finished = True
             finally:
-                self._queue.done()
                 await self._sync()
+                if finished:
+                    await self._complete(item)
+                self._queue.done(item)
+
+    async def _complete(self, item: WorkItem) -> None:
+        try:
+            await self._store.complete([item.ref])
+        except StateError as exc:  # it is taken up again and ends at once (execute-once markers)
+            _log.error("state.complete_failed", decision=item.id, error=str(exc))
 
     async def _sync(self) -> None:
         try:
@@ -97,37 +123,173 @@ class Executor:
         except AuditError as exc:
             _log.error("audit.sync_failed", error=str(exc))
 
-    def _record_end(self, d: Decision, event: AuditEvent, outcome: Outcome, reason: Reason,
-                    detail: str, **extra: Any) -> None:
+    def _end(self, decision: str, d: Decision | None, event: AuditEvent, outcome: Outcome, *,
+             reason: Reason, detail: str, **extra: Any) -> None:
         self._metrics.decided(outcome, reason)
-        self._audit.record(event, decision=d.id, rule=d.rule.name, fingerprint=d.alert.fingerprint,
-                           dry_run=d.dry_run, outcome=outcome, reason=reason, detail=detail, **extra)
+        ids: dict[str, Any] = {} if d is None else {"rule": d.rule.name, "fingerprint": d.alert.fingerprint,
+                                                    "dry_run": d.dry_run}
+        self._audit.record(event, decision=decision, outcome=outcome, reason=reason, detail=detail,
+                           **ids, **extra)
 
-    async def run(self, d: Decision) -> None:
-        """Carry one decision to its end; every end is audited."""
-        steps = [("diagnose", s) for s in d.rule.diagnose] + [("action", s) for s in d.rule.actions]
-        with structlog.contextvars.bound_contextvars(decision=d.id, rule=d.rule.name,
-                                                     fingerprint=d.alert.fingerprint):
+    async def run_item(self, item: WorkItem) -> bool:
+        """Run one item; False when the state store failed and the item should be taken again."""
+        if item.payload.get("kind") == APPROVED:
+            return await self._guarded(item.id, None, self._run_approved(str(item.payload["approval"])))
+        decision = decision_from_item(item, self._rules.index)
+        if isinstance(decision, str):
+            self._end(item.id, None, AuditEvent.DECISION_FAILED, Outcome.FAILED, reason=Reason.RULE_GONE,
+                      detail=f"rule {decision!r} is no longer loaded; the decision was dropped",
+                      rule=decision)
+            return True
+        if item.deliveries > 1:
+            self._audit.record(AuditEvent.DECISION_RESUMED, decision=item.id, rule=decision.rule.name,
+                               fingerprint=decision.alert.fingerprint, deliveries=item.deliveries)
+        return await self.run(decision)
+
+    async def run(self, d: Decision) -> bool:
+        """Carry one decision to its end; False when the state store failed."""
+        return await self._guarded(d.id, d, self._run_decision(d))
+
+    async def _guarded(self, decision: str, d: Decision | None, work: Any) -> bool:
+        bind = {"decision": decision} | ({} if d is None else {"rule": d.rule.name,
+                                                                "fingerprint": d.alert.fingerprint})
+        with structlog.contextvars.bound_contextvars(**bind):
             try:
-                for number, (kind, spec) in enumerate(steps, start=1):
-                    await self._step(d, number, kind, spec)
+                outcome, reason = await work
+            except Blocked as blocked:
+                self._metrics.guard_blocks.labels(blocked.guard.value).inc()
+                self._end(decision, d, AuditEvent.GUARD_BLOCKED, Outcome.BLOCKED, reason=blocked.reason,
+                          detail=blocked.detail, guard=blocked.guard,
+                          **({"retry_after": round(blocked.retry_after, 3)}
+                             if blocked.retry_after is not None else {}))
+                _log.warning("decision.blocked", guard=blocked.guard, reason=blocked.reason,
+                             detail=blocked.detail)
             except StepFailed as failed:
-                blocked = failed.reason in _GUARD_REASONS
-                self._record_end(
-                    d, AuditEvent.GUARD_BLOCKED if blocked else AuditEvent.DECISION_FAILED,
-                    Outcome.BLOCKED if blocked else Outcome.FAILED, failed.reason, failed.detail,
-                    **({"guard": _GUARD_REASONS[failed.reason]} if blocked else {}),
-                )
-                if blocked:
-                    self._metrics.guard_blocks.labels(_GUARD_REASONS[failed.reason]).inc()
-                _log.warning("decision.stopped", reason=failed.reason, detail=failed.detail)
-                return
-            if d.dry_run:
-                self._metrics.decided(Outcome.PLANNED, Reason.DRY_RUN)
+                self._end(decision, d, AuditEvent.DECISION_FAILED, Outcome.FAILED, reason=failed.reason,
+                          detail=failed.detail)
+                _log.warning("decision.failed", reason=failed.reason, detail=failed.detail)
+            except StateError as exc:
+                self._end(decision, d, AuditEvent.DECISION_FAILED, Outcome.FAILED,
+                          reason=Reason.STATE_UNAVAILABLE,
+                          detail=f"state store unavailable, nothing more was run; taken up again: {exc}")
+                return False
             else:
-                self._metrics.decided(Outcome.SUCCEEDED, Reason.SUCCEEDED)
+                self._metrics.decided(outcome, reason)
+        return True
 
-    def _prepare(self, d: Decision, spec: ActionSpec) -> tuple[Action[Any], Any, ActionContext]:
+    async def _run_decision(self, d: Decision) -> tuple[Outcome, Reason]:
+        if not d.dry_run:
+            window = active_window(self._settings.guards.maintenance, d.alert, self._clock.now())
+            if window is not None:
+                raise Blocked(Guard.MAINTENANCE, Reason.MAINTENANCE,
+                              f"maintenance window {window.name!r} holds this alert")
+            await self._guards.killswitch.check()
+        diagnostics: list[dict[str, Any]] = []
+        actions: list[PreparedStep] = []
+        steps = [("diagnose", s) for s in d.rule.diagnose] + [("action", s) for s in d.rule.actions]
+        for number, (kind, spec) in enumerate(steps, start=1):
+            step = await self._plan_step(d, number, kind, spec)
+            if kind == "action":
+                actions.append(step)
+            elif not d.dry_run:
+                result = await self._runner.execute(step, fence=None)
+                diagnostics.append({"step": number, "action": spec.action, "result": result.as_dict()})
+        if d.dry_run:
+            return Outcome.PLANNED, Reason.DRY_RUN
+        if d.rule.verify is not None and actions:
+            raise Blocked(Guard.UNENFORCEABLE, Reason.GUARD_UNAVAILABLE,
+                          "the rule asks for verify, which this build cannot do yet, so it did not act")
+        for step in actions:  # peek: spend nothing before a human has said yes
+            await check_budget(self._store, self._budget(d, step), d.rule, spend=False)
+            if step.ctx.target_name is not None:
+                await self._guards.breakers.check(step.ctx.target_name)
+        if any(self._needs_approval(d.rule.approval_required, d.priority, s) for s in actions):
+            approval = await self._guards.approvals.request(
+                d, steps=[s.as_data() for s in actions], diagnostics=diagnostics)
+            self._metrics.guard_blocks.labels(Guard.APPROVAL.value).inc()
+            self._audit.record(AuditEvent.GUARD_BLOCKED, decision=d.id, rule=d.rule.name,
+                               fingerprint=d.alert.fingerprint, dry_run=d.dry_run,
+                               outcome=Outcome.AWAITING_APPROVAL, reason=Reason.APPROVAL_REQUIRED,
+                               detail=f"waiting for approval {approval.id}", guard=Guard.APPROVAL,
+                               approval=approval.id)
+            return Outcome.AWAITING_APPROVAL, Reason.APPROVAL_REQUIRED
+        await self._run_actions(d.id, d.rule.name, actions, lambda s: self._budget(d, s))
+        return Outcome.SUCCEEDED, Reason.SUCCEEDED
+
+    @staticmethod
+    def _needs_approval(rule_requires: Any, priority: Priority, step: PreparedStep) -> bool:
+        return step.action.approval_always or bool(rule_requires(priority, destructive=step.plan.destructive))
+
+    def _budget(self, d: Decision, step: PreparedStep) -> Budget:
+        return budget_for(self._settings, d.rule, step.subject, f"{d.id}:{step.number}")
+
+    async def _run_actions(self, decision: str, rule_name: str, steps: list[PreparedStep],
+                           budget: Callable[[PreparedStep], Budget]) -> None:
+        rule = self._rules.index.rule(rule_name)
+        for step in steps:
+            await self._guards.killswitch.check()
+            if rule is not None:
+                try:
+                    await check_budget(self._store, budget(step), rule, spend=True)
+                except Blocked as blocked:
+                    if blocked.guard is Guard.BLAST_RADIUS:
+                        await self._guards.killswitch.pause(actor="system", detail=blocked.detail,
+                                                            source="blast_radius")
+                    raise
+            await self._runner.run_guarded(decision, step)
+
+    async def _run_approved(self, approval_id: str) -> tuple[Outcome, Reason]:
+        approval = await self._guards.approvals.get(approval_id)
+        if approval.status is not ApprovalStatus.APPROVED:
+            raise Blocked(Guard.APPROVAL, Reason.APPROVAL_REQUIRED,
+                          f"approval {approval_id} is {approval.status.value}; nothing was run")
+        rule = self._rules.index.rule(approval.rule)
+        if rule is None:
+            raise StepFailed(Reason.RULE_GONE, f"rule {approval.rule!r} is no longer loaded; "
+                             f"approval {approval_id} was not run")
+        data = approval.payload
+        alert = alert_from_data(data["alert"])
+        steps = [self._restore_step(approval.decision, rule.name, alert, s) for s in data["steps"]]
+        priority = Priority(data["priority"])
+        await self._run_actions(
+            approval.decision, rule.name, steps,
+            lambda s: budget_for(self._settings, rule, s.subject, f"{approval.decision}:{s.number}"))
+        _log.info("approval.ran", approval=approval_id, priority=priority)
+        return Outcome.SUCCEEDED, Reason.APPROVED
+
+    def _restore_step(self, decision: str, rule: str, alert: Any, data: dict[str, Any]) -> PreparedStep:
+        action = self._registry.get(data["action"])
+        if action is None:
+            raise StepFailed(Reason.INVALID_PARAMS, f"unknown action {data['action']!r}")
+        params = self._parse(action, data["params"])
+        target = None if data["target"] is None else self._settings.targets.get(data["target"])
+        if data["target"] is not None and target is None:
+            raise StepFailed(Reason.TARGET_UNKNOWN, f"target {data['target']!r} is no longer configured")
+        ctx = ActionContext(decision_id=decision, rule=rule, alert=alert, target_name=data["target"],
+                            target=target, dry_run=False, notifiers=self._settings.notifiers)
+        self._check_allowed(action, ctx, params)
+        return PreparedStep(number=data["number"], kind="action", action=action, params=params, ctx=ctx,
+                            plan=Plan.from_dict(data["plan"]), subject=data["subject"],
+                            raw_params=data["params"], timeout=data["timeout"],
+                            priority=data.get("priority"))
+
+    @staticmethod
+    def _parse(action: Action[Any], raw: Any) -> Any:
+        try:
+            return action.parse_params(raw)
+        except InvalidParams as exc:
+            raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
+
+    @staticmethod
+    def _check_allowed(action: Action[Any], ctx: ActionContext, params: Any) -> None:
+        try:
+            action.check_allowed(ctx, params)
+        except TargetNotAllowed as exc:
+            raise StepFailed(Reason.TARGET_NOT_ALLOWED, str(exc)) from None
+        except PermanentError as exc:
+            raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
+
+    async def _plan_step(self, d: Decision, number: int, kind: str, spec: ActionSpec) -> PreparedStep:
         action = self._registry.get(spec.action)
         if action is None:  # the loader refuses unknown actions; a reload could race a worker
             raise StepFailed(Reason.INVALID_PARAMS, f"unknown action {spec.action!r}")
@@ -135,41 +297,40 @@ class Executor:
             raw = spec.render_params(d.alert)
         except TemplateError as exc:
             raise StepFailed(Reason.TEMPLATE_ERROR, f"{spec.action}: {exc}") from None
-        try:
-            params = action.parse_params(raw)
-        except InvalidParams as exc:
-            raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
+        params = self._parse(action, raw)
         target = None if spec.target is None else self._settings.targets.get(spec.target)
-        ctx = ActionContext(decision_id=d.id, rule=d.rule.name, alert=d.alert,
-                            target_name=spec.target, target=target, dry_run=d.dry_run,
-                            notifiers=self._settings.notifiers)
+        ctx = ActionContext(decision_id=d.id, rule=d.rule.name, alert=d.alert, target_name=spec.target,
+                            target=target, dry_run=d.dry_run, notifiers=self._settings.notifiers)
+        timeout = spec.timeout.total_seconds() if spec.timeout is not None else action.timeout
         if spec.target is not None and target is None:
-            return action, params, ctx  # the caller plans it in dry-run, refuses it live
-        try:
-            action.check_allowed(ctx, params)
-        except TargetNotAllowed as exc:
-            raise StepFailed(Reason.TARGET_NOT_ALLOWED, str(exc)) from None
-        except PermanentError as exc:
-            raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
-        return action, params, ctx
+            plan = self._plan_missing_target(action, params, ctx)
+        else:
+            self._check_allowed(action, ctx, params)
+            plan = await self._plan(action, params, ctx, limit=timeout)
+        step = PreparedStep(number=number, kind=kind, action=action, params=params, ctx=ctx, plan=plan,
+                            subject=f"{spec.target or '-'}/{action.subject(ctx, params)}",
+                            raw_params=params.model_dump(mode="json", by_alias=True), timeout=timeout,
+                            priority=d.priority.value)
+        self._audit.record(AuditEvent.ACTION_PLANNED, plan=plan.as_dict(), **step.common(d.id))
+        return step
 
-    def _timeout(self, action: Action[Any], spec: ActionSpec) -> float:
-        return spec.timeout.total_seconds() if spec.timeout is not None else action.timeout
+    @staticmethod
+    def _plan_missing_target(action: Action[Any], params: Any, ctx: ActionContext) -> Plan:
+        if not ctx.dry_run:
+            raise StepFailed(Reason.TARGET_UNKNOWN, f"{action.name}: target {ctx.target_name!r} "
+                             "is not in the service config, so nothing was run")
+        # Dry-run still shows what would be asked of the target, as far as it can be known.
+        rendered = params.model_dump(mode="json", by_alias=True)
+        return Plan(
+            action=action.name, target=ctx.target_name, destructive=action.is_destructive(params),
+            steps=(f"{action.name} on target {ctx.target_name!r}, which the service config does "
+                   "not define: a live run is refused until it does",
+                   "with params " + json.dumps(rendered, sort_keys=True)),
+            details={"target_missing": True, "params": rendered},
+        )
 
-    async def _plan(self, action: Action[Any], params: Any, ctx: ActionContext, *, limit: float) -> Plan:
-        if ctx.target_name is not None and ctx.target is None:
-            if not ctx.dry_run:
-                raise StepFailed(Reason.TARGET_UNKNOWN, f"{action.name}: target {ctx.target_name!r} "
-                                 "is not in the service config, so nothing was run")
-            # Dry-run still shows what would be asked of the target, as far as it can be known.
-            rendered = params.model_dump(mode="json", by_alias=True)
-            return Plan(
-                action=action.name, target=ctx.target_name, destructive=action.is_destructive(params),
-                steps=(f"{action.name} on target {ctx.target_name!r}, which the service config does "
-                       "not define: a live run is refused until it does",
-                       "with params " + json.dumps(rendered, sort_keys=True)),
-                details={"target_missing": True, "params": rendered},
-            )
+    @staticmethod
+    async def _plan(action: Action[Any], params: Any, ctx: ActionContext, *, limit: float) -> Plan:
         try:
             async with asyncio.timeout(limit):
                 return await action.plan(ctx, params)
@@ -177,79 +338,3 @@ class Executor:
             raise StepFailed(Reason.TIMEOUT, f"{action.name}: plan took over {limit}s") from None
         except RemediationError as exc:
             raise StepFailed(Reason.PLAN_FAILED, f"{action.name}: {exc}") from None
-
-    async def _step(self, d: Decision, number: int, kind: str, spec: ActionSpec) -> None:
-        action, params, ctx = self._prepare(d, spec)
-        timeout = self._timeout(action, spec)
-        plan = await self._plan(action, params, ctx, limit=timeout)
-        common = {"decision": d.id, "rule": d.rule.name, "fingerprint": d.alert.fingerprint,
-                  "step": number, "kind": kind, "action": spec.action, "target": spec.target,
-                  "priority": d.priority, "dry_run": d.dry_run}
-        self._audit.record(AuditEvent.ACTION_PLANNED, plan=plan.as_dict(), **common)
-        if d.dry_run:
-            return
-        unenforced = [k for k in ("cooldown", "limit", "verify") if getattr(d.rule, k) is not None]
-        if kind == "action" and unenforced:
-            raise StepFailed(
-                Reason.GUARD_UNAVAILABLE,
-                f"the rule asks for {', '.join(unenforced)}, which this build cannot enforce yet, "
-                "so it did not run",
-            )
-        if kind == "action" and d.rule.approval_required(
-            d.priority, destructive=action.is_destructive(params)
-        ):
-            raise StepFailed(
-                Reason.APPROVAL_REQUIRED,
-                f"{spec.action} needs approval; this build cannot take approvals, so it did not run",
-            )
-        await self._execute(action, params, ctx, plan, limit=timeout, common=common)
-
-    async def _execute(self, action: Action[Any], params: Any, ctx: ActionContext, plan: Plan, *,
-                       limit: float, common: dict[str, Any]) -> None:
-        retries = self._settings.guards.retries
-        backoff = self._settings.guards.retry_backoff.total_seconds()
-        for attempt in range(1, retries + 2):
-            self._audit.record(AuditEvent.ACTION_STARTED, attempt=attempt, **common)
-            try:
-                await self._audit.sync()  # the record of a side effect lands before it starts
-            except AuditError as exc:
-                raise StepFailed(Reason.TEMPORARY_FAILURE, f"audit log unavailable: {exc}") from None
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(limit):
-                    result: Result = await action.execute(ctx, params, plan)
-            except TimeoutError:
-                self._failed(action, started, Reason.TIMEOUT, f"no answer within {limit}s",
-                             attempt=attempt, common=common)
-                # a timed-out change may have happened: never repeat a destructive one
-                if plan.destructive or attempt > retries:
-                    raise StepFailed(Reason.TIMEOUT, f"{action.name} timed out") from None
-            except TemporaryError as exc:
-                self._failed(action, started, Reason.TEMPORARY_FAILURE, str(exc),
-                             attempt=attempt, common=common)
-                if attempt > retries:
-                    raise StepFailed(Reason.TEMPORARY_FAILURE,
-                                     f"{action.name}: gave up after {attempt} attempts: {exc}") from None
-                delay = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (attempt - 1)
-                await self._clock.sleep(delay)
-                continue
-            except PermanentError as exc:
-                self._failed(action, started, Reason.PERMANENT_FAILURE, str(exc),
-                             attempt=attempt, common=common)
-                raise StepFailed(Reason.PERMANENT_FAILURE, f"{action.name}: {exc}") from None
-            else:
-                self._metrics.action_duration.labels(action.name, "succeeded").observe(
-                    time.perf_counter() - started)
-                self._audit.record(AuditEvent.ACTION_SUCCEEDED, attempt=attempt,
-                                   result=result.as_dict(), **common)
-                return
-            await self._clock.sleep(backoff * 2 ** (attempt - 1))
-
-    def _failed(self, action: Action[Any], started: float, reason: Reason, detail: str, *,
-                attempt: int, common: dict[str, Any]) -> None:
-        self._metrics.action_duration.labels(action.name, "failed").observe(
-            time.perf_counter() - started)
-        self._audit.record(AuditEvent.ACTION_FAILED, attempt=attempt, reason=reason,
-                           detail=detail, **common)
-        _log.warning("action.failed", action=action.name, attempt=attempt, reason=reason,
-                     detail=detail)

@@ -1,15 +1,18 @@
 """Intake: the cheap, inline part of a webhook — match, classify, dedup, audit, queue.
 
 Called by ``receiver.handlers.webhook`` once per request, after the body is decoded.
-Nothing here waits for a remediation. The order keeps promises to Alertmanager: room in
-the queue is reserved first, dedup keys are claimed, every record of the request is made
-durable in the audit log in one group, and only then is work queued and 202 returned.
-If any step fails, the claims are given back and the caller answers 503, so the resend
-that follows is handled as if this request had never come.
+Nothing here waits for a remediation. The order keeps promises to Alertmanager: dedup
+keys are claimed (briefly), every record of the request is made durable in the audit
+log in one group, then the work is put in the state store's durable queue (which makes
+the claims long) and only then is 202 returned. If any step fails (store down, queue
+full, audit disk failing), the claims are given back and the caller answers 503, so the
+resend that follows is handled as if this request had never come. A resolved alert
+closes what is open for it (pending approvals) once the answer is settled.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -22,12 +25,13 @@ from receiver.metrics import Metrics
 from receiver.payload import WebhookMessage
 from receiver.reload import RulesCoordinator
 from receiver.settings import Settings
-from receiver.state import StateStore
-from receiver.workqueue import WorkQueue
+from receiver.state import BacklogFull, StateStore
+from receiver.workitems import decision_item
 from rules.alert import Alert
 from rules.priority import classify
 
 _log = structlog.get_logger("remediator.intake")
+_PENDING_CLAIM = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +47,13 @@ class Intake:
     """Turns one decoded webhook into queued decisions."""
 
     def __init__(self, *, settings: Settings, rules: RulesCoordinator, state: StateStore,
-                 audit: AuditLog, queue: WorkQueue, metrics: Metrics, clock: Clock) -> None:
+                 audit: AuditLog, metrics: Metrics, clock: Clock,
+                 on_resolved: Callable[[Alert], Awaitable[None]] | None = None) -> None:
+        self._on_resolved = on_resolved
         self._settings = settings
         self._rules = rules
         self._state = state
         self._audit = audit
-        self._queue = queue
         self._metrics = metrics
         self._clock = clock
 
@@ -100,19 +105,30 @@ class Intake:
                 candidates.append(Decision(decision_id, key, rule, alert, priority, target, dry_run))
         if not alerts or not candidates:
             await self._sync_or_unavailable([], [])
-            return IntakeSummary(len(alerts), matched, 0)
-        return await self._queue_decisions(candidates, len(alerts), matched)
+            summary = IntakeSummary(len(alerts), matched, 0)
+        else:
+            summary = await self._queue_decisions(candidates, len(alerts), matched)
+        resolved = [a for a in alerts if a.status == "resolved"]
+        if resolved and self._on_resolved is not None:
+            await self._close_resolved(resolved)
+        return summary
+
+    async def _close_resolved(self, resolved: list[Alert]) -> None:
+        assert self._on_resolved is not None
+        try:
+            for alert in resolved:
+                await self._on_resolved(alert)
+        except StateError as exc:  # the approvals then expire by themselves
+            _log.error("intake.close_resolved_failed", error=str(exc))
+        await self._sync_quietly()
 
     async def _queue_decisions(self, candidates: list[Decision], received: int,
                                matched: int) -> IntakeSummary:
-        if not self._queue.reserve(len(candidates)):
-            self._refuse(candidates, "the work queue is full")
-            await self._sync_quietly()
-            raise Unavailable(f"work queue full ({self._queue.capacity}); send again later")
         claimed: list[str] = []
         try:
-            ttl = self._settings.guards.dedup_ttl.total_seconds()
-            fresh_flags = await self._state.claim([d.dedup_key for d in candidates], ttl=ttl)
+            # A short claim first: if this process dies before the work is durable, the
+            # claim lapses quickly and Alertmanager's retry is not taken for a duplicate.
+            fresh_flags = await self._state.claim([d.dedup_key for d in candidates], ttl=_PENDING_CLAIM)
             fresh = [d for d, ok in zip(candidates, fresh_flags, strict=True) if ok]
             claimed = [d.dedup_key for d in fresh]
             for d, ok in zip(candidates, fresh_flags, strict=True):
@@ -125,18 +141,24 @@ class Intake:
                         detail="this firing was already handled by this rule",
                     )
             await self._sync_or_unavailable(claimed, [d.id for d in candidates])
+            await self._state.enqueue([decision_item(d) for d in fresh],
+                                      ttl=self._settings.guards.dedup_ttl.total_seconds(),
+                                      max_backlog=self._settings.queue.size)
         except StateError as exc:
-            self._queue.unreserve(len(candidates))
-            self._refuse(candidates, f"state store unavailable: {exc}")
+            why = str(exc) if isinstance(exc, BacklogFull) else f"state store unavailable: {exc}"
+            self._refuse(candidates, why)
+            await self._release_quietly(claimed)
             await self._sync_quietly()
-            raise Unavailable(f"state store unavailable: {exc}") from None
-        except BaseException:
-            self._queue.unreserve(len(candidates))
-            raise
-        self._queue.unreserve(len(candidates) - len(fresh))
+            raise Unavailable(why) from None
         self._metrics.decisions.labels(Outcome.QUEUED.value, Reason.QUEUED.value).inc(len(fresh))
-        await self._queue.put_reserved(fresh)
         return IntakeSummary(received, matched, len(fresh))
+
+    async def _release_quietly(self, claimed: list[str]) -> None:
+        if claimed:
+            try:
+                await self._state.release(claimed)
+            except StateError as rel:  # they lapse after the short pending claim
+                _log.error("state.release_failed", error=str(rel), keys=len(claimed))
 
     def _refuse(self, candidates: list[Decision], why: str) -> None:
         _log.warning("intake.refused", reason=why, decisions=len(candidates))
@@ -158,9 +180,5 @@ class Intake:
             # Lands with the next write that succeeds, after this request's other records.
             self._audit.record(AuditEvent.INTAKE_FAILED, reason=f"audit log unavailable: {exc}",
                                decisions=decision_ids, answered=503)
-            if claimed:
-                try:
-                    await self._state.release(claimed)
-                except StateError as rel:
-                    _log.error("state.release_failed", error=str(rel), keys=len(claimed))
+            await self._release_quietly(claimed)
             raise Unavailable(f"audit log unavailable: {exc}") from None

@@ -8,24 +8,34 @@ workers and metrics through it; nothing is global.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import socket
 
 import structlog
 from prometheus_client import CollectorRegistry
 
+from receiver.announce import Announcer
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
-from receiver.decisions import Outcome, Reason
 from receiver.errors import StateError
-from receiver.executor import Executor
+from receiver.executor import Executor, Guards
+from receiver.feeder import Feeder
+from receiver.guards.approvals import Approvals
+from receiver.guards.circuit import Breakers
+from receiver.guards.killswitch import KillSwitch
 from receiver.intake import Intake
 from receiver.metrics import Metrics
 from receiver.reload import RulesCoordinator
+from receiver.runner import Runner
 from receiver.settings import Settings
-from receiver.state import StateStore, open_state_store
+from receiver.state import StateStore, WorkItem, open_state_store
 from receiver.workqueue import WorkQueue
 from remediations.registry import Registry
+from rules.alert import Alert
 
 _log = structlog.get_logger("remediator")
+_HOUSEKEEPING_EVERY = 10.0
 
 
 class Runtime:
@@ -37,29 +47,60 @@ class Runtime:
         self.settings = settings
         self.registry = registry
         self.clock = clock
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.metrics = Metrics(metrics_registry or CollectorRegistry())
-        self.state = state or open_state_store(settings.state, clock=clock)
+        self.state = state or open_state_store(settings.state, clock=clock, prefix=settings.state_prefix)
         self.audit = AuditLog(settings.audit, clock=clock.now)
         self.rules = RulesCoordinator(settings, registry=registry, metrics=self.metrics, clock=clock)
-        self.queue = WorkQueue(settings.queue.size)
+        self.queue = WorkQueue(settings.queue.workers * 4)
         self.metrics.watch_queue(self.queue.depth)
-        self.intake = Intake(settings=settings, rules=self.rules, state=self.state,
-                             audit=self.audit, queue=self.queue, metrics=self.metrics, clock=clock)
-        self.executor = Executor(settings=settings, registry=registry, queue=self.queue,
-                                 audit=self.audit, metrics=self.metrics, clock=clock)
+        self.announcer = Announcer(settings, audit=self.audit)
+        self.killswitch = KillSwitch(store=self.state, audit=self.audit, announcer=self.announcer,
+                                     clock=clock)
+        self.breakers = Breakers(settings, store=self.state, audit=self.audit, announcer=self.announcer,
+                                 clock=clock)
+        self.approvals = Approvals(settings, store=self.state, audit=self.audit, announcer=self.announcer,
+                                   clock=clock, enqueue=self._enqueue_one)
+        self.intake = Intake(settings=settings, rules=self.rules, state=self.state, audit=self.audit,
+                             metrics=self.metrics, clock=clock, on_resolved=self._resolved)
+        self.feeder = Feeder(store=self.state, queue=self.queue, consumer=self.consumer,
+                             visibility=settings.queue.visibility_timeout.total_seconds())
+        self.runner = Runner(settings, store=self.state, audit=self.audit, metrics=self.metrics, clock=clock,
+                             breakers=self.breakers, owner=self.consumer)
+        self.executor = Executor(settings=settings, registry=registry, rules=self.rules, queue=self.queue,
+                                 store=self.state, audit=self.audit, metrics=self.metrics, clock=clock,
+                                 guards=Guards(self.killswitch, self.breakers, self.approvals),
+                                 runner=self.runner)
+        self._housekeeping: asyncio.Task[None] | None = None
         self.draining = False
 
+    async def _enqueue_one(self, item: WorkItem) -> None:
+        await self.state.enqueue([item], ttl=self.settings.guards.dedup_ttl.total_seconds(),
+                                 max_backlog=self.settings.queue.size + 1000)  # approved work is not refused
+
+    async def _resolved(self, alert: Alert) -> None:
+        cancelled = await self.approvals.cancel_for(alert.fingerprint, "the alert resolved")
+        ends = alert.ends_at.timestamp() if alert.ends_at is not None else self.clock.now()
+        self.audit.record(AuditEvent.ALERT_RESOLVED, fingerprint=alert.fingerprint, alertname=alert.name,
+                          startsAt=alert.starts_at_raw,
+                          time_to_resolve_seconds=round(ends - alert.starts_at.timestamp(), 3),
+                          approvals_cancelled=cancelled)
+
     async def start(self) -> None:
-        """Load rules (they must load), open the state store, start the workers.
+        """Load rules (they must load), open the state store, take up unfinished work, start workers.
 
         A failed start closes what it opened: ``stop()`` is not called for it.
         """
         try:
             report = self.rules.load_now()
             await self.state.open()
-            self.audit.record(AuditEvent.ADMIN_STARTED, rules=report.rules,
+            self.audit.record(AuditEvent.ADMIN_STARTED, rules=report.rules, consumer=self.consumer,
                               dry_run=self.settings.dry_run, listen=self.settings.listen)
             await self.audit.sync()
+            # One replica on SQLite: whatever another consumer holds is a dead process's.
+            single = self.settings.state.startswith("sqlite:")
+            idle = 0.0 if single else self.settings.queue.visibility_timeout.total_seconds()
+            resumed = await self.feeder.resume_orphans(idle=idle)
         except BaseException:
             await self.state.close()
             try:
@@ -67,40 +108,46 @@ class Runtime:
             except AuditError as exc:
                 _log.error("audit.close_failed", error=str(exc))
             raise
+        self.feeder.start()
         self.executor.start()
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="remediator-housekeeping")
         _log.info("remediator.started", rules=report.rules, dry_run=self.settings.dry_run,
                   listen=self.settings.listen, audit=str(self.settings.audit),
-                  state=self.settings.state)
+                  state=self.settings.state, resumed=len(resumed))
+
+    async def _housekeep(self) -> None:
+        while True:
+            await asyncio.sleep(_HOUSEKEEPING_EVERY)
+            try:
+                await self.approvals.expire_due()
+            except (StateError, AuditError) as exc:
+                _log.warning("housekeeping.failed", error=str(exc))
 
     def begin_drain(self) -> None:
         """Stop taking webhooks (they get 503 from now on)."""
         self.draining = True
 
     async def stop(self) -> None:
-        """Drain within the bounded time, give back unstarted work, flush, close."""
+        """Stop taking work, drain within the bounded time, flush, close.
+
+        Work not finished stays in the state store's queue: taken up at the next start
+        (SQLite) or by another replica after the visibility timeout (Redis).
+        """
         self.begin_drain()
+        await self.feeder.stop()
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
         timeout = self.settings.drain_timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout):
                 await self.queue.wait_idle()
         except TimeoutError:
-            _log.warning("remediator.drain_timeout", unfinished=self.queue.unfinished,
-                         timeout=timeout)
+            _log.warning("remediator.drain_timeout", unfinished=self.queue.unfinished, timeout=timeout)
         unstarted = self.queue.drain_unstarted()
-        if unstarted:
-            # Give the dedup claims back: Alertmanager's next re-send will do this work.
-            try:
-                await self.state.release([d.dedup_key for d in unstarted])
-            except StateError as exc:
-                _log.error("state.release_failed", error=str(exc))
-            for d in unstarted:
-                self.metrics.decided(Outcome.FAILED, Reason.SHUTDOWN)
-                self.audit.record(AuditEvent.DECISION_FAILED, decision=d.id, rule=d.rule.name,
-                                  fingerprint=d.alert.fingerprint, outcome=Outcome.FAILED,
-                                  reason=Reason.SHUTDOWN,
-                                  detail="not started before shutdown; released for the next re-send")
         await self.executor.stop()
-        self.audit.record(AuditEvent.ADMIN_STOPPED, unstarted=len(unstarted))
+        self.audit.record(AuditEvent.ADMIN_STOPPED, unstarted=len(unstarted),
+                          detail="unfinished work stays queued in the state store")
         try:
             await self.audit.close()
         except AuditError as exc:

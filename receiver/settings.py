@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from receiver.errors import ConfigError
+from receiver.guards.maintenance import MaintenanceWindow
 from remediations.notifiers import Notifier
 from remediations.secrets import SecretRef
 from remediations.targets import Target
@@ -75,14 +76,42 @@ class TlsSettings(_Strict):
 
 
 class QueueSettings(_Strict):
-    size: int = Field(default=10_000, ge=1, le=1_000_000)
+    size: int = Field(default=10_000, ge=1, le=1_000_000, description="Work accepted and not finished")
     workers: int = Field(default=8, ge=1, le=256)
+    visibility_timeout: Duration = Field(
+        default=timedelta(seconds=60),
+        description="Work a replica took and stopped touching this long is taken over by another",
+    )
+
+
+class Window(_Strict):
+    """At most ``max`` actions per ``per``."""
+
+    max: int = Field(ge=1)
+    per: Duration
+
+
+class CircuitSettings(_Strict):
+    failures: int = Field(default=3, ge=1, le=100, description="Consecutive failures that open it")
+    cooloff: Duration = Field(default=timedelta(minutes=30), description="Open this long, then retry")
 
 
 class GuardSettings(_Strict):
     dedup_ttl: Duration = Field(default=timedelta(days=7))
     retries: int = Field(default=3, ge=0, le=10, description="Retries of a temporary failure")
     retry_backoff: Duration = Field(default=timedelta(seconds=2))
+    default_cooldown: Duration = Field(default=timedelta(minutes=10),
+                                       description="Cooldown of a rule that names none")
+    blast_radius: Window | None = Field(default_factory=lambda: Window(max=10, per=timedelta(minutes=10)),
+                                        description="Global cap on actions; null turns it off")
+    circuit_breaker: CircuitSettings = Field(default_factory=CircuitSettings)
+    approval_ttl: Duration = Field(default=timedelta(minutes=30))
+    lock_ttl: Duration = Field(default=timedelta(minutes=15),
+                               description="Longest a target stays locked by one action")
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    announce: list[str] | None = Field(
+        default=None, description="Notifiers that announce approvals and pauses; unset: all of them"
+    )
 
 
 class LogSettings(_Strict):
@@ -99,6 +128,8 @@ class Settings(_Strict):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings | None = None
     state: str = "sqlite:///remediator-state.db"
+    state_prefix: str = Field(default="remediator", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+                              description="Prefix of every Redis key")
     audit: Path = Path("remediator-audit.jsonl")
     rules: list[Path] | None = Field(default=None, description="Files or folders; unset: the shipped pack")
     priorities: PriorityPolicy = Field(default_factory=PriorityPolicy)
@@ -124,11 +155,18 @@ class Settings(_Strict):
     @field_validator("state")
     @classmethod
     def _state_url(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError(
-                "state must be sqlite:///PATH (Redis state for several replicas is not in this build yet)"
-            )
-        return value
+        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+            return value
+        if value.startswith(("redis://", "rediss://")):
+            return value
+        raise ValueError("state must be sqlite:///PATH (one replica) or redis://HOST:PORT/DB (several)")
+
+    @model_validator(mode="after")
+    def _announce_known(self) -> Settings:
+        unknown = sorted(set(self.guards.announce or ()) - set(self.notifiers))
+        if unknown:
+            raise ValueError(f"guards.announce names notifiers that are not configured: {', '.join(unknown)}")
+        return self
 
     @property
     def host(self) -> str:

@@ -1,8 +1,9 @@
-"""The bounded queue between intake and the workers, with reservations.
+"""The local buffer between the feeder and the workers.
 
-Intake (``receiver.intake``) reserves room before it claims dedup keys and writes the
-audit, then puts the decisions; so a request either queues all its work or none of it,
-and a full queue is a 503 that Alertmanager answers by sending again.
+The feeder (``receiver.feeder``) takes work from the state store's queue only as far as
+this buffer has room, and workers (``receiver.executor``) take it from here. Accepted
+work is durable in the store, not here: what sits in this buffer when the process dies
+is taken again at start-up (SQLite) or by another replica (Redis).
 """
 
 from __future__ import annotations
@@ -10,20 +11,21 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from receiver.decisions import Decision
+from receiver.state import WorkItem
 
 
 class WorkQueue:
-    """A FIFO of decisions with a hard capacity (queued + reserved <= capacity)."""
+    """A FIFO of work items with a soft capacity the feeder respects."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._items: deque[Decision] = deque()
-        self._reserved = 0
+        self._items: deque[WorkItem] = deque()
         self._ready = asyncio.Condition()
-        self._unfinished = 0
+        self._in_flight: dict[str, WorkItem] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._room = asyncio.Event()
+        self._room.set()
 
     @property
     def capacity(self) -> int:
@@ -34,49 +36,51 @@ class WorkQueue:
 
     @property
     def unfinished(self) -> int:
-        """Decisions queued or being worked on."""
-        return self._unfinished
+        """Items queued here or being worked on."""
+        return len(self._items) + len(self._in_flight)
 
-    def reserve(self, n: int) -> bool:
-        """Hold room for ``n`` decisions; False when there is not enough."""
-        if len(self._items) + self._reserved + n > self._capacity:
-            return False
-        self._reserved += n
-        return True
+    def free(self) -> int:
+        return max(0, self._capacity - self.unfinished)
 
-    def unreserve(self, n: int) -> None:
-        self._reserved -= n
+    def in_flight(self) -> list[str]:
+        """Store refs of every item held here (queued or being worked on)."""
+        return [i.ref for i in self._items] + list(self._in_flight)
 
-    async def put_reserved(self, items: list[Decision]) -> None:
-        """Queue decisions room was reserved for."""
-        self._reserved -= len(items)
+    async def wait_room(self) -> None:
+        await self._room.wait()
+
+    async def put(self, items: list[WorkItem]) -> None:
         if not items:
             return
         self._items.extend(items)
-        self._unfinished += len(items)
         self._idle.clear()
+        if self.free() == 0:
+            self._room.clear()
         async with self._ready:
             self._ready.notify(len(items))
 
-    async def get(self) -> Decision:
+    async def get(self) -> WorkItem:
         async with self._ready:
             await self._ready.wait_for(lambda: bool(self._items))
-            return self._items.popleft()
+            item = self._items.popleft()
+        self._in_flight[item.ref] = item
+        return item
 
-    def done(self) -> None:
-        """A decision taken with :meth:`get` is finished."""
-        self._unfinished -= 1
-        if self._unfinished == 0:
+    def done(self, item: WorkItem) -> None:
+        """An item taken with :meth:`get` is finished (or abandoned to the store)."""
+        self._in_flight.pop(item.ref, None)
+        self._room.set()
+        if self.unfinished == 0:
             self._idle.set()
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
-    def drain_unstarted(self) -> list[Decision]:
-        """Take every decision no worker has started (at shutdown)."""
+    def drain_unstarted(self) -> list[WorkItem]:
+        """Take every item no worker has started (at shutdown)."""
         items = list(self._items)
         self._items.clear()
-        self._unfinished -= len(items)
-        if self._unfinished == 0:
+        self._room.set()
+        if self.unfinished == 0:
             self._idle.set()
         return items

@@ -78,6 +78,12 @@ class Plan:
             "details": dict(self.details),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        """The plan ``as_dict`` wrote (an approval carries plans this way)."""
+        return cls(action=data["action"], target=data["target"], steps=tuple(data["steps"]),
+                   destructive=bool(data["destructive"]), details=dict(data["details"]))
+
 
 @dataclass(frozen=True, slots=True)
 class Result:

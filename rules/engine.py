@@ -31,10 +31,11 @@ class Match:
 class RuleIndex:
     """The rules of one rule set, indexed by an equality matcher each."""
 
-    __slots__ = ("_by_label", "_ruleset", "_unindexed")
+    __slots__ = ("_by_label", "_by_name", "_ruleset", "_unindexed")
 
     def __init__(self, ruleset: RuleSet) -> None:
         self._ruleset = ruleset
+        self._by_name = {rule.name: rule for rule in ruleset.rules}
         by_label: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         unindexed: list[int] = []
         for pos, rule in enumerate(ruleset.rules):
@@ -50,6 +51,10 @@ class RuleIndex:
     @property
     def ruleset(self) -> RuleSet:
         return self._ruleset
+
+    def rule(self, name: str) -> Rule | None:
+        """The rule called ``name`` (names are unique in a rule set)."""
+        return self._by_name.get(name)
 
     def __len__(self) -> int:
         return len(self._ruleset.rules)

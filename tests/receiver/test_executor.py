@@ -166,8 +166,6 @@ async def test_unknown_target_is_planned_in_dry_run_and_refused_live(
 
 
 @pytest.mark.parametrize("guard", [
-    pytest.param({"cooldown": "15m"}, id="cooldown"),
-    pytest.param({"limit": {"max": 3, "per": "1h"}}, id="limit"),
     pytest.param({"verify": {"resolved_within": "10m"}}, id="verify"),
 ])
 async def test_unenforceable_guards_refuse_live_execution(

@@ -1,4 +1,4 @@
-"""Graceful shutdown: intake stops (503), running work finishes, unstarted work is released."""
+"""Graceful shutdown: intake stops (503), running work finishes, unfinished work is resumed at restart."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ async def gated_app(
     target.router.add_post("/hook", gate.handle)
     server = await aiohttp_server(target)
     rules = rules_yaml([{
-        "name": "per-alert", "match": ['alertname = "HighCPU"'], "approval": "auto",
-        "actions": [{"action": "http.request", "target": "t", "params": {"path": "/hook"}}],
+        "name": "per-alert", "match": ['alertname = "HighCPU"', 'instance =~ ".+"'], "approval": "auto",
+        "actions": [{"action": "http.request", "target": "t",
+                     "params": {"path": "/hook?instance={{ labels.instance }}"}}],
     }])
     conf = make_settings(rules=rules, dry_run=False,
                          targets={"t": {"kind": "http", "base_url": str(server.make_url("/")).rstrip("/")}},
@@ -87,9 +88,10 @@ async def test_running_work_finishes_and_new_webhooks_get_503(
     assert events[-1] == "admin.stopped"
 
 
-async def test_unstarted_work_is_released_for_the_resend(
+async def test_unfinished_work_is_resumed_once_after_restart(
         aiohttp_server: ServerFactory, make_settings: Any) -> None:
-    """Work no worker started by the drain deadline is released, so the re-send queues it again."""
+    """Work not finished by the drain deadline stays queued; the next process runs what had not
+    started, never repeats the step that had, and treats Alertmanager's re-send as a duplicate."""
     gate, app = await gated_app(aiohttp_server, make_settings, queue={"size": 10, "workers": 1},
                                 drain_timeout="0")
     runner, url = await start(app)
@@ -98,20 +100,27 @@ async def test_unstarted_work_is_released_for_the_resend(
     runtime = app[RUNTIME]
     await runner.cleanup()
     records = read_audit(runtime.settings.audit)
-    failed = [r for r in records if r["event"] == "decision.failed"]
-    assert sorted(r["reason"] for r in failed) == ["shutdown", "shutdown"]
+    assert [r["reason"] for r in records if r["event"] == "decision.failed"] == ["shutdown"]
     assert gate.calls == 1
-    # A new process on the same state: the re-send is not a duplicate.
     gate.open.set()
     gate2, again = await gated_app(aiohttp_server, make_settings, queue={"size": 10, "workers": 1})
     gate2.open.set()
     runner2, url2 = await start(again)
     try:
+        await asyncio.wait_for(again[RUNTIME].queue.wait_idle(), 5)  # start-up queued both
+        assert len(_events(runtime, "decision.resumed")) == 2
         assert await post(url2) == 202
         await asyncio.wait_for(again[RUNTIME].queue.wait_idle(), 5)
     finally:
         await runner2.cleanup()
-    records = read_audit(runtime.settings.audit)
-    assert gate2.calls == 1  # only the released decision runs again
-    duplicates = [r for r in records if r["event"] == "guard.blocked" and r.get("reason") == "duplicate"]
-    assert len(duplicates) == 1  # the one whose action had started stays claimed
+    assert gate2.calls == 1  # only the decision that had not started runs
+    skipped = _events(runtime, "action.skipped")
+    assert [s["reason"] for s in skipped] == ["already_started"]
+    duplicates = [r for r in read_audit(runtime.settings.audit)
+                  if r["event"] == "guard.blocked" and r.get("reason") == "duplicate"]
+    assert len(duplicates) == 2  # both firings were accepted before; the re-send adds nothing
+
+
+def _events(runtime: Any, name: str) -> list[dict[str, Any]]:
+    return [r for r in read_audit(runtime.settings.audit) if r["event"] == name]
+

@@ -169,7 +169,7 @@ async def test_unmatched_alerts_are_received_and_recorded(
 
 async def test_full_queue_answers_503_and_queues_nothing(
         make_client: ClientFactory, make_settings: Any, fresh_clock: FakeClock) -> None:
-    """With no room for all of a request's work, it gets 503 before any dedup key is claimed."""
+    """With no room for all of a request's work, it gets 503, queues none and keeps no dedup key."""
     settings = make_settings(rules=RULES, queue={"size": 1, "workers": 1})
     client = await make_client(settings)
     resp = await post(client, "01_firing_group_HighCPU_2_alerts")
@@ -180,8 +180,9 @@ async def test_full_queue_answers_503_and_queues_nothing(
     assert runtime.queue.depth() == 0
     with sqlite3.connect(settings.state_path) as db:
         assert db.execute("SELECT count(*) FROM dedup").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM work").fetchone() == (0,)
     failed = events(read_audit(settings.audit), "intake.failed")
-    assert [f["reason"] for f in failed] == ["the work queue is full"]
+    assert [f["reason"] for f in failed] == ["work queue full (1); send again later"]
 
 
 async def test_metrics_count_the_flow(make_client: ClientFactory, make_settings: Any,

@@ -1,0 +1,157 @@
+"""The runner: executes one planned step behind its last guards, with retries.
+
+Called by ``receiver.executor`` for diagnostics (read-only: no lock) and for action steps
+(``run_guarded``: circuit breaker, target lock with fencing, execute-once marker, then
+execute). ``action.started`` is made durable before ``execute()`` runs under its timeout;
+temporary failures are retried with backoff on the injected clock; a destructive action
+that timed out is never repeated; the final outcome feeds the target's circuit breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from receiver.audit import AuditError, AuditEvent, AuditLog
+from receiver.clock import Clock
+from receiver.decisions import Reason
+from receiver.guards import Blocked, Guard
+from receiver.guards.circuit import Breakers
+from receiver.guards.lock import Fence, target_lock
+from receiver.metrics import Metrics
+from receiver.settings import Settings
+from receiver.state import StateStore
+from remediations.base import Action, ActionContext, PermanentError, Plan, Result, TemporaryError
+
+_log = structlog.get_logger("remediator.runner")
+
+
+class StepFailed(Exception):
+    """Ends a decision as failed; carries the audit reason (internal to the receiver)."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedStep:
+    """One rendered, validated, allow-listed and planned step of a decision."""
+
+    number: int
+    kind: str
+    action: Action[Any]
+    params: Any
+    ctx: ActionContext
+    plan: Plan
+    subject: str
+    raw_params: Any
+    timeout: float
+    priority: str | None = None
+
+    def common(self, decision: str) -> dict[str, Any]:
+        """The fields every audit record of this step carries."""
+        return {"decision": decision, "rule": self.ctx.rule, "fingerprint": self.ctx.alert.fingerprint,
+                "step": self.number, "kind": self.kind, "action": self.action.name,
+                "target": self.ctx.target_name, "priority": self.priority, "dry_run": self.ctx.dry_run}
+
+    def as_data(self) -> dict[str, Any]:
+        """What an approval stores to run this step once approved."""
+        return {"number": self.number, "action": self.action.name, "target": self.ctx.target_name,
+                "params": self.raw_params, "plan": self.plan.as_dict(), "subject": self.subject,
+                "timeout": self.timeout, "priority": self.priority}
+
+
+class Runner:
+    """Executes steps; one per process, shared by the workers."""
+
+    def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, metrics: Metrics,
+                 clock: Clock, breakers: Breakers, owner: str) -> None:
+        self._settings = settings
+        self._store = store
+        self._audit = audit
+        self._metrics = metrics
+        self._clock = clock
+        self._breakers = breakers
+        self._owner = owner
+
+    async def run_guarded(self, decision: str, step: PreparedStep) -> Result:
+        """Circuit breaker → target lock → execute-once marker → execute; feeds the breaker."""
+        target = step.ctx.target_name
+        if target is not None:
+            await self._breakers.check(target)
+        async with target_lock(self._store, step.subject, owner=self._owner,
+                               ttl=self._settings.guards.lock_ttl.total_seconds()) as fence:
+            marker = f"exec\x1f{decision}\x1f{step.number}"
+            (first,) = await self._store.claim([marker], ttl=self._settings.guards.dedup_ttl.total_seconds())
+            if not first:
+                self._audit.record(AuditEvent.ACTION_SKIPPED, reason=Reason.ALREADY_STARTED,
+                                   **step.common(decision))
+                raise Blocked(Guard.EXECUTE_ONCE, Reason.ALREADY_STARTED,
+                              f"step {step.number} ({step.action.name}) was started before, here or on "
+                              "another replica; its outcome is in the audit log, so it is not run again")
+            try:
+                result = await self.execute(step, fence=fence)
+            except StepFailed as failed:
+                if target is not None:
+                    await self._breakers.record(target, ok=False, decision=decision, detail=failed.detail)
+                raise
+            if target is not None:
+                await self._breakers.record(target, ok=True, decision=decision, detail="")
+            return result
+
+    async def execute(self, step: PreparedStep, *, fence: Fence | None) -> Result:
+        """Execute with retries; :class:`StepFailed` when it finally fails."""
+        action, common = step.action, step.common(step.ctx.decision_id)
+        retries = self._settings.guards.retries
+        backoff = self._settings.guards.retry_backoff.total_seconds()
+        for attempt in range(1, retries + 2):
+            if fence is not None:
+                await fence.check()
+            self._audit.record(AuditEvent.ACTION_STARTED, attempt=attempt, **common)
+            try:
+                await self._audit.sync()  # the record of a side effect lands before it starts
+            except AuditError as exc:
+                raise StepFailed(Reason.TEMPORARY_FAILURE, f"audit log unavailable: {exc}") from None
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(step.timeout):
+                    result = await action.execute(step.ctx, step.params, step.plan)
+            except TimeoutError:
+                self._failed(action, started, Reason.TIMEOUT, f"no answer within {step.timeout}s",
+                             attempt=attempt, common=common)
+                # a timed-out change may have happened: never repeat a destructive one
+                if step.plan.destructive or attempt > retries:
+                    raise StepFailed(Reason.TIMEOUT, f"{action.name} timed out") from None
+            except TemporaryError as exc:
+                self._failed(action, started, Reason.TEMPORARY_FAILURE, str(exc), attempt=attempt,
+                             common=common)
+                if attempt > retries:
+                    raise StepFailed(Reason.TEMPORARY_FAILURE,
+                                     f"{action.name}: gave up after {attempt} attempts: {exc}") from None
+                delay = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (attempt - 1)
+                await self._clock.sleep(delay)
+                continue
+            except PermanentError as exc:
+                self._failed(action, started, Reason.PERMANENT_FAILURE, str(exc), attempt=attempt,
+                             common=common)
+                raise StepFailed(Reason.PERMANENT_FAILURE, f"{action.name}: {exc}") from None
+            else:
+                self._metrics.action_duration.labels(action.name, "succeeded").observe(
+                    time.perf_counter() - started)
+                self._audit.record(AuditEvent.ACTION_SUCCEEDED, attempt=attempt, result=result.as_dict(),
+                                   **common)
+                return result
+            await self._clock.sleep(backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failed(self, action: Action[Any], started: float, reason: Reason, detail: str, *,
+                attempt: int, common: dict[str, Any]) -> None:
+        self._metrics.action_duration.labels(action.name, "failed").observe(time.perf_counter() - started)
+        self._audit.record(AuditEvent.ACTION_FAILED, attempt=attempt, reason=reason, detail=detail, **common)
+        _log.warning("action.failed", action=action.name, attempt=attempt, reason=reason, detail=detail)
