@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.errors import StateError
 from receiver.state import (
     Approval,
     ApprovalStatus,
@@ -141,6 +142,20 @@ async def test_idle_work_is_reclaimed_and_touch_keeps_it(make_store: StoreFactor
     reclaimed = await store.reclaim("rescuer", idle=60, count=10)
     assert [(i.id, i.deliveries) for i in reclaimed] == [("a", 2)]
     assert await store.reclaim("other", idle=60, count=10) == []
+
+
+async def test_concurrent_takes_and_reclaims_hand_out_each_item_once(make_store: StoreFactory,
+                                                                      clock: FakeClock) -> None:
+    """Replicas taking, then rescuing idle work, all at once: every item goes to exactly one consumer."""
+    one, two = await opened(make_store), await opened(make_store)
+    expected = sorted(f"w{i:02}" for i in range(20))
+    await one.enqueue([WorkItem(id=i, payload={}) for i in expected], ttl=60, max_backlog=100)
+    taken = await asyncio.gather(*((one if i % 2 else two).take(f"c{i}", 3, block=0) for i in range(10)))
+    assert sorted(item.id for batch in taken for item in batch) == expected
+    clock.advance(120)
+    rescued = await asyncio.gather(*((one if i % 2 else two).reclaim(f"r{i}", idle=60, count=5)
+                                     for i in range(10)))
+    assert sorted(item.id for batch in rescued for item in batch) == expected
 
 
 async def test_pause_is_set_once_and_cleared(make_store: StoreFactory, clock: FakeClock) -> None:
@@ -323,6 +338,17 @@ async def test_approvals_listed_and_found_by_fingerprint(make_store: StoreFactor
     assert [a.id for a in await store.list_approvals()] == ["other", "new", "old"]
     assert [a.id for a in await store.list_approvals([ApprovalStatus.PENDING])] == ["other", "new"]
     assert [a.id for a in await store.pending_approvals_for("A")] == ["new"]
+
+
+async def test_an_approval_id_is_put_once(make_store: StoreFactory, clock: FakeClock) -> None:
+    """Putting an approval whose id exists raises StateError and keeps the first record."""
+    store = await opened(make_store)
+    await store.put_approval(approval("ap", clock, fp="A"))
+    with pytest.raises(StateError):
+        await store.put_approval(approval("ap", clock, fp="B"))
+    kept = await store.get_approval("ap")
+    assert kept is not None
+    assert kept.fingerprint == "A"
 
 
 async def test_state_survives_reopen(make_store: StoreFactory, clock: FakeClock) -> None:
