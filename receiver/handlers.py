@@ -12,6 +12,7 @@ import time
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from receiver.api import add_api_routes
 from receiver.decisions import Rejection
 from receiver.errors import Unavailable
 from receiver.keys import RUNTIME
@@ -96,3 +97,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/-/reload", reload_rules)
+    add_api_routes(app)

@@ -36,9 +36,11 @@ _TEMPORARY_STATUSES = frozenset({408, 425, 429})
 class RequestParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = Field(
+        default="POST", description="HTTP method; any but GET and HEAD is destructive")
     path: str = Field(default="/", max_length=2048, description="Path under the target's base_url")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict,
+                                    description="Extra request headers; they override the target's")
     body: Any = Field(default=None, alias="json", description="JSON body")
     expect_status: list[int] = Field(
         default_factory=list, description="Accepted statuses; empty means any 2xx"

@@ -8,40 +8,19 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
 from tests.fakeclock import FakeClock
+from tests.httptarget import Target, serve_target
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
-
-
-class Target:
-    """A real HTTP server that answers with a scripted list of statuses and records calls."""
-
-    def __init__(self, statuses: list[int], *, delay: float = 0.0) -> None:
-        self.statuses = statuses
-        self.delay = delay
-        self.calls: list[tuple[str, str, Any, str | None]] = []
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json() if request.can_read_body else None
-        self.calls.append((request.method, request.path_qs, body, request.headers.get("X-Token")))
-        if self.delay:
-            await asyncio.sleep(self.delay)
-        status = self.statuses[min(len(self.calls), len(self.statuses)) - 1]
-        return web.json_response({"seen": len(self.calls)}, status=status)
 
 
 @pytest.fixture
 async def target(aiohttp_server: ServerFactory, request: pytest.FixtureRequest) -> tuple[Target, str]:
     statuses, delay = getattr(request, "param", ([200], 0.0))
-    t = Target(statuses, delay=delay)
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", t.handle)
-    server = await aiohttp_server(app)
-    return t, str(server.make_url("/svc")).rstrip("/")
+    return await serve_target(aiohttp_server, statuses, delay=delay)
 
 
 def live_settings(make_settings: Any, base_url: str, *, approval: Any = "auto",

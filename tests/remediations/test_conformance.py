@@ -40,7 +40,6 @@ TARGET_SAMPLES: dict[str, dict[str, Any]] = {
 
 # Gaps in files this suite does not own, each to be fixed there (strict: a fix makes it XPASS-fail
 # until the entry is removed).
-MISSING_FIELD_DESCRIPTIONS = {"http.request": "method and headers have no Field description (http.py)"}
 
 ALERT = Alert(fingerprint="f", status="firing", labels={"alertname": "A"}, annotations={},
               starts_at=datetime(2026, 1, 1, tzinfo=UTC), starts_at_raw="2026-01-01T00:00:00Z")
@@ -74,11 +73,6 @@ def unvalidated_params(action: Action[Any]) -> Any:
     model = action.params_model
     required = {name: placeholder(f.annotation) for name, f in model.model_fields.items() if f.is_required()}
     return model.model_construct(**required)
-
-
-def with_gaps(gaps: dict[str, str]) -> list[Any]:
-    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=gaps[n])) if n in gaps else n
-            for n in NAMES]
 
 
 def test_the_catalogue_is_not_empty() -> None:
@@ -118,7 +112,7 @@ def test_params_model_is_strict_and_schema_is_an_object(name: str) -> None:
     json.dumps(schema)
 
 
-@pytest.mark.parametrize("name", with_gaps(MISSING_FIELD_DESCRIPTIONS))
+@pytest.mark.parametrize("name", NAMES)
 def test_every_param_is_described(name: str) -> None:
     """Every params field carries a description (the rule schema and `actions list --json` show it)."""
     schema = action_of(name).params_model.model_json_schema(by_alias=True)
