@@ -234,6 +234,21 @@ async def test_delivery_without_a_touch_time_is_reclaimed_after_idle(
     assert [(i.id, dict(i.payload), i.deliveries) for i in reclaimed] == [("w", {"x": 1}, 2)]
 
 
+async def test_reclaim_drops_pending_entries_deleted_from_the_stream(
+    make_store: StoreFactory, raw: aioredis.Redis, clock: FakeClock
+) -> None:
+    """An entry deleted behind the store's back is not handed out again and leaves no touched time."""
+    store = await opened(make_store)
+    await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    (item,) = await store.take("dead", 1, block=0)
+    prefix = store._prefix
+    await raw.xdel(f"{prefix}:work", item.ref)
+    clock.advance(61)
+    assert await store.reclaim("rescuer", idle=60, count=10) == []
+    assert (await raw.xpending(f"{prefix}:work", f"{prefix}:workers"))["pending"] == 0
+    assert not await raw.exists(f"{prefix}:work:touched")
+
+
 async def test_touch_by_another_consumer_does_not_keep_work(make_store: StoreFactory,
                                                            clock: FakeClock) -> None:
     """Only the consumer that holds an entry resets its idle time."""
