@@ -157,6 +157,12 @@ class Executor:
             try:
                 outcome, reason = await work
             except Blocked as blocked:
+                if blocked.guard is Guard.BLAST_RADIUS:  # it stays paused until an admin resumes
+                    try:
+                        await self._guards.killswitch.pause(actor="system", detail=blocked.detail,
+                                                            source="blast_radius")
+                    except (StateError, AuditError) as exc:  # the next decision trips it again
+                        _log.error("blast_radius.pause_failed", error=str(exc))
                 self._metrics.guard_blocks.labels(blocked.guard.value).inc()
                 self._end(decision, d, AuditEvent.GUARD_BLOCKED, Outcome.BLOCKED, reason=blocked.reason,
                           detail=blocked.detail, guard=blocked.guard,
@@ -229,13 +235,7 @@ class Executor:
         for step in steps:
             await self._guards.killswitch.check()
             if rule is not None:
-                try:
-                    await check_budget(self._store, budget(step), rule, spend=True)
-                except Blocked as blocked:
-                    if blocked.guard is Guard.BLAST_RADIUS:
-                        await self._guards.killswitch.pause(actor="system", detail=blocked.detail,
-                                                            source="blast_radius")
-                    raise
+                await check_budget(self._store, budget(step), rule, spend=True)
             await self._runner.run_guarded(decision, step)
 
     async def _run_approved(self, approval_id: str) -> tuple[Outcome, Reason]:
