@@ -114,7 +114,8 @@ class TerminateIdleParams(_SessionFilter):
 class CancelLongQueriesParams(_SessionFilter):
     running_for: Duration = Field(description="Queries running for longer than this, e.g. 5m")
     grace: Duration = Field(
-        default=timedelta(seconds=30),
+        default="30s",  # validated like a rule's value, so the JSON Schema shows "30s"
+        validate_default=True,
         description="How long a cancel may take before the session is terminated (at most 2m)",
     )
     max_queries: int = Field(default=10, ge=1, le=100, description="At most this many, longest first")
@@ -366,7 +367,7 @@ class _PostgresAction:
             return list(target.databases)
         if database not in target.databases:
             raise TargetNotAllowed(
-                f"database {database!r} is not in target {ctx.target_name!r}'s databases "
+                f"database {database!r} is not among the databases of target {ctx.target_name!r} "
                 f"({', '.join(target.databases)})"
             )
         return [database]

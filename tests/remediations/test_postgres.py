@@ -258,9 +258,9 @@ def pids_of(plan: Plan, key: str = "sessions") -> set[int]:
     pytest.param(Activity(), {"database": "app"}, id="activity-one"),
 ])
 def test_good_params_are_accepted(action: Action[Any], raw: dict[str, Any]) -> None:
-    """Params within the schema parse, durations into timedeltas."""
+    """Params within the schema parse, and survive a round trip through JSON (as plans in the audit do)."""
     params = action.parse_params(raw)
-    assert params.model_dump(exclude_defaults=True).keys() <= raw.keys()
+    assert action.parse_params(params.model_dump(mode="json")) == params
 
 
 @pytest.mark.parametrize(("action", "raw", "field"), [
@@ -309,7 +309,7 @@ def test_a_label_cannot_steer_outside_the_databases(action: Action[Any], datname
     spec = ActionSpec(action=action.name, target="main", params={**raw, "database": "{{ labels.datname }}"})
     c = ctx(target(["app"]), {"datname": datname})
     params = action.parse_params(spec.render_params(c.alert))
-    with pytest.raises(TargetNotAllowed, match="not in target 'main'"):
+    with pytest.raises(TargetNotAllowed, match=r"is not among the databases of target 'main' \(app\)$"):
         action.check_allowed(c, params)
     action.check_allowed(c, params.model_copy(update={"database": "app"}))
     action.check_allowed(c, params.model_copy(update={"database": None}))
