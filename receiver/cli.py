@@ -1,6 +1,7 @@
 """The ``remediator`` command line (also ``python -m receiver``).
 
-Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``, ``actions list``.
+Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``, ``actions list``,
+``approvals list|approve|reject``, ``pause``, ``resume`` (those three in ``receiver.cli_admin``).
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
 one clear line each (file, line and rule where there are some), never a traceback.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from receiver.audit import verify_file
+from receiver.cli_admin import add_admin_commands
 from receiver.errors import ConfigError, ReceiverError
 from receiver.settings import Settings, load_settings
 from rules.errors import RemediatorError, RuleLoadError
@@ -157,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="every action: destructive, target kinds, permissions")
     listing.add_argument("--json", action="store_true", help="each action with its params schema, as JSON")
     listing.set_defaults(func=_actions_list)
+    add_admin_commands(sub)
     return parser
 
 

@@ -21,7 +21,7 @@ from receiver.clock import Clock
 from receiver.decisions import Reason
 from receiver.guards import Blocked, Guard
 from receiver.guards.circuit import Breakers
-from receiver.guards.lock import Fence, target_lock
+from receiver.guards.lock import Fence, acquire_target
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 from receiver.state import StateStore
@@ -81,20 +81,29 @@ class Runner:
         self._owner = owner
 
     async def run_guarded(self, decision: str, step: PreparedStep) -> Result:
-        """Circuit breaker → target lock → execute-once marker → execute; feeds the breaker."""
+        """Circuit breaker → execute-once marker → target lock → execute; feeds the breaker.
+
+        The marker comes before the lock so a step whose holder crashed mid-action is
+        recognised as started (not merely locked); it is given back if the lock is busy.
+        """
         target = step.ctx.target_name
         if target is not None:
             await self._breakers.check(target)
-        async with target_lock(self._store, step.subject, owner=self._owner,
-                               ttl=self._settings.guards.lock_ttl.total_seconds()) as fence:
-            marker = f"exec\x1f{decision}\x1f{step.number}"
-            (first,) = await self._store.claim([marker], ttl=self._settings.guards.dedup_ttl.total_seconds())
-            if not first:
-                self._audit.record(AuditEvent.ACTION_SKIPPED, reason=Reason.ALREADY_STARTED,
-                                   **step.common(decision))
-                raise Blocked(Guard.EXECUTE_ONCE, Reason.ALREADY_STARTED,
-                              f"step {step.number} ({step.action.name}) was started before, here or on "
-                              "another replica; its outcome is in the audit log, so it is not run again")
+        marker = f"exec\x1f{decision}\x1f{step.number}"
+        (first,) = await self._store.claim([marker], ttl=self._settings.guards.dedup_ttl.total_seconds())
+        if not first:
+            self._audit.record(AuditEvent.ACTION_SKIPPED, reason=Reason.ALREADY_STARTED,
+                               **step.common(decision))
+            raise Blocked(Guard.EXECUTE_ONCE, Reason.ALREADY_STARTED,
+                          f"step {step.number} ({step.action.name}) was started before, here or on "
+                          "another replica; its outcome is in the audit log, so it is not run again")
+        try:
+            fence = await acquire_target(self._store, step.subject, owner=self._owner,
+                                         ttl=self._settings.guards.lock_ttl.total_seconds())
+        except Blocked:
+            await self._store.release([marker])
+            raise
+        try:
             try:
                 result = await self.execute(step, fence=fence)
             except StepFailed as failed:
@@ -104,6 +113,8 @@ class Runner:
             if target is not None:
                 await self._breakers.record(target, ok=True, decision=decision, detail="")
             return result
+        finally:
+            await fence.release()
 
     async def execute(self, step: PreparedStep, *, fence: Fence | None) -> Result:
         """Execute with retries; :class:`StepFailed` when it finally fails."""

@@ -8,9 +8,6 @@ over never acts after the new holder started.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import structlog
 
 from receiver.decisions import Reason
@@ -29,6 +26,12 @@ class Fence:
         self.key = key
         self.token = token
 
+    async def release(self) -> None:
+        try:
+            await self._store.release_lock(self.key, self.token)
+        except StateError as exc:  # it expires by its TTL
+            _log.warning("lock.release_failed", key=self.key, error=str(exc))
+
     async def check(self) -> None:
         if not await self._store.lock_valid(self.key, self.token):
             raise Blocked(Guard.TARGET_LOCK, Reason.LOCK_LOST,
@@ -36,17 +39,10 @@ class Fence:
                           "not acting on a stale lock")
 
 
-@asynccontextmanager
-async def target_lock(store: StateStore, key: str, *, owner: str, ttl: float) -> AsyncIterator[Fence]:
+async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float) -> Fence:
     """Hold the lock on ``key`` or raise :class:`Blocked` (``target_locked``) at once."""
     token = await store.acquire_lock(key, owner, ttl=ttl)
     if token is None:
         raise Blocked(Guard.TARGET_LOCK, Reason.TARGET_LOCKED,
                       f"another action is running on {key}; not running two at once")
-    try:
-        yield Fence(store, key, token)
-    finally:
-        try:
-            await store.release_lock(key, token)
-        except StateError as exc:  # it expires by its TTL
-            _log.warning("lock.release_failed", key=key, error=str(exc))
+    return Fence(store, key, token)
