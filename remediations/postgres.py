@@ -15,6 +15,7 @@ so a pid reused by a new backend, or a session busy again, is left alone.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -55,7 +57,7 @@ _TEMPORARY_STATES = frozenset({"55P03"})  # lock_not_available
 # clients, starting up) may pass.
 _PERMANENT_CONNECT = (
     "authentication failed", "does not exist", "no pg_hba.conf entry", "not permitted to log in",
-    "no password supplied", "permission denied",
+    "no password supplied", "permission denied", "invalid",
 )
 
 
@@ -239,14 +241,24 @@ def _message(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-def _classify(exc: psycopg.Error, what: str) -> RemediationError:
+def _redact(text: str, dsn: str) -> str:
+    """libpq may quote the connection string it could not parse: never let the password out."""
+    try:
+        password = conninfo_to_dict(dsn).get("password")
+    except psycopg.Error:
+        return re.sub(r'"[^"]*"', '"…"', text)  # unparseable: any quoted part may hold it
+    return text.replace(str(password), "…") if password else text
+
+
+def _classify(exc: psycopg.Error, what: str, *, dsn: str | None = None) -> RemediationError:
     """A psycopg error as Temporary (retry may help) or Permanent (it will not)."""
-    message = f"{what}: {_message(exc)}"
+    text = _message(exc) if dsn is None else _redact(_message(exc), dsn)
+    message = f"{what}: {text}"
     state = exc.sqlstate
     if state is None:
         if isinstance(exc, psycopg.ProgrammingError | psycopg.InterfaceError | psycopg.NotSupportedError):
             return PermanentError(message)  # a malformed DSN, a driver misuse
-        if any(p in str(exc) for p in _PERMANENT_CONNECT):
+        if any(p in text for p in _PERMANENT_CONNECT):
             return PermanentError(message)
         return TemporaryError(message)
     if state.startswith(_TEMPORARY_CLASSES) or state in _TEMPORARY_STATES:
@@ -260,13 +272,14 @@ Connection = psycopg.AsyncConnection[DictRow]
 @asynccontextmanager
 async def _connect(target: PostgresTarget, what: str) -> AsyncIterator[Connection]:
     """One autocommit connection; psycopg errors inside come out classified."""
+    dsn = target.dsn.reveal()
     try:
         conn = await psycopg.AsyncConnection.connect(
-            target.dsn.reveal(), autocommit=True, row_factory=dict_row,
+            dsn, autocommit=True, row_factory=dict_row,
             connect_timeout=_CONNECT_TIMEOUT, fallback_application_name="remediator",
         )
     except psycopg.Error as exc:
-        raise _classify(exc, f"{what}: cannot connect") from None
+        raise _classify(exc, f"{what}: cannot connect", dsn=dsn) from None
     try:
         await conn.execute(_STATEMENT_TIMEOUT)
         yield conn

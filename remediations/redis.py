@@ -92,10 +92,16 @@ class _RedisAction:
     async def _connect(self, ctx: ActionContext, db: int) -> AsyncIterator[aioredis.Redis]:
         """One connection to logical DB ``db``; redis errors inside come out classified."""
         self._check_db(ctx, db)
-        client = aioredis.from_url(
-            self._target(ctx).url.reveal(), single_connection_client=True, decode_responses=True,
-            socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT, retry=Retry(NoBackoff(), 0),
-        )
+        try:
+            client = aioredis.from_url(
+                self._target(ctx).url.reveal(), single_connection_client=True, decode_responses=True,
+                socket_timeout=_TIMEOUT, socket_connect_timeout=_TIMEOUT, retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError:  # the message may quote the URL, password and all
+            raise PermanentError(
+                f"{self.name}: the url of target {ctx.target_name!r} is not a redis://, rediss:// "
+                "or unix:// URL redis-py can parse"
+            ) from None
         # from_url lets a /N path or ?db=N in the URL win over a db argument: set it here.
         client.connection_pool.connection_kwargs["db"] = db
         try:

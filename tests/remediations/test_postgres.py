@@ -637,12 +637,16 @@ def closed_port() -> int:
                  id="unknown-database"),
     pytest.param(lambda: dsn(f"rmd_nobody_{uuid.uuid4().hex[:8]}", "test"), PermanentError,
                  id="unknown-role"),
-    pytest.param(lambda: "host=127.0.0.1 nonsense=1", PermanentError, id="malformed-dsn"),
+    pytest.param(lambda: "host=127.0.0.1 nonsense=1", PermanentError, id="unknown-option"),
+    pytest.param(lambda: "rmd:s3cr3t-pw@127.0.0.1", PermanentError, id="malformed-dsn"),
+    pytest.param(lambda: "postgresql://rmd:s3cr3t-pw@127.0.0.1:notaport/test", PermanentError, id="bad-port"),
+    pytest.param(lambda: "postgresql://rmd:s3cr3t-pw@127.0.0.1:5432/test?bogus=1", PermanentError,
+                 id="bad-uri-parameter"),
 ])
 @pytest.mark.parametrize("action", [TerminateIdle(), CancelLongQueries(), Activity()], ids=lambda a: a.name)
 async def test_connection_failures_are_classified(make_dsn: Any, error: type[Exception],
                                                   action: Action[Any]) -> None:
-    """Refused is temporary (retried); unknown database or role and a bad DSN are permanent."""
+    """Refused is temporary; unknown database or role and a bad DSN are permanent; no password shows."""
     tgt = PostgresTarget(kind="postgres", dsn=Secret(make_dsn(), "env:PG_DSN"), databases=["test"])
     raw = {TerminateIdle.name: {"idle_for": "1m"}, CancelLongQueries.name: {"running_for": "1m"}}
     params = action.parse_params(raw.get(action.name, {}))
@@ -654,6 +658,7 @@ async def test_connection_failures_are_classified(make_dsn: Any, error: type[Exc
         await call
     assert type(caught.value) is error
     assert "cannot connect" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
 
 
 async def test_an_empty_plan_executes_without_connecting() -> None:

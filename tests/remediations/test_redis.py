@@ -236,15 +236,18 @@ def closed_port() -> int:
     pytest.param(lambda: "redis://rmd-nobody:wrong@127.0.0.1:6379", OWNED_DB, PermanentError,
                  id="wrong-credentials"),
     pytest.param(lambda: "redis://127.0.0.1:6379", 999, PermanentError, id="db-index-out-of-range"),
+    pytest.param(lambda: "http://:s3cr3t@127.0.0.1:6379", OWNED_DB, PermanentError, id="not-a-redis-url"),
+    pytest.param(lambda: "redis://:s3cr3t@127.0.0.1:port", OWNED_DB, PermanentError, id="malformed-url"),
 ])
 @pytest.mark.parametrize("action", [RedisDiagnose(), RedisFlushDb()], ids=lambda a: a.name)
 async def test_failures_are_classified(url: Any, db: int, error: type[Exception],
                                        action: Action[Any]) -> None:
-    """Refused is temporary (retried); bad credentials and a DB the server lacks are permanent."""
+    """Refused is temporary; bad credentials, a missing DB, a bad URL are permanent; no password shows."""
     c = ctx(target([db], url=url()))
     params = action.parse_params({"db": db})
     plan = Plan(action=action.name, target="cache", steps=(), destructive=True, details={"db": db})
     with pytest.raises(error) as caught:
         await action.execute(c, params, plan)
     assert type(caught.value) is error
-    assert f"{action.name} on cache db {db}: " in str(caught.value)
+    assert str(caught.value).startswith(f"{action.name}")
+    assert "s3cr3t" not in str(caught.value)
