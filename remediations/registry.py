@@ -63,13 +63,32 @@ class Registry:
 
 
 def default_registry() -> Registry:
-    """The built-in catalogue."""
-    from remediations.http import HttpRequest  # noqa: PLC0415 - keeps import of aiohttp lazy
+    """The built-in catalogue (``remediator actions list``; reference in docs/actions/)."""
+    # Imported here so `rules lint` and the layering test do not load every backend SDK.
+    from remediations.docker import DockerDiagnose, DockerRestart  # noqa: PLC0415
+    from remediations.http import HttpRequest  # noqa: PLC0415
+    from remediations.kubernetes import (  # noqa: PLC0415
+        KubernetesDeletePod,
+        KubernetesRolloutRestart,
+        KubernetesRolloutUndo,
+    )
+    from remediations.kubernetes_diagnose import KubernetesDiagnose  # noqa: PLC0415
+    from remediations.kubernetes_memory import KubernetesSetMemoryLimit  # noqa: PLC0415
+    from remediations.kubernetes_scale import KubernetesScale  # noqa: PLC0415
     from remediations.notify import (  # noqa: PLC0415
         NotifyLog,
         NotifyPagerDuty,
         NotifySlack,
         NotifyWebhook,
     )
+    from remediations.postgres import Activity, CancelLongQueries, TerminateIdle  # noqa: PLC0415
+    from remediations.redis import RedisDiagnose, RedisFlushDb  # noqa: PLC0415
 
-    return Registry([NotifyLog(), NotifySlack(), NotifyPagerDuty(), NotifyWebhook(), HttpRequest()])
+    return Registry([
+        NotifyLog(), NotifySlack(), NotifyPagerDuty(), NotifyWebhook(), HttpRequest(),
+        KubernetesRolloutRestart(), KubernetesScale(), KubernetesRolloutUndo(), KubernetesDeletePod(),
+        KubernetesSetMemoryLimit(), KubernetesDiagnose(),
+        DockerRestart(), DockerDiagnose(),
+        TerminateIdle(), CancelLongQueries(), Activity(),
+        RedisDiagnose(), RedisFlushDb(),
+    ])
