@@ -19,7 +19,7 @@ from tests.fakeclock import FakeClock
 from tests.redisdb import REDIS_URL, drop_prefix
 
 # A database of its own, so "no key outside the prefix" can be checked on the whole keyspace.
-KEYS_URL = "redis://127.0.0.1:6379/15"
+KEYS_URL = "redis://127.0.0.1:6379/12"  # DBs 14 and 15 belong to the redis action tests
 DAY_MS = 86_400_000
 
 StoreFactory = Callable[..., RedisStateStore]
