@@ -29,6 +29,7 @@ from receiver.guards.budget import budget_for, check_budget
 from receiver.guards.circuit import Breakers
 from receiver.guards.killswitch import KillSwitch
 from receiver.guards.maintenance import active_window
+from receiver.metrics import Metrics
 from receiver.reload import RulesCoordinator
 from receiver.runner import PreparedStep, Runner, StepFailed
 from receiver.settings import Settings
@@ -65,7 +66,7 @@ class Executor:
     """Runs work items taken from the local buffer by ``workers`` concurrent tasks."""
 
     def __init__(self, *, settings: Settings, registry: Registry, rules: RulesCoordinator, queue: WorkQueue,
-                 store: StateStore, audit: AuditLog, metrics: Any, clock: Clock, guards: Guards,
+                 store: StateStore, audit: AuditLog, metrics: Metrics, clock: Clock, guards: Guards,
                  runner: Runner) -> None:
         self._settings = settings
         self._registry = registry
