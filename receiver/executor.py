@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ from remediations.base import (
     TargetNotAllowed,
 )
 from remediations.registry import Registry
+from rules.alert import Alert
 from rules.errors import TemplateError
 from rules.model import ActionSpec
 from rules.priority import Priority
@@ -151,7 +152,8 @@ class Executor:
         """Carry one decision to its end; False when the state store failed."""
         return await self._guarded(d.id, d, self._run_decision(d))
 
-    async def _guarded(self, decision: str, d: Decision | None, work: Any) -> bool:
+    async def _guarded(self, decision: str, d: Decision | None,
+                       work: Awaitable[tuple[Outcome, Reason]]) -> bool:
         bind = {"decision": decision} | ({} if d is None else {"rule": d.rule.name,
                                                                 "fingerprint": d.alert.fingerprint})
         with structlog.contextvars.bound_contextvars(**bind):
@@ -251,14 +253,13 @@ class Executor:
         data = approval.payload
         alert = alert_from_data(data["alert"])
         steps = [self._restore_step(approval.decision, rule.name, alert, s) for s in data["steps"]]
-        priority = Priority(data["priority"])
         await self._run_actions(
             approval.decision, rule.name, steps,
             lambda s: budget_for(self._settings, rule, s.subject, f"{approval.decision}:{s.number}"))
-        _log.info("approval.ran", approval=approval_id, priority=priority)
+        _log.info("approval.ran", approval=approval_id, priority=data["priority"])
         return Outcome.SUCCEEDED, Reason.APPROVED
 
-    def _restore_step(self, decision: str, rule: str, alert: Any, data: dict[str, Any]) -> PreparedStep:
+    def _restore_step(self, decision: str, rule: str, alert: Alert, data: dict[str, Any]) -> PreparedStep:
         action = self._registry.get(data["action"])
         if action is None:
             raise StepFailed(Reason.INVALID_PARAMS, f"unknown action {data['action']!r}")

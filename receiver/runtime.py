@@ -75,8 +75,9 @@ class Runtime:
         self.draining = False
 
     async def _enqueue_one(self, item: WorkItem) -> None:
+        # A human's approval is never refused for a full queue: its plan waits behind the rest.
         await self.state.enqueue([item], ttl=self.settings.guards.dedup_ttl.total_seconds(),
-                                 max_backlog=self.settings.queue.size + 1000)  # approved work is not refused
+                                 max_backlog=2**62)
 
     async def _resolved(self, alert: Alert) -> None:
         cancelled = await self.approvals.cancel_for(alert.fingerprint, "the alert resolved")
@@ -120,6 +121,7 @@ class Runtime:
             await asyncio.sleep(_HOUSEKEEPING_EVERY)
             try:
                 await self.approvals.expire_due()
+                await self.approvals.requeue_approved()
             except (StateError, AuditError) as exc:
                 _log.warning("housekeeping.failed", error=str(exc))
 

@@ -65,6 +65,7 @@ _CLAIM = (
 )
 _PURGE_EVERY = 1000
 _BLAST_KEY = "\x00blast"
+_KEEP_DECIDED = 7 * 24 * 3600.0  # decided approvals are kept this long, as in Redis
 
 
 class SqliteStateStore:
@@ -138,6 +139,8 @@ class SqliteStateStore:
         db.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
         db.execute("DELETE FROM cooldown WHERE until <= ?", (now,))
         db.execute("DELETE FROM lock WHERE expires_at <= ? AND owner IS NULL", (now,))
+        db.execute("DELETE FROM approval WHERE status != 'pending' AND created_at <= ?",
+                   (now - _KEEP_DECIDED,))
         self._writes_since_purge = 0
 
     async def release(self, keys: Sequence[str]) -> None:

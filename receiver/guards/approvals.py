@@ -33,6 +33,14 @@ _EVENTS = {
 }
 
 
+_KEEP = 7 * 24 * 3600.0  # how long an approved plan may still be queued after the approval
+_GRACE = 30.0  # the approving call queues it itself within this
+
+
+def _queued_marker(approval_id: str) -> str:
+    return f"approval-queued\x1f{approval_id}"
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -91,23 +99,42 @@ class Approvals:
 
     async def decide(self, approval_id: str, *, approve: bool, actor: str, comment: str | None) -> Approval:
         """Approve (and queue the plans) or reject; :class:`Conflict` when it is no longer pending."""
+        current = await self.get(approval_id)
+        if current.status is ApprovalStatus.PENDING and current.expires_at <= self._clock.now():
+            await self._close(current, ApprovalStatus.EXPIRED, "expired unanswered")
+            await self._audit.sync()
         to = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
         result = await self._store.decide_approval(approval_id, to, actor=actor, comment=comment)
         approval = result.approval
         if approval is None:
             raise NotFound(f"no approval {approval_id!r}")
         if not result.changed:
-            if approval.status is ApprovalStatus.EXPIRED and approval.decided_at == self._clock.now():
-                self._record(approval)  # this call found it expired
-                await self._audit.sync()
             who = f" by {approval.decided_by}" if approval.decided_by else ""
             raise Conflict(f"approval {approval_id} is {approval.status.value}{who}, not pending; "
                            "nothing was run")
         self._record(approval)
         await self._audit.sync()
         if approve:
-            await self._enqueue(approved_item(approval.id, approval.decision))
+            await self._queue_run(approval)
         return approval
+
+    async def _queue_run(self, approval: Approval) -> None:
+        """Queue an approved plan and mark it queued (``requeue_approved`` repairs a gap between)."""
+        await self._enqueue(approved_item(approval.id, approval.decision))
+        await self._store.claim([_queued_marker(approval.id)], ttl=_KEEP)
+
+    async def requeue_approved(self) -> int:
+        """Queue approved plans whose queueing was cut short (a store error or a crash right
+        after the approval); how many. A plan queued twice still runs once: its steps carry
+        execute-once markers."""
+        now = self._clock.now()
+        queued = 0
+        for approval in await self._store.list_approvals([ApprovalStatus.APPROVED]):
+            recent = approval.decided_at is not None and now - _KEEP < approval.decided_at <= now - _GRACE
+            if recent and (await self._store.claim([_queued_marker(approval.id)], ttl=_KEEP))[0]:
+                await self._enqueue(approved_item(approval.id, approval.decision))
+                queued += 1
+        return queued
 
     def _record(self, approval: Approval) -> None:
         self._audit.record(_EVENTS[approval.status], approval=approval.id, decision=approval.decision,

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import BaseModel
 
+from receiver.state import ApprovalStatus
 from remediations.base import Action, ActionContext, Plan, Result
 from remediations.http import HttpRequest
 from remediations.registry import Registry
@@ -128,6 +129,25 @@ async def test_two_approvals_at_once_run_once(
     answers = await asyncio.gather(decide(client, approval["id"], "approve"),
                                    decide(client, approval["id"], "approve"))
     assert sorted(a[0] for a in answers) == [200, 409]
+    await settle(client)
+    assert len(target.calls) == 1
+
+
+async def test_an_approval_whose_queueing_was_cut_short_is_queued_by_housekeeping(
+        setup: tuple[TestClient[Any, Any], Target, Target, Any], clock: FakeClock) -> None:
+    """Approved in the store but never queued (the store failed, or the process died, in
+    between): housekeeping queues it, once, and it runs once."""
+    client, target, _, _ = setup
+    await fire(client, alert())
+    [approval] = await pending(client)
+    runtime = runtime_of(client)
+    moved = await runtime.state.decide_approval(approval["id"], ApprovalStatus.APPROVED, actor="oncall-alice",
+                                                comment=None)
+    assert moved.changed
+    assert await runtime.approvals.requeue_approved() == 0  # within the grace the approver queues it
+    clock.advance(31)
+    assert await runtime.approvals.requeue_approved() == 1
+    assert await runtime.approvals.requeue_approved() == 0
     await settle(client)
     assert len(target.calls) == 1
 
