@@ -80,16 +80,20 @@ class Executor:
         self._guards = guards
         self._runner = runner
         self._tasks: list[asyncio.Task[None]] = []
+        self._finished: list[WorkItem] = []
+        self._finished_ready = asyncio.Event()
 
     def start(self) -> None:
         for n in range(self._settings.queue.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"remediator-worker-{n}"))
+        self._tasks.append(asyncio.create_task(self._complete_loop(), name="remediator-completer"))
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self._complete_finished()
 
     async def _work(self) -> None:
         while True:
@@ -101,23 +105,42 @@ class Executor:
                 self._audit.record(AuditEvent.DECISION_FAILED, decision=item.id, outcome=Outcome.FAILED,
                                    reason=Reason.SHUTDOWN,
                                    detail="interrupted by shutdown; taken up again after restart")
+                self._queue.done(item)
                 raise
             except Exception:  # a bug must not kill the worker; it is logged and audited
                 _log.exception("executor.crashed", decision=item.id)
                 self._end(item.id, None, AuditEvent.DECISION_FAILED, Outcome.FAILED,
                           reason=Reason.PERMANENT_FAILURE, detail="internal error; see the logs")
                 finished = True
-            finally:
-                await self._sync()
-                if finished:
-                    await self._complete(item)
+            if finished:
+                self._finished.append(item)
+                self._finished_ready.set()
+            else:  # the store failed: leave it there to be taken up again
                 self._queue.done(item)
 
-    async def _complete(self, item: WorkItem) -> None:
+    async def _complete_loop(self) -> None:
+        """Remove finished items from the store once their audit records are on disk.
+
+        Workers do not wait for the fsync themselves: every item finished meanwhile shares
+        one sync and one store transaction.
+        """
+        while True:
+            await self._finished_ready.wait()
+            await self._complete_finished()
+
+    async def _complete_finished(self) -> None:
+        self._finished_ready.clear()
+        items = list(self._finished)  # removed only once completed: a cancel here loses none
+        if not items:
+            return
+        await self._sync()
         try:
-            await self._store.complete([item.ref])
-        except StateError as exc:  # it is taken up again and ends at once (execute-once markers)
-            _log.error("state.complete_failed", decision=item.id, error=str(exc))
+            await self._store.complete([item.ref for item in items])
+        except StateError as exc:  # they are taken up again and end at once (execute-once markers)
+            _log.error("state.complete_failed", decisions=len(items), error=str(exc))
+        del self._finished[:len(items)]
+        for item in items:
+            self._queue.done(item)
 
     async def _sync(self) -> None:
         try:

@@ -77,6 +77,7 @@ class SqliteStateStore:
         self._db: sqlite3.Connection | None = None
         self._writes_since_purge = 0
         self._work_ready = asyncio.Event()
+        self._backlog = 0  # rows in `work`: one process owns the file, so it counts them itself
 
     async def open(self) -> None:
         try:
@@ -85,6 +86,7 @@ class SqliteStateStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
+            self._backlog = db.execute("SELECT count(*) FROM work").fetchone()[0]
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {self._path}: {exc}") from None
         self._db = db
@@ -153,16 +155,16 @@ class SqliteStateStore:
         if not items:
             return
         now = self._clock.now()
+        if self._backlog + len(items) > max_backlog:
+            raise BacklogFull(max_backlog)
         with self._tx() as db:
-            (count,) = db.execute("SELECT count(*) FROM work").fetchone()
-            if count + len(items) > max_backlog:
-                raise BacklogFull(max_backlog)
             db.executemany(
                 "INSERT INTO work (id, dedup_key, payload) VALUES (?, ?, ?)",
                 [(i.id, i.dedup_key, json.dumps(i.payload, separators=(",", ":"))) for i in items],
             )
             keys = [(now + ttl, i.dedup_key) for i in items if i.dedup_key is not None]
             db.executemany("UPDATE dedup SET expires_at = ? WHERE key = ?", keys)
+        self._backlog += len(items)
         self._work_ready.set()
 
     @staticmethod
@@ -213,10 +215,11 @@ class SqliteStateStore:
     async def complete(self, refs: Sequence[str]) -> None:
         if refs:
             with self._tx() as db:
-                db.executemany("DELETE FROM work WHERE seq = ?", [(int(r),) for r in refs])
+                cur = db.executemany("DELETE FROM work WHERE seq = ?", [(int(r),) for r in refs])
+            self._backlog -= cur.rowcount
 
     async def backlog(self) -> int:
-        return int(self._read("SELECT count(*) FROM work")[0][0])
+        return self._backlog
 
     # -- pause
     async def get_pause(self) -> Pause | None:
