@@ -333,7 +333,7 @@ class Executor:
             self._check_allowed(action, ctx, params)
             plan = await self._plan(action, params, ctx, limit=timeout)
         step = PreparedStep(number=number, kind=kind, action=action, params=params, ctx=ctx, plan=plan,
-                            subject=f"{spec.target or '-'}/{action.subject(ctx, params)}",
+                            subject=action.subject(ctx, params),
                             raw_params=params.model_dump(mode="json", by_alias=True), timeout=timeout,
                             priority=d.priority.value)
         self._audit.record(AuditEvent.ACTION_PLANNED, plan=plan.as_dict(), **step.common(d.id))

@@ -133,10 +133,11 @@ class Action(ABC, Generic[P]):
 
         Cooldowns and target locks are keyed by it, so two actions on one object (a
         restart and a scale of the same Deployment) share a lock. Backends override it
-        with the object's identity (``prod/deployment/web``); the default is every param.
+        with the object's identity (``prod-cluster/prod/deployment/web``, the target's
+        name first); the default is the target and every param.
         """
         rendered = json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
-        return f"{self.name}:{rendered}"
+        return f"{ctx.target_name or '-'}/{self.name}:{rendered}"
 
     @abstractmethod
     async def plan(self, ctx: ActionContext, params: P) -> Plan:
