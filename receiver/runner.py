@@ -3,8 +3,9 @@
 Called by ``receiver.executor`` for diagnostics (read-only: no lock) and for action steps
 (``run_guarded``: circuit breaker, target lock with fencing, execute-once marker, then
 execute). ``action.started`` is made durable before ``execute()`` runs under its timeout;
-temporary failures are retried with backoff on the injected clock; a destructive action
-that timed out is never repeated; the final outcome feeds the target's circuit breaker.
+temporary failures are retried with backoff on the injected clock, but a destructive
+action whose outcome is unknown (a timeout, a 5xx after the request went out) is never
+repeated unless it re-reads state first; the final outcome feeds the circuit breaker.
 """
 
 from __future__ import annotations
@@ -142,6 +143,10 @@ class Runner:
             except TemporaryError as exc:
                 self._failed(action, started, Reason.TEMPORARY_FAILURE, str(exc), attempt=attempt,
                              common=common)
+                if step.plan.destructive and not (exc.nothing_sent or action.execute_is_idempotent):
+                    raise StepFailed(Reason.TEMPORARY_FAILURE,
+                                     f"{action.name}: {exc}; not repeated: the change may have happened "
+                                     "(see the target before acting by hand)") from None
                 if attempt > retries:
                     raise StepFailed(Reason.TEMPORARY_FAILURE,
                                      f"{action.name}: gave up after {attempt} attempts: {exc}") from None

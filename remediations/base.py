@@ -27,11 +27,19 @@ class RemediationError(RemediatorError):
 
 
 class TemporaryError(RemediationError):
-    """A failure worth retrying (5xx, timeout, connection refused)."""
+    """A failure worth retrying (5xx, timeout, connection refused).
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    ``nothing_sent``: the failure happened before any request reached the backend (a
+    refused connection, a DNS failure, a conflict the server answered without acting).
+    The executor repeats a destructive action only then, or when the action re-reads
+    state before it writes (``Action.execute_is_idempotent``): after a timeout or a
+    5xx the change may already have happened.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None, nothing_sent: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.nothing_sent = nothing_sent
 
 
 class PermanentError(RemediationError):
@@ -107,6 +115,7 @@ class Action(ABC, Generic[P]):
     params_model: ClassVar[type[BaseModel]]
     destructive: ClassVar[bool] = False
     approval_always: ClassVar[bool] = False  # approval even when the rule says auto (redis.flushdb)
+    execute_is_idempotent: ClassVar[bool] = False  # execute re-reads state and does nothing twice
     read_only: ClassVar[bool] = False
     target_kinds: ClassVar[frozenset[str]] = frozenset()
     timeout: ClassVar[float] = 30.0

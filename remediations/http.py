@@ -30,7 +30,9 @@ from remediations.targets import HttpTarget
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _EXCERPT = 2048
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _TEMPORARY_STATUSES = frozenset({408, 425, 429})
+_REFUSED_STATUSES = frozenset({408, 425, 429, 503})
 
 
 class RequestParams(BaseModel):
@@ -63,6 +65,9 @@ class RequestParams(BaseModel):
         for name, val in value.items():
             if not _HEADER_NAME.match(name):
                 raise ValueError(f"invalid header name {name!r}")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"header {name} is set by remediator, not by rules "
+                                 "(Host would leave the target's base_url)")
             if "\r" in val or "\n" in val:
                 raise ValueError(f"header {name} must not contain line breaks")
         return value
@@ -92,6 +97,10 @@ class HttpRequest(Action[RequestParams]):
 
     def is_destructive(self, params: RequestParams) -> bool:
         return params.method not in ("GET", "HEAD")
+
+    def subject(self, ctx: ActionContext, params: RequestParams) -> str:
+        """The resource: target, method and path (not headers or body, which vary per alert)."""
+        return f"{ctx.target_name}/{params.method} {params.path.split('?', 1)[0]}"
 
     def _target(self, ctx: ActionContext) -> HttpTarget:
         if not isinstance(ctx.target, HttpTarget):
@@ -147,13 +156,17 @@ class HttpRequest(Action[RequestParams]):
                 status = resp.status
         except TimeoutError:
             raise TemporaryError(f"{params.method} {url} timed out after {target.timeout}s") from None
+        except aiohttp.ClientConnectorError as exc:  # no connection: nothing reached the server
+            raise TemporaryError(f"{params.method} {url} failed: {exc.__class__.__name__}",
+                                 nothing_sent=True) from None
         except aiohttp.ClientError as exc:
             raise TemporaryError(f"{params.method} {url} failed: {exc.__class__.__name__}") from None
         ok = status in params.expect_status if params.expect_status else 200 <= status < 300
         if not ok:
             message = f"{params.method} {url} answered {status}: {excerpt[:200]}"
             if status >= 500 or status in _TEMPORARY_STATUSES:
-                raise TemporaryError(message)
+                # 503, 429, 408 and 425 say the server did not take the request on.
+                raise TemporaryError(message, nothing_sent=status in _REFUSED_STATUSES)
             raise PermanentError(message)
         return Result(
             summary=f"{params.method} {url} answered {status}",

@@ -65,16 +65,37 @@ async def test_live_request_runs_once_with_rendered_params(
     assert records[-1]["result"]["details"]["status"] == 200
 
 
-@pytest.mark.parametrize("target", [([503, 502, 200], 0.0)], indirect=True)
+@pytest.mark.parametrize("target", [([503, 429, 200], 0.0)], indirect=True)
 async def test_temporary_failures_are_retried_with_backoff(
         make_client: ClientFactory, make_settings: Any, target: tuple[Target, str], clock: FakeClock) -> None:
-    """5xx answers are retried with doubling backoff on the injected clock, then succeed."""
+    """Answers that say the request was not taken on (503, 429) are retried with doubling
+    backoff on the injected clock, then succeed."""
     t, base = target
     records = await run_once(make_client, live_settings(make_settings, base))
     assert len(t.calls) == 3
     assert clock.slept == [2.0, 4.0]
     assert kinds(records) == ["action.planned", "action.started", "action.failed", "action.started",
                               "action.failed", "action.started", "action.succeeded"]
+
+
+@pytest.mark.parametrize(("target", "method", "calls"), [
+    pytest.param(([500, 200], 0.0), "POST", 1, id="post-500-may-have-happened"),
+    pytest.param(([502, 200], 0.0), "POST", 1, id="post-502-may-have-happened"),
+    pytest.param(([500, 200], 0.0), "GET", 2, id="get-500-is-retried"),
+], indirect=["target"])
+async def test_destructive_action_with_unknown_outcome_is_not_repeated(
+        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str], method: str,
+        calls: int) -> None:
+    """A 5xx to a POST may come after the change happened, so it is not sent again; a GET is."""
+    t, base = target
+    settings = live_settings(make_settings, base)
+    rules = settings.audit.parent / "rules.yaml"
+    rules.write_text(rules.read_text().replace("method: POST", f"method: {method}"))
+    records = await run_once(make_client, settings)
+    assert len(t.calls) == calls
+    if calls == 1:
+        assert kinds(records)[-1] == "decision.failed"
+        assert "not repeated: the change may have happened" in records[-1]["detail"]
 
 
 @pytest.mark.parametrize("target", [([404], 0.0)], indirect=True)

@@ -93,6 +93,9 @@ async def test_plan_lists_the_exact_call_without_secret_values() -> None:
     pytest.param({"method": "TRACE"}, id="method"),
     pytest.param({"headers": {"Bad Header": "x"}}, id="header-name"),
     pytest.param({"headers": {"X": "a\r\nInjected: 1"}}, id="header-injection"),
+    pytest.param({"headers": {"Host": "internal-admin.svc"}}, id="host-header-leaves-base-url"),
+    pytest.param({"headers": {"content-length": "0"}}, id="content-length"),
+    pytest.param({"headers": {"Transfer-Encoding": "chunked"}}, id="transfer-encoding"),
     pytest.param({"expect_status": [999]}, id="status-range"),
     pytest.param({"unknown": 1}, id="unknown-param"),
 ])
@@ -100,3 +103,18 @@ def test_invalid_params_are_refused(raw: dict[str, Any]) -> None:
     """Bad params are InvalidParams naming the field."""
     with pytest.raises(InvalidParams, match=r"http\.request: "):
         HttpRequest().parse_params(raw)
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    pytest.param({"path": "/c/x", "headers": {"X-R": "1"}}, {"path": "/c/x", "headers": {"X-R": "2"}}, True,
+                 id="headers-do-not-change-the-resource"),
+    pytest.param({"path": "/c/x?a=1"}, {"path": "/c/x?a=2"}, True, id="query-does-not-either"),
+    pytest.param({"path": "/c/x"}, {"path": "/c/y"}, False, id="another-path"),
+    pytest.param({"path": "/c/x", "method": "POST"}, {"path": "/c/x", "method": "DELETE"}, False,
+                 id="another-method"),
+])
+def test_subject_is_target_method_and_path(a: dict[str, Any], b: dict[str, Any], same: bool) -> None:
+    """Cooldowns and locks key on the resource, so per-alert headers do not make a new one."""
+    action = HttpRequest()
+    first = action.subject(ctx(), action.parse_params(a))
+    assert (first == action.subject(ctx(), action.parse_params(b))) is same
