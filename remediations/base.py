@@ -40,6 +40,7 @@ class TemporaryError(RemediationError):
         super().__init__(message)
         self.retry_after = retry_after
         self.nothing_sent = nothing_sent
+        self.status: int | None = None  # the backend's status code, when it answered one
 
 
 class PermanentError(RemediationError):

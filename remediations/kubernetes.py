@@ -87,6 +87,7 @@ class KubernetesRolloutRestart(KubernetesAction[DeploymentParams]):
 
     async def execute(self, ctx: ActionContext, params: DeploymentParams, plan: Plan) -> Result:
         api = await self.api(ctx)
+        refuse_paused(await api.read_deployment(params.namespace, params.deployment), "restart")
         restarted_at = self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         updated = await api.patch_deployment(params.namespace, params.deployment, restart_patch(restarted_at))
         return Result(
@@ -176,6 +177,7 @@ class KubernetesRolloutUndo(KubernetesAction[DeploymentParams]):
     description = "Roll a Deployment back to its previous ReplicaSet revision, as kubectl rollout undo does"
     params_model = DeploymentParams
     destructive = True
+    execute_is_idempotent = True  # re-reads the object; does nothing when it already matches
     permissions = ("get apps/deployments", "list apps/replicasets", "patch apps/deployments")
 
     async def _history(self, ctx: ActionContext, params: DeploymentParams) -> History:
@@ -284,6 +286,6 @@ class KubernetesDeletePod(KubernetesAction[PodParams]):
 
     async def execute(self, ctx: ActionContext, params: PodParams, plan: Plan) -> Result:
         api = await self.api(ctx)
-        await api.delete_pod(params.namespace, params.pod)
+        await api.delete_pod(params.namespace, params.pod, uid=plan.details.get("uid"))
         return Result(summary=f"deleted pod {self.where(params)}",
                       details={"uid": plan.details.get("uid")})

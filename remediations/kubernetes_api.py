@@ -37,14 +37,14 @@ _TEMPORARY_STATUSES = frozenset({0, 408, 409, 425, 429})
 
 
 def _dns1123_label(value: str) -> str:
-    if len(value) > 63 or not _LABEL.match(value):
+    if len(value) > 63 or not _LABEL.fullmatch(value):
         raise ValueError("must be a DNS-1123 label: lower-case letters, digits and '-', "
                          "starting and ending with a letter or digit, at most 63 characters")
     return value
 
 
 def _dns1123_subdomain(value: str) -> str:
-    if len(value) > 253 or not _SUBDOMAIN.match(value):
+    if len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
         raise ValueError("must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', "
                          "starting and ending with a letter or digit, at most 253 characters")
     return value
@@ -84,7 +84,10 @@ def api_error(exc: Any, what: str) -> RemediationError:
         headers = getattr(exc, "headers", None) or {}
         retry_after = headers.get("Retry-After") if isinstance(headers, Mapping) else None
         delay = float(retry_after) if retry_after and retry_after.isdigit() else None
-        return TemporaryError(text, retry_after=delay)
+        error = TemporaryError(text, retry_after=min(delay, 300.0) if delay is not None else None,
+                               nothing_sent=status == 409)  # a conflict is a write refused
+        error.status = status
+        return error
     return PermanentError(text)
 
 
@@ -126,9 +129,17 @@ class KubeApi:
         return await self._call(f"GET pod {namespace}/{name}",
                                 self._core.read_namespaced_pod, name, namespace)
 
-    async def delete_pod(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self._call(f"DELETE pod {namespace}/{name}",
-                                self._core.delete_namespaced_pod, name, namespace)
+    async def delete_pod(self, namespace: str, name: str, *, uid: str | None) -> dict[str, Any]:
+        """Delete the pod only if it is still the one with ``uid`` (a replacement keeps its name)."""
+        body = {"preconditions": {"uid": uid}} if uid else None
+        what = f"DELETE pod {namespace}/{name}"
+        try:
+            return await self._call(what, self._core.delete_namespaced_pod, name, namespace, body=body)
+        except TemporaryError as exc:
+            if uid and exc.status == 409:
+                raise PermanentError(f"{what}: it is no longer the pod the plan named (uid {uid}); "
+                                     "not deleting its replacement") from None
+            raise
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         doc = await self._call(f"LIST pods in {namespace}",
@@ -157,7 +168,8 @@ class KubeApi:
         except ApiException as exc:
             raise api_error(exc, what) from None
         except NewConnectionError as exc:  # refused, unreachable, unknown host (before timeouts: a subclass)
-            raise TemporaryError(f"{what}: cannot connect: {str(exc).split(': ', 1)[-1]}") from None
+            raise TemporaryError(f"{what}: cannot connect: {str(exc).split(': ', 1)[-1]}",
+                                 nothing_sent=True) from None
         except Urllib3Timeout:
             raise TemporaryError(f"{what}: no answer within {self.timeout}s") from None
         except (HTTPError, OSError) as exc:

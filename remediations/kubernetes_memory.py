@@ -135,7 +135,9 @@ class KubernetesSetMemoryLimit(KubernetesAction[MemoryLimitParams]):
     name = "kubernetes.set_memory_limit"
     description = "Raise one container's memory limit by a factor or to a value, bounded by max; never lower"
     params_model = MemoryLimitParams
-    destructive = True  # a template change replaces every pod
+    destructive = True
+    execute_is_idempotent = True  # re-reads the object; does nothing when it already matches
+ # a template change replaces every pod
     permissions = ("get apps/deployments", "patch apps/deployments")
 
     async def plan(self, ctx: ActionContext, params: MemoryLimitParams) -> Plan:

@@ -108,6 +108,7 @@ class KubernetesScale(KubernetesAction[ScaleParams]):
     description = "Set a Deployment's replicas (count, +/- change or factor), clamped to bounds"
     params_model = ScaleParams
     destructive = True
+    execute_is_idempotent = True  # re-reads the object; does nothing when it already matches
     permissions = ("get apps/deployments/scale", "patch apps/deployments/scale")
 
     def is_destructive(self, params: ScaleParams) -> bool:

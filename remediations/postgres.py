@@ -470,6 +470,7 @@ class TerminateIdle(_PostgresAction, Action[TerminateIdleParams]):
     description = "pg_terminate_backend of sessions idle longer than idle_for, scoped and capped"
     params_model = TerminateIdleParams
     destructive = True
+    execute_is_idempotent = True  # each pid is re-checked against the criteria before it is ended
     target_kinds = frozenset({"postgres"})
     timeout = 30.0
     permissions = (
@@ -538,6 +539,7 @@ class CancelLongQueries(_PostgresAction, Action[CancelLongQueriesParams]):
     description = "pg_cancel_backend of queries running longer than running_for, then terminate after grace"
     params_model = CancelLongQueriesParams
     destructive = True
+    execute_is_idempotent = True  # each pid is re-checked against the criteria before it is ended
     target_kinds = frozenset({"postgres"})
     # Above the longest grace, with room for the cancels, the checks and the terminations.
     timeout = _MAX_GRACE.total_seconds() + 30.0

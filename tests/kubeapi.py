@@ -473,9 +473,16 @@ class FakeKube:
 
     async def _delete_pod(self, request: web.Request) -> web.Response:
         ns, name = request.match_info["ns"], request.match_info["name"]
-        pod = self.pods.pop((ns, name), None)
+        pod = self.pods.get((ns, name))
         if pod is None:
             return status(404, f'pods "{name}" not found')
+        raw = await request.read()  # already read (and recorded) by the recording middleware
+        options = json.loads(raw) if raw else {}
+        wanted = ((options or {}).get("preconditions") or {}).get("uid")
+        if wanted and wanted != pod["metadata"].get("uid"):
+            return status(409, f"Precondition failed: UID in precondition: {wanted}, "
+                               f"UID in object meta: {pod['metadata'].get('uid')}")
+        del self.pods[(ns, name)]
         pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
         return web.json_response(pod)
 

@@ -425,7 +425,8 @@ async def test_rollout_restart_patches_the_restarted_at_annotation_only(kube: Cl
                                     "annotation kubectl.kubernetes.io/restartedAt")
     assert plan.destructive
     result = await action.execute(kube.ctx(), action.parse_params(raw), roundtrip(plan))
-    assert [(r.method, r.path, r.query, r.content_type, r.body) for r in kube.fake.requests] == [
+    assert [r.method for r in kube.fake.requests] == ["GET", "PATCH"]  # paused since the plan? refused
+    assert [(r.method, r.path, r.query, r.content_type, r.body) for r in kube.fake.writes()] == [
         ("PATCH", "/apis/apps/v1/namespaces/prod/deployments/web", {"fieldManager": "remediator"}, STRATEGIC,
          {"spec": {"template": {"metadata": {"annotations": {
              "kubectl.kubernetes.io/restartedAt": "2026-03-01T12:30:05Z"}}}}}),
@@ -614,9 +615,35 @@ async def test_delete_pod_deletes_that_pod_only(kube: Cluster) -> None:
     assert plan.steps == ("DELETE pod prod/web-5d4f-a (phase Running, node node-1, grace period 30s)",
                           "its controller ReplicaSet web-5d4f will replace it")
     await action.execute(kube.ctx(), action.parse_params(raw), roundtrip(plan))
+    uid = plan.details["uid"]
     assert [(r.method, r.path, r.query, r.body) for r in kube.fake.requests] == [
-        ("DELETE", "/api/v1/namespaces/prod/pods/web-5d4f-a", {}, None)]
+        ("DELETE", "/api/v1/namespaces/prod/pods/web-5d4f-a", {}, {"preconditions": {"uid": uid}})]
     assert set(kube.fake.pods) == {("prod", "web-5d4f-b")}
+
+
+async def test_delete_pod_never_deletes_a_replacement_with_the_same_name(kube: Cluster) -> None:
+    """A StatefulSet pod replaced since the plan keeps its name, not its uid: it is not deleted."""
+    kube.fake.add_pod("prod", "db-0", app="db")
+    action = kube.action(KubernetesDeletePod)
+    raw = {"namespace": "prod", "pod": "db-0"}
+    plan = await plan_only(kube, action, raw)
+    del kube.fake.pods["prod", "db-0"]
+    replacement = kube.fake.add_pod("prod", "db-0", app="db")
+    with pytest.raises(PermanentError, match="no longer the pod the plan named"):
+        await action.execute(kube.ctx(), action.parse_params(raw), roundtrip(plan))
+    assert kube.fake.pods["prod", "db-0"] is replacement
+
+
+async def test_rollout_restart_refuses_a_deployment_paused_since_the_plan(kube: Cluster) -> None:
+    """Paused after the plan (while it waited for approval): execute reads again and refuses."""
+    kube.fake.add_deployment("prod", "web")
+    action = kube.action(KubernetesRolloutRestart, now=lambda: NOW)
+    raw = {"namespace": "prod", "deployment": "web"}
+    plan = await plan_only(kube, action, raw)
+    kube.fake.deployments["prod", "web"]["spec"]["paused"] = True
+    with pytest.raises(PermanentError):
+        await action.execute(kube.ctx(), action.parse_params(raw), roundtrip(plan))
+    assert kube.fake.writes() == []
 
 
 async def test_delete_pod_plan_warns_when_nothing_recreates_it(kube: Cluster) -> None:
