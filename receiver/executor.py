@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,10 +48,11 @@ from remediations.base import (
 from remediations.registry import Registry
 from rules.alert import Alert
 from rules.errors import TemplateError
-from rules.model import ActionSpec
+from rules.model import ActionSpec, Rule
 from rules.priority import Priority
 
 _log = structlog.get_logger("remediator.executor")
+_STATE_RETRY = 5.0  # seconds before work stopped by a state store failure is tried again
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +116,15 @@ class Executor:
             if finished:
                 self._finished.append(item)
                 self._finished_ready.set()
-            else:  # the store failed: leave it there to be taken up again
-                self._queue.done(item)
+            else:  # the store failed: this process tries it again after a pause (it still holds it)
+                self._tasks.append(asyncio.create_task(self._retry_later(item)))
+
+    async def _retry_later(self, item: WorkItem) -> None:
+        try:
+            await asyncio.sleep(_STATE_RETRY)
+            await self._queue.requeue(item)
+        finally:
+            self._tasks.remove(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _complete_loop(self) -> None:
         """Remove finished items from the store once their audit records are on disk.
@@ -126,7 +134,11 @@ class Executor:
         """
         while True:
             await self._finished_ready.wait()
-            await self._complete_finished()
+            try:
+                await self._complete_finished()
+            except Exception:  # a bug must not stop completion; the items stay and are retried
+                _log.exception("completer.crashed")
+                await asyncio.sleep(1)
 
     async def _complete_finished(self) -> None:
         self._finished_ready.clear()
@@ -159,7 +171,8 @@ class Executor:
     async def run_item(self, item: WorkItem) -> bool:
         """Run one item; False when the state store failed and the item should be taken again."""
         if item.payload.get("kind") == APPROVED:
-            return await self._guarded(item.id, None, self._run_approved(str(item.payload["approval"])))
+            decision_id = str(item.payload.get("decision") or item.id)
+            return await self._guarded(decision_id, None, self._run_approved(str(item.payload["approval"])))
         decision = decision_from_item(item, self._rules.index)
         if isinstance(decision, str):
             self._end(item.id, None, AuditEvent.DECISION_FAILED, Outcome.FAILED, reason=Reason.RULE_GONE,
@@ -232,7 +245,7 @@ class Executor:
             raise Blocked(Guard.UNENFORCEABLE, Reason.GUARD_UNAVAILABLE,
                           "the rule asks for verify, which this build cannot do yet, so it did not act")
         for step in actions:  # peek: spend nothing before a human has said yes
-            await check_budget(self._store, self._budget(d, step), d.rule, spend=False)
+            await check_budget(self._store, self._budget(d.id, d.rule, step), d.rule, spend=False)
             if step.ctx.target_name is not None:
                 await self._guards.breakers.check(step.ctx.target_name)
         if any(self._needs_approval(d.rule.approval_required, d.priority, s) for s in actions):
@@ -245,24 +258,22 @@ class Executor:
                                detail=f"waiting for approval {approval.id}", guard=Guard.APPROVAL,
                                approval=approval.id)
             return Outcome.AWAITING_APPROVAL, Reason.APPROVAL_REQUIRED
-        await self._run_actions(d.id, d.rule.name, actions, lambda s: self._budget(d, s))
+        await self._run_actions(d.id, d.rule, actions)
         return Outcome.SUCCEEDED, Reason.SUCCEEDED
 
     @staticmethod
     def _needs_approval(rule_requires: Any, priority: Priority, step: PreparedStep) -> bool:
         return step.action.approval_always or bool(rule_requires(priority, destructive=step.plan.destructive))
 
-    def _budget(self, d: Decision, step: PreparedStep) -> Budget:
-        return budget_for(self._settings, d.rule, step.subject, f"{d.id}:{step.number}")
+    def _budget(self, decision: str, rule: Rule, step: PreparedStep) -> Budget:
+        # The decision pays, not each step: its second step on the same subject is not
+        # held back by its own first, and the rate limit and blast radius count decisions.
+        return budget_for(self._settings, rule, step.subject, decision)
 
-    async def _run_actions(self, decision: str, rule_name: str, steps: list[PreparedStep],
-                           budget: Callable[[PreparedStep], Budget]) -> None:
-        rule = self._rules.index.rule(rule_name)
+    async def _run_actions(self, decision: str, rule: Rule, steps: list[PreparedStep]) -> None:
         for step in steps:
-            await self._guards.killswitch.check()
-            if rule is not None:
-                await check_budget(self._store, budget(step), rule, spend=True)
-            await self._runner.run_guarded(decision, step)
+            await self._runner.run_guarded(decision, step, rule=rule,
+                                           budget=self._budget(decision, rule, step))
 
     async def _run_approved(self, approval_id: str) -> tuple[Outcome, Reason]:
         approval = await self._guards.approvals.get(approval_id)
@@ -275,10 +286,18 @@ class Executor:
                              f"approval {approval_id} was not run")
         data = approval.payload
         alert = alert_from_data(data["alert"])
+        if self._settings.dry_run or rule.dry_run:
+            which = "the service" if self._settings.dry_run else "the rule"
+            raise Blocked(Guard.DRY_RUN, Reason.DRY_RUN,
+                          f"approval {approval_id} was approved, but {which} is in dry-run now, "
+                          "so nothing was run")
+        window = active_window(self._settings.guards.maintenance, alert, self._clock.now())
+        if window is not None:
+            raise Blocked(Guard.MAINTENANCE, Reason.MAINTENANCE,
+                          f"maintenance window {window.name!r} holds this alert; approval {approval_id} "
+                          "was not run")
         steps = [self._restore_step(approval.decision, rule.name, alert, s) for s in data["steps"]]
-        await self._run_actions(
-            approval.decision, rule.name, steps,
-            lambda s: budget_for(self._settings, rule, s.subject, f"{approval.decision}:{s.number}"))
+        await self._run_actions(approval.decision, rule, steps)
         _log.info("approval.ran", approval=approval_id, priority=data["priority"])
         return Outcome.SUCCEEDED, Reason.APPROVED
 

@@ -9,7 +9,6 @@ At start-up it takes every item a previous process left unfinished (after a cras
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
@@ -60,6 +59,10 @@ class Feeder:
                 _log.warning("feeder.take_failed", error=str(exc))
                 await asyncio.sleep(_BLOCK)
                 continue
+            except Exception:  # a bug must not stop the feeding; it is logged and retried
+                _log.exception("feeder.crashed")
+                await asyncio.sleep(_BLOCK)
+                continue
             await self._queue.put(items)
 
     async def maintain_once(self) -> list[WorkItem]:
@@ -72,8 +75,14 @@ class Feeder:
     async def _maintain(self) -> None:
         while True:
             await asyncio.sleep(self._visibility / 3)
-            with contextlib.suppress(StateError):
+            try:
                 reclaimed = await self.maintain_once()
-                if reclaimed:
-                    _log.warning("feeder.reclaimed", items=len(reclaimed),
-                                 hint="another replica stopped working on these")
+            except StateError as exc:
+                _log.warning("feeder.maintain_failed", error=str(exc))
+                continue
+            except Exception:  # a bug must not stop the touching; it is logged and retried
+                _log.exception("feeder.crashed")
+                continue
+            if reclaimed:
+                _log.warning("feeder.reclaimed", items=len(reclaimed),
+                             hint="another replica stopped working on these")

@@ -11,6 +11,7 @@ repeated unless it re-reads state first; the final outcome feeds the circuit bre
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,17 @@ import structlog
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
 from receiver.decisions import Reason
+from receiver.errors import StateError
 from receiver.guards import Blocked, Guard
+from receiver.guards.budget import check_budget
 from receiver.guards.circuit import Breakers
+from receiver.guards.killswitch import KillSwitch
 from receiver.guards.lock import Fence, acquire_target
 from receiver.metrics import Metrics
 from receiver.settings import Settings
-from receiver.state import StateStore
+from receiver.state import Budget, StateStore
 from remediations.base import Action, ActionContext, PermanentError, Plan, Result, TemporaryError
+from rules.model import Rule
 
 _log = structlog.get_logger("remediator.runner")
 
@@ -72,21 +77,26 @@ class Runner:
     """Executes steps; one per process, shared by the workers."""
 
     def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, metrics: Metrics,
-                 clock: Clock, breakers: Breakers, owner: str) -> None:
+                 clock: Clock, breakers: Breakers, killswitch: KillSwitch, owner: str) -> None:
         self._settings = settings
         self._store = store
         self._audit = audit
         self._metrics = metrics
         self._clock = clock
         self._breakers = breakers
+        self._killswitch = killswitch
         self._owner = owner
 
-    async def run_guarded(self, decision: str, step: PreparedStep) -> Result:
-        """Circuit breaker → execute-once marker → target lock → execute; feeds the breaker.
+    async def run_guarded(self, decision: str, step: PreparedStep, *, rule: Rule, budget: Budget) -> Result:
+        """Kill switch → circuit breaker → execute-once marker → target lock → spend the
+        budgets → execute; the outcome feeds the breaker.
 
         The marker comes before the lock so a step whose holder crashed mid-action is
-        recognised as started (not merely locked); it is given back if the lock is busy.
+        recognised as started (not merely locked). It is given back, and the lock released,
+        when anything stops the step before ``execute()`` starts; budgets are spent only
+        once the lock is held, so a locked or broken target uses up no cooldown.
         """
+        await self._killswitch.check()
         target = step.ctx.target_name
         if target is not None:
             await self._breakers.check(target)
@@ -98,11 +108,16 @@ class Runner:
             raise Blocked(Guard.EXECUTE_ONCE, Reason.ALREADY_STARTED,
                           f"step {step.number} ({step.action.name}) was started before, here or on "
                           "another replica; its outcome is in the audit log, so it is not run again")
+        fence: Fence | None = None
         try:
             fence = await acquire_target(self._store, step.subject, owner=self._owner,
                                          ttl=self._settings.guards.lock_ttl.total_seconds())
-        except Blocked:
-            await self._store.release([marker])
+            await check_budget(self._store, budget, rule, spend=True)  # blast radius: the executor pauses
+        except BaseException:
+            with contextlib.suppress(StateError):
+                await self._store.release([marker])
+            if fence is not None:
+                await fence.release()
             raise
         try:
             try:
@@ -124,6 +139,8 @@ class Runner:
         backoff = self._settings.guards.retry_backoff.total_seconds()
         for attempt in range(1, retries + 2):
             if fence is not None:
+                if attempt > 1:  # a pause during the backoff stops the retries too
+                    await self._killswitch.check()
                 await fence.check()
             self._audit.record(AuditEvent.ACTION_STARTED, attempt=attempt, **common)
             try:

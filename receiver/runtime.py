@@ -66,7 +66,7 @@ class Runtime:
         self.feeder = Feeder(store=self.state, queue=self.queue, consumer=self.consumer,
                              visibility=settings.queue.visibility_timeout.total_seconds())
         self.runner = Runner(settings, store=self.state, audit=self.audit, metrics=self.metrics, clock=clock,
-                             breakers=self.breakers, owner=self.consumer)
+                             breakers=self.breakers, killswitch=self.killswitch, owner=self.consumer)
         self.executor = Executor(settings=settings, registry=registry, rules=self.rules, queue=self.queue,
                                  store=self.state, audit=self.audit, metrics=self.metrics, clock=clock,
                                  guards=Guards(self.killswitch, self.breakers, self.approvals),

@@ -140,7 +140,7 @@ class SqliteStateStore:
     def _purge(self, db: sqlite3.Connection, now: float) -> None:
         db.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
         db.execute("DELETE FROM cooldown WHERE until <= ?", (now,))
-        db.execute("DELETE FROM lock WHERE expires_at <= ? AND owner IS NULL", (now,))
+        # lock rows stay: the next fencing token must be larger than any handed out before
         db.execute("DELETE FROM approval WHERE status != 'pending' AND created_at <= ?",
                    (now - _KEEP_DECIDED,))
         self._writes_since_purge = 0

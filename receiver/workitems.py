@@ -49,7 +49,8 @@ def decision_item(d: Decision) -> WorkItem:
 
 
 def approved_item(approval_id: str, decision_id: str) -> WorkItem:
-    return WorkItem(id=f"{decision_id}:{approval_id}", payload={"kind": APPROVED, "approval": approval_id})
+    return WorkItem(id=f"{decision_id}:{approval_id}",
+                    payload={"kind": APPROVED, "approval": approval_id, "decision": decision_id})
 
 
 def decision_from_item(item: WorkItem, index: RuleIndex) -> Decision | str:

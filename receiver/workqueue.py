@@ -73,6 +73,13 @@ class WorkQueue:
         if self.unfinished == 0:
             self._idle.set()
 
+    async def requeue(self, item: WorkItem) -> None:
+        """Put an item taken with :meth:`get` back at the end (it stays held by this process)."""
+        self._in_flight.pop(item.ref, None)
+        self._items.append(item)
+        async with self._ready:
+            self._ready.notify(1)
+
     async def wait_idle(self) -> None:
         await self._idle.wait()
 

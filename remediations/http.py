@@ -99,8 +99,9 @@ class HttpRequest(Action[RequestParams]):
         return params.method not in ("GET", "HEAD")
 
     def subject(self, ctx: ActionContext, params: RequestParams) -> str:
-        """The resource: target, method and path (not headers or body, which vary per alert)."""
-        return f"{ctx.target_name}/{params.method} {params.path.split('?', 1)[0]}"
+        """The resource: target, method and path with its query (not headers or body, which
+        often carry per-alert details)."""
+        return f"{ctx.target_name}/{params.method} {params.path}"
 
     def _target(self, ctx: ActionContext) -> HttpTarget:
         if not isinstance(ctx.target, HttpTarget):

@@ -27,6 +27,7 @@ class Guard(StrEnum):
     BLAST_RADIUS = "blast_radius"
     CIRCUIT_BREAKER = "circuit_breaker"
     APPROVAL = "approval"
+    DRY_RUN = "dry_run"
     TARGET_LOCK = "target_lock"
     EXECUTE_ONCE = "execute_once"
     UNENFORCEABLE = "unenforceable"

@@ -142,11 +142,17 @@ class Approvals:
                            comment=approval.comment)
 
     async def _close(self, approval: Approval, to: ApprovalStatus, why: str) -> bool:
+        """Move a pending approval to ``to`` (or to expired, when it is past its expiry)."""
+        now = self._clock.now()
         result = await self._store.decide_approval(approval.id, to, actor="system", comment=why)
-        if result.approval is not None and result.approval.status is to and (
-                result.changed or to is ApprovalStatus.EXPIRED):
-            self._record(result.approval)
-            return True
+        moved = result.approval
+        if moved is None:
+            return False
+        # The store expires an overdue approval instead of cancelling it: audit that too.
+        expired_now = moved.status is ApprovalStatus.EXPIRED and moved.decided_at == now
+        if result.changed or expired_now:
+            self._record(moved)
+            return moved.status is to
         return False
 
     async def cancel_for(self, fingerprint: str, why: str) -> int:

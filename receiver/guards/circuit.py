@@ -43,7 +43,9 @@ class Breakers:
     async def record(self, target: str, *, ok: bool, decision: str, detail: str) -> Circuit:
         circuit = await self._store.record_result(target, ok=ok, threshold=self._threshold,
                                                   cooloff=self._cooloff)
-        if not ok and circuit.failures == self._threshold:
+        # Every failure from the threshold on (re)opens it: at the threshold, or the trial
+        # attempt after a cool-off failing again.
+        if not ok and circuit.failures >= self._threshold:
             self._audit.record(AuditEvent.CIRCUIT_OPENED, target=target, failures=circuit.failures,
                                open_until=circuit.open_until, decision=decision, detail=detail)
             await self._announcer.announce(Notice(

@@ -44,8 +44,9 @@ def approval_settings(make_settings: Any, base_url: str, hook_base: str | None =
     if approval is not None:
         rule["approval"] = approval
     notifiers = {} if hook_base is None else {"oncall": {"kind": "webhook", "url": "env:TEST_HOOK_URL"}}
+    extra.setdefault("dry_run", False)
     return make_settings(
-        rules=rules_yaml([rule]), dry_run=False, notifiers=notifiers,
+        rules=rules_yaml([rule]), notifiers=notifiers,
         targets={"api": {"kind": "http", "base_url": base_url, "timeout": 2}},
         auth={"tokens": [
             {"name": "alertmanager", "role": "webhook", "token": "env:TEST_AM_TOKEN"},
@@ -217,6 +218,42 @@ async def test_approved_plan_meets_the_cheap_guards_again(
     assert target.calls == []
     blocked = [r for r in read_audit(settings.audit) if r["event"] == "guard.blocked"]
     assert blocked[-1]["reason"] == "paused"
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    pytest.param({"dry_run": True}, "dry_run", id="service-back-in-dry-run"),
+    pytest.param({"guards": {"maintenance": [
+        {"name": "freeze", "start": "2026-01-01T00:00:00Z", "end": "2030-01-01T00:00:00Z"}]}},
+        "maintenance", id="inside-a-maintenance-window"),
+])
+async def test_an_approved_plan_obeys_the_settings_in_force_when_it_runs(
+        make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory, tmp_path: Any,
+        change: dict[str, Any], reason: str) -> None:
+    """Requested before a restart into dry-run (or a maintenance window), approved after: not run."""
+    target, base = await serve_target(aiohttp_server)
+    first = await make_client(approval_settings(make_settings, base))
+    await fire(first, alert())
+    [approval] = await pending(first)
+    await first.close()
+    settings = approval_settings(make_settings, base, **change)
+    client = await make_client(settings)
+    status, _ = await decide(client, approval["id"], "approve")
+    assert status == 200
+    assert target.calls == []
+    blocked = [r for r in read_audit(settings.audit) if r["event"] == "guard.blocked"]
+    assert blocked[-1]["reason"] == reason
+
+
+async def test_an_overdue_approval_cancelled_by_the_resolution_is_audited_as_expired(
+        setup: tuple[TestClient[Any, Any], Target, Target, Any], clock: FakeClock) -> None:
+    """Past its expiry when the alert resolves (before housekeeping ran): recorded as expired."""
+    client, _, _, settings = setup
+    await fire(client, alert())
+    [approval] = await pending(client)
+    clock.advance(1801)
+    await fire(client, alert(status="resolved", ends="2026-11-23T07:12:28.909Z"))
+    expired = [r for r in read_audit(settings.audit) if r["event"] == "approval.expired"]
+    assert [r["approval"] for r in expired] == [approval["id"]]
 
 
 @pytest.mark.parametrize(("approval", "severity", "needs"), [

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from receiver.guards.maintenance import MaintenanceWindow, Weekly
@@ -277,3 +278,73 @@ def test_one_off_window_bounds() -> None:
     assert w.applies(alerts[0], start + timedelta(minutes=59).total_seconds())
     assert not w.applies(alerts[0], start + 3600)
     assert not w.applies(alerts[0], start - 1)
+
+
+async def test_two_steps_of_one_decision_on_one_subject_both_run(
+        make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory) -> None:
+    """The decision pays the cooldown once: its second step on the same subject is not held back."""
+    target, base = await serve_target(aiohttp_server)
+    step = {"action": "http.request", "target": "api",
+            "params": {"method": "POST", "path": "/cache/{{ labels.namespace }}"}}
+    settings = guard_settings(make_settings, base, rule={"actions": [step, step], "cooldown": "1h",
+                                                         "limit": {"max": 1, "per": "1h"}})
+    client = await make_client(settings)
+    await fire(client, alert())
+    assert len(target.calls) == 2
+    assert blocks(settings) == []
+
+
+async def test_a_locked_target_spends_no_budget(
+        make_client: ClientFactory, make_settings: Any, clock: FakeClock,
+        aiohttp_server: ServerFactory) -> None:
+    """Blocked by the lock, a decision leaves the cooldown unspent: the next firing acts."""
+    target, base = await serve_target(aiohttp_server)
+    settings = guard_settings(make_settings, base, rule={"cooldown": "1h"})
+    client = await make_client(settings)
+    runtime = runtime_of(client)
+    token = await runtime.state.acquire_lock("api/POST /cache/prod", "another-replica", ttl=60)
+    assert token is not None
+    await fire(client, alert(starts=starts(1)))
+    await runtime.state.release_lock("api/POST /cache/prod", token)
+    clock.advance(1)
+    await fire(client, alert(starts=starts(2)))
+    assert len(target.calls) == 1
+    assert blocks(settings) == ["target_locked"]
+
+
+async def test_a_pause_during_the_backoff_stops_the_retries(
+        make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory) -> None:
+    """An admin pausing while an action waits to retry: the retry does not go out."""
+    runtime_box: list[Any] = []
+
+    async def refuse_and_pause(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        await runtime_box[0].killswitch.pause(actor="sre", detail="hands off")
+        return web.json_response({}, status=503)
+
+    calls: list[str] = []
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse_and_pause)
+    server = await aiohttp_server(app)
+    settings = guard_settings(make_settings, str(server.make_url("/svc")).rstrip("/"),
+                              guards={"retries": 3})
+    client = await make_client(settings)
+    runtime_box.append(runtime_of(client))
+    await fire(client, alert())
+    assert calls == ["/svc/cache/prod"]
+    assert blocks(settings) == ["paused"]
+
+
+async def test_a_circuit_that_fails_again_after_its_cooloff_is_announced_again(
+        make_client: ClientFactory, make_settings: Any, clock: FakeClock,
+        aiohttp_server: ServerFactory) -> None:
+    """The trial attempt after the cool-off failing re-opens the circuit, audited again."""
+    _, base = await serve_target(aiohttp_server, [500])
+    settings = guard_settings(make_settings, base,
+                              guards={"circuit_breaker": {"failures": 1, "cooloff": "10m"}})
+    client = await make_client(settings)
+    await fire(client, alert(namespace="a"))
+    clock.advance(601)
+    await fire(client, alert(namespace="b"))
+    opened = [r for r in read_audit(settings.audit) if r["event"] == "circuit.opened"]
+    assert [r["failures"] for r in opened] == [1, 2]
