@@ -100,7 +100,8 @@ def slack_body(notice: Notice) -> dict[str, Any]:
     blocks.append({"type": "context",
                    "elements": [{"type": "mrkdwn", "text": clip(" · ".join(context), SLACK_SECTION_MAX)}]})
     fallback = f"{title}\n{notice.text}" if notice.text.strip() else title
-    return {"text": clip(fallback, SLACK_SECTION_MAX), "blocks": blocks}
+    # The fallback is rendered as mrkdwn too (notifications, old clients): escaped the same way.
+    return {"text": _mrkdwn(fallback, SLACK_SECTION_MAX), "blocks": blocks}
 
 
 def pagerduty_body(notice: Notice, routing_key: str) -> dict[str, Any]:

@@ -262,7 +262,7 @@ async def test_slack_execute_posts_exactly_the_block_kit_message(endpoint: Endpo
     assert headers["Content-Type"] == "application/json"
     assert headers["User-Agent"] == "remediator"
     assert body == {
-        "text": "CPU\nCPU *high* on <web-1>",
+        "text": "CPU\nCPU *high* on &lt;web-1&gt;",
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": "CPU"}},
             {"type": "section", "text": {"type": "mrkdwn", "text": "CPU *high* on &lt;web-1&gt;"}},
@@ -359,7 +359,9 @@ def test_slack_body_keeps_block_kit_limits_and_escapes_mentions() -> None:
     assert (len(section), section[:23]) == (3000, "&lt;!channel&gt; &amp; ")
     assert [len(b["fields"]) for b in blocks[2:4]] == [10, 2]
     assert blocks[4]["elements"][0]["text"] == "severity: warning · dedup_key: d-1"
-    assert len(slack_body(notice)["text"]) == 3000
+    fallback = slack_body(notice)["text"]
+    assert len(fallback) == 3000
+    assert "<!channel>" not in fallback
 
 
 def test_pagerduty_summary_is_clipped_and_resolve_needs_a_key() -> None:
