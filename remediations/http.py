@@ -157,6 +157,9 @@ class HttpRequest(Action[RequestParams]):
                 status = resp.status
         except TimeoutError:
             raise TemporaryError(f"{params.method} {url} timed out after {target.timeout}s") from None
+        except aiohttp.ClientConnectorCertificateError:  # retrying will not fix a certificate
+            raise PermanentError(
+                f"{params.method} {url}: the server's TLS certificate is not trusted") from None
         except aiohttp.ClientConnectorError as exc:  # no connection: nothing reached the server
             raise TemporaryError(f"{params.method} {url} failed: {exc.__class__.__name__}",
                                  nothing_sent=True) from None
