@@ -148,6 +148,7 @@ class Runtime:
             _log.warning("remediator.drain_timeout", unfinished=self.queue.unfinished, timeout=timeout)
         unstarted = self.queue.drain_unstarted()
         await self.executor.stop()
+        self.registry.close()
         self.audit.record(AuditEvent.ADMIN_STOPPED, unstarted=len(unstarted),
                           detail="unfinished work stays queued in the state store")
         try:

@@ -149,6 +149,9 @@ class Action(ABC, Generic[P]):
         rendered = json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
         return f"{ctx.target_name or '-'}/{self.name}:{rendered}"
 
+    def close(self) -> None:
+        """Release what the action keeps between calls (cached clients); it may be used again."""
+
     @abstractmethod
     async def plan(self, ctx: ActionContext, params: P) -> Plan:
         """Describe exactly what ``execute`` would do; reads at most, never writes."""

@@ -29,6 +29,11 @@ class Registry:
     def get(self, name: str) -> Action[Any] | None:
         return self._actions.get(name)
 
+    def close(self) -> None:
+        """Close every action's cached clients (at shutdown)."""
+        for action in self._actions.values():
+            action.close()
+
     def names(self) -> list[str]:
         return sorted(self._actions)
 

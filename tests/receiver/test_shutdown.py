@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from receiver.app import create_app
 from receiver.keys import RUNTIME
+from remediations.notify import NotifyLog
+from remediations.registry import Registry
 from tests.conftest import fixture_body, read_audit, rules_yaml
 from tests.fakeclock import FakeClock
 
@@ -124,3 +126,18 @@ async def test_unfinished_work_is_resumed_once_after_restart(
 def _events(runtime: Any, name: str) -> list[dict[str, Any]]:
     return [r for r in read_audit(runtime.settings.audit) if r["event"] == name]
 
+
+
+async def test_stopping_closes_the_actions_clients(make_settings: Any) -> None:
+    """The runtime's stop closes every action's cached clients (connection pools, sockets)."""
+    closed: list[str] = []
+
+    class Closing(NotifyLog):
+        def close(self) -> None:
+            closed.append(self.name)
+
+    app = create_app(make_settings(), registry=Registry([Closing()]), clock=FakeClock(),
+                     metrics_registry=CollectorRegistry())
+    runner, _ = await start(app)
+    await runner.cleanup()
+    assert closed == ["notify.log"]
