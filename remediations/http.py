@@ -80,6 +80,13 @@ class RequestParams(BaseModel):
         return value
 
 
+def _scrub(text: str, target: HttpTarget) -> str:
+    """``text`` with every secret header value of the target replaced by its reference."""
+    for secret in target.headers.values():
+        text = text.replace(secret.reveal(), str(secret))
+    return text
+
+
 def _url(target: HttpTarget, path: str) -> str:
     # quote() keeps '/', '?', '=', '&' and '%' so a templated path stays a path.
     return target.base_url + quote(path, safe="/?=&%:@!$'()*+,;~-._")
@@ -165,6 +172,7 @@ class HttpRequest(Action[RequestParams]):
                                  nothing_sent=True) from None
         except aiohttp.ClientError as exc:
             raise TemporaryError(f"{params.method} {url} failed: {exc.__class__.__name__}") from None
+        excerpt = _scrub(excerpt, target)  # a server that echoes the request must not leak a header
         ok = status in params.expect_status if params.expect_status else 200 <= status < 300
         if not ok:
             message = f"{params.method} {url} answered {status}: {excerpt[:200]}"

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import web
 
-from remediations.base import ActionContext, InvalidParams, TargetNotAllowed
+from remediations.base import ActionContext, InvalidParams, TargetNotAllowed, TemporaryError
 from remediations.http import HttpRequest
 from remediations.targets import HttpTarget
 from rules.alert import Alert
@@ -118,3 +119,25 @@ def test_subject_is_target_method_and_path(a: dict[str, Any], b: dict[str, Any],
     action = HttpRequest()
     first = action.subject(ctx(), action.parse_params(a))
     assert (first == action.subject(ctx(), action.parse_params(b))) is same
+
+
+async def test_a_server_echoing_the_request_does_not_leak_a_secret_header(
+        aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The response excerpt (it goes to the audit log) shows secret header values as references."""
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(text=f"you sent {request.headers['Authorization']}", status=500)
+
+    app = web.Application()
+    app.router.add_post("/x", echo)
+    server = await aiohttp_server(app)
+    monkeypatch.setenv("TEST_API_AUTH", "Bearer s3cr3t-value")
+    target = HttpTarget.model_validate({"kind": "http", "base_url": str(server.make_url("/")),
+                                        "headers": {"Authorization": "env:TEST_API_AUTH"}})
+    context = ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", target=target,
+                            dry_run=False)
+    action = HttpRequest()
+    params = action.parse_params({"path": "/x"})
+    with pytest.raises(TemporaryError) as caught:
+        await action.execute(context, params, await action.plan(context, params))
+    assert "s3cr3t" not in str(caught.value)
+    assert "<secret env:TEST_API_AUTH>" in str(caught.value)
