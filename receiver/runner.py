@@ -111,7 +111,7 @@ class Runner:
         fence: Fence | None = None
         try:
             fence = await acquire_target(self._store, step.subject, owner=self._owner,
-                                         ttl=self._settings.guards.lock_ttl.total_seconds())
+                                         ttl=self._lock_ttl(step))
             await check_budget(self._store, budget, rule, spend=True)  # blast radius: the executor pauses
         except BaseException:
             with contextlib.suppress(StateError):
@@ -131,6 +131,14 @@ class Runner:
             return result
         finally:
             await fence.release()
+
+    def _lock_ttl(self, step: PreparedStep) -> float:
+        """``guards.lock_ttl``, or longer when every attempt and backoff could take longer:
+        a lock must not expire under a holder that is still within its limits."""
+        guards = self._settings.guards
+        backoff = guards.retry_backoff.total_seconds() * (2 ** guards.retries - 1)
+        worst = step.timeout * (guards.retries + 1) + backoff + 60.0
+        return max(guards.lock_ttl.total_seconds(), worst)
 
     async def execute(self, step: PreparedStep, *, fence: Fence | None) -> Result:
         """Execute with retries; :class:`StepFailed` when it finally fails."""
