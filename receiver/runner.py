@@ -138,7 +138,7 @@ class Runner:
         guards = self._settings.guards
         backoff = guards.retry_backoff.total_seconds() * (2 ** guards.retries - 1)
         worst = step.timeout * (guards.retries + 1) + backoff + 60.0
-        return max(guards.lock_ttl.total_seconds(), worst)
+        return float(max(guards.lock_ttl.total_seconds(), worst))
 
     async def execute(self, step: PreparedStep, *, fence: Fence | None) -> Result:
         """Execute with retries; :class:`StepFailed` when it finally fails."""
