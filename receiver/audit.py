@@ -59,7 +59,6 @@ class AuditEvent(StrEnum):
     ACTION_SUCCEEDED = "action.succeeded"
     ACTION_FAILED = "action.failed"
     ACTION_SKIPPED = "action.skipped"
-    DECISION_SUCCEEDED = "decision.succeeded"
     DECISION_RESUMED = "decision.resumed"
     ALERT_RESOLVED = "alert.resolved"
     CIRCUIT_OPENED = "circuit.opened"

@@ -21,6 +21,7 @@ from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock, as_datetime
 from receiver.decisions import Decision, Outcome, Reason, decision_identity
 from receiver.errors import StateError, Unavailable
+from receiver.guards import Guard
 from receiver.metrics import Metrics
 from receiver.payload import WebhookMessage
 from receiver.reload import RulesCoordinator
@@ -98,7 +99,7 @@ class Intake:
                     self._metrics.decided(Outcome.SKIPPED, Reason.FOR_NOT_ELAPSED)
                     self._audit.record(
                         AuditEvent.GUARD_BLOCKED, decision=decision_id, rule=rule.name,
-                        fingerprint=alert.fingerprint, guard="for", reason=Reason.FOR_NOT_ELAPSED,
+                        fingerprint=alert.fingerprint, guard=Guard.FOR, reason=Reason.FOR_NOT_ELAPSED,
                         detail=f"active since {alert.starts_at_raw}, rule wants {rule.for_}",
                     )
                     continue
@@ -133,11 +134,11 @@ class Intake:
             claimed = [d.dedup_key for d in fresh]
             for d, ok in zip(candidates, fresh_flags, strict=True):
                 if not ok:
-                    self._metrics.guard_blocks.labels("dedup").inc()
+                    self._metrics.guard_blocks.labels(Guard.DEDUP.value).inc()
                     self._metrics.decided(Outcome.BLOCKED, Reason.DUPLICATE)
                     self._audit.record(
                         AuditEvent.GUARD_BLOCKED, decision=d.id, rule=d.rule.name,
-                        fingerprint=d.alert.fingerprint, guard="dedup", reason=Reason.DUPLICATE,
+                        fingerprint=d.alert.fingerprint, guard=Guard.DEDUP, reason=Reason.DUPLICATE,
                         detail="this firing was already handled by this rule",
                     )
             await self._sync_or_unavailable(claimed, [d.id for d in candidates])

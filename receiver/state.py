@@ -12,7 +12,7 @@ both and tests move time by hand; Redis TTLs only bound how long garbage lives.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -135,9 +135,6 @@ class WorkItem:
     dedup_key: str | None = None
     ref: str = ""
     deliveries: int = 1
-
-    def with_ref(self, ref: str, deliveries: int = 1) -> WorkItem:
-        return replace(self, ref=ref, deliveries=deliveries)
 
 
 class BacklogFull(StateError):
