@@ -211,9 +211,15 @@ async def test_dry_run_spends_no_budget(
     assert target.calls == []
     assert blocks(settings) == []
     runtime = runtime_of(client)
-    spent = await runtime.state.admit(Budget(member="probe", rate_key="invalidate", rate_max=1,
-                                             rate_window=3600, blast_max=1, blast_window=3600), spend=False)
-    assert spent.verdict is Verdict.OK
+    # The very cooldown a live run of this rule on this subject would spend is untouched…
+    probe = Budget(member="probe", cooldown_key="invalidate\x1fapi/POST /cache/prod", cooldown=3600)
+    assert (await runtime.state.admit(probe, spend=False)).verdict is Verdict.OK
+    await client.close()
+    # …while after a live run (same state file) the same probe is refused: the check can fail.
+    live_client = await make_client(guard_settings(make_settings, base, rule={"cooldown": "1h"}))
+    await fire(live_client, alert(starts=starts(3)))
+    assert len(target.calls) == 1
+    assert (await runtime_of(live_client).state.admit(probe, spend=False)).verdict is Verdict.COOLDOWN
 
 
 async def test_fifty_concurrent_identical_webhooks_run_once(
