@@ -231,7 +231,8 @@ class Executor:
             await self._guards.killswitch.check()
         diagnostics: list[dict[str, Any]] = []
         actions: list[PreparedStep] = []
-        steps = [("diagnose", s) for s in d.rule.diagnose] + [("action", s) for s in d.rule.actions]
+        rung = d.rule.steps[0]
+        steps = [("diagnose", s) for s in d.rule.diagnose] + [("action", s) for s in rung.actions]
         for number, (kind, spec) in enumerate(steps, start=1):
             step = await self._plan_step(d, number, kind, spec)
             if kind == "action":
@@ -241,9 +242,10 @@ class Executor:
                 diagnostics.append({"step": number, "action": spec.action, "result": result.as_dict()})
         if d.dry_run:
             return Outcome.PLANNED, Reason.DRY_RUN
-        if d.rule.verify is not None and actions:
+        if (d.rule.verify is not None or d.rule.ladder) and actions:
             raise Blocked(Guard.UNENFORCEABLE, Reason.GUARD_UNAVAILABLE,
-                          "the rule asks for verify, which this build cannot do yet, so it did not act")
+                          "the rule asks for verify or a ladder, which this build cannot do yet, "
+                          "so it did not act")
         for step in actions:  # peek: spend nothing before a human has said yes
             await check_budget(self._store, self._budget(d.id, d.rule, step), d.rule, spend=False)
             if step.ctx.target_name is not None:

@@ -10,6 +10,7 @@ not hide the errors of the next; the action catalogue checks actions, targets, p
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,7 +24,7 @@ from yaml.constructor import ConstructorError
 from rules.catalogue import ActionCatalogue, ActionInfo
 from rules.errors import Problem, RuleError, RuleLoadError
 from rules.matchers import parse_matcher
-from rules.model import ActionSpec, ApprovalByPriority, Limit, Rule, RuleSet, Verify
+from rules.model import ActionSpec, ApprovalByPriority, Limit, Rule, RuleSet, Rung, Verify
 from rules.templating import Template, compile_template
 
 Loc = tuple[Any, ...]
@@ -218,11 +219,15 @@ class _File:
                 continue  # reported by the schema check
             if matcher.guarantees_label:
                 guaranteed.add(matcher.name)
-        for section in ("diagnose", "actions"):
-            specs = item.get(section)
+        sections: list[tuple[Loc, Any]] = [((s,), item.get(s)) for s in ("diagnose", "actions")]
+        rungs = item.get("ladder")
+        for k, rung in enumerate(rungs if isinstance(rungs, list) else []):
+            if isinstance(rung, dict):
+                sections.append((("ladder", k, "actions"), rung.get("actions")))
+        for section, specs in sections:
             for j, spec in enumerate(specs if isinstance(specs, list) else []):
                 if isinstance(spec, dict):
-                    self.action(spec, (*loc, section, j), guaranteed)
+                    self.action(spec, (*loc, *section, j), guaranteed)
         if rule is not None and rule.status == "resolved" and rule.for_:
             self.add((*loc, "for"), "'for' has no effect when status is resolved", "warning")
         return None if any(f[3] == "error" for f in self.found[before:]) else rule
@@ -245,8 +250,10 @@ class _File:
                 text = f"missing required key {where[-1]!r}{_in(where[:-1])}"
             elif where == ("name",) and kind == "string_pattern_mismatch":
                 text = "name: use letters, digits and _ . : - (starting with a letter or digit)"
+            elif not where and (rung := _LADDER_AT.match(msg)):  # a rung's own problem: its line
+                where, text = ("ladder", int(rung[1])), msg
             else:
-                text = f"{_dotted(where)}: {msg}"
+                text = f"{_dotted(where)}: {msg}" if where else msg
             if (where, text) not in seen:
                 seen.add((where, text))
                 self.add((*loc, *where), text)
@@ -327,7 +334,9 @@ def _templated(value: Any) -> bool:
 _MODELS_AT: dict[Loc, type[BaseModel]] = {
     (): Rule, ("actions", int): ActionSpec, ("diagnose", int): ActionSpec,
     ("limit",): Limit, ("verify",): Verify, ("approval",): ApprovalByPriority,
+    ("ladder", int): Rung, ("ladder", int, "actions", int): ActionSpec, ("ladder", int, "verify"): Verify,
 }
+_LADDER_AT = re.compile(r"^ladder\[(\d+)\]: ")
 
 
 def _did_you_mean(where: Loc, model: type[BaseModel] | None = None) -> str:

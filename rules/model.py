@@ -19,6 +19,7 @@ from pydantic import (
     PrivateAttr,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from rules.alert import Alert
@@ -120,10 +121,44 @@ class Limit(_Strict):
 
 
 class Verify(_Strict):
-    """``verify: {resolved_within: 10m, else: escalate}``."""
+    """``verify: {resolved_within: 10m, else: escalate}``: expect the resolution in time.
 
-    resolved_within: Duration
-    else_: Literal["escalate", "next"] = Field(default="escalate", alias="else")
+    ``else`` unset means ``next`` on a ladder rung that has a next rung, else ``escalate``.
+    """
+
+    resolved_within: Duration = Field(
+        description="How long after the actions succeed the alert may take to resolve"
+    )
+    else_: Literal["escalate", "next"] | None = Field(
+        default=None, alias="else",
+        description="escalate (notify people) or next (climb to the next ladder rung); "
+                    "unset: next when there is a next rung, else escalate",
+    )
+
+
+class Rung(_Strict):
+    """One rung of a ``ladder:``: its actions, and how long to wait for the resolution."""
+
+    actions: list[ActionSpec] = Field(min_length=1, description="Run in order, as a rule's actions")
+    verify: Verify | None = Field(
+        default=None, description="Required on every rung but the last: when to climb to the next"
+    )
+
+
+class LadderStep(_Strict):
+    """What one rung of a rule does: a plain rule is a ladder of one (built, not written)."""
+
+    index: int
+    actions: tuple[ActionSpec, ...]
+    verify: Verify | None
+    last: bool
+
+    @property
+    def otherwise(self) -> Literal["escalate", "next"] | None:
+        """What a failed verification leads to; None when nothing is verified."""
+        if self.verify is None:
+            return None
+        return self.verify.else_ or ("escalate" if self.last else "next")
 
 
 class Rule(_Strict):
@@ -140,7 +175,13 @@ class Rule(_Strict):
     )
     priority: Priority | None = Field(default=None, description="Overrides the classifier")
     diagnose: list[ActionSpec] = Field(default_factory=list)
-    actions: list[ActionSpec] = Field(min_length=1)
+    actions: list[ActionSpec] = Field(
+        default_factory=list, description="The remediation, run in order; or give ladder instead"
+    )
+    ladder: list[Rung] = Field(
+        default_factory=list,
+        description="Instead of actions: rungs tried in turn, each when the last did not resolve the alert",
+    )
     approval: Approval | None = Field(
         default=None,
         description="auto | required | {required_for: [P1]}; unset: required for destructive actions",
@@ -149,6 +190,45 @@ class Rule(_Strict):
     cooldown: Duration | None = None
     limit: Limit | None = None
     verify: Verify | None = None
+    escalate_to: list[str] | None = Field(
+        default=None, description="Notifiers that hear this rule's escalations; unset: escalation.notifiers"
+    )
+
+    @model_validator(mode="after")
+    def _actions_or_ladder(self) -> Rule:
+        if not self.actions and not self.ladder:
+            raise ValueError("missing required key 'actions' (or give ladder:, a list of rungs)")
+        if self.actions and self.ladder:
+            raise ValueError("give either actions: or ladder:, not both")
+        if self.ladder and self.verify is not None:
+            raise ValueError("with ladder:, give verify: on each rung, not on the rule")
+        if not self.ladder and self.verify is not None and self.verify.else_ == "next":
+            raise ValueError("verify.else: next needs a ladder: there is no next rung")
+        for n, rung in enumerate(self.ladder):
+            last = n == len(self.ladder) - 1
+            if not last and rung.verify is None:
+                raise ValueError(f"ladder[{n}]: every rung but the last needs verify: "
+                                 "{resolved_within: DURATION} to know when to climb")
+            if not last and rung.verify is not None and rung.verify.else_ == "escalate":
+                raise ValueError(f"ladder[{n}]: else: escalate would end the ladder before its "
+                                 "next rung; leave else unset (or next)")
+            if last and rung.verify is not None and rung.verify.else_ == "next":
+                raise ValueError(f"ladder[{n}]: else: next on the last rung: there is no next rung")
+        return self
+
+    @property
+    def steps(self) -> tuple[LadderStep, ...]:
+        """The rungs to climb: one for a plain rule (its actions and verify)."""
+        if not self.ladder:
+            return (LadderStep(index=0, actions=tuple(self.actions), verify=self.verify, last=True),)
+        last = len(self.ladder) - 1
+        return tuple(LadderStep(index=n, actions=tuple(r.actions), verify=r.verify, last=n == last)
+                     for n, r in enumerate(self.ladder))
+
+    @property
+    def all_actions(self) -> tuple[ActionSpec, ...]:
+        """Every action step of every rung."""
+        return tuple(a for step in self.steps for a in step.actions)
 
     @field_validator("match")
     @classmethod

@@ -39,6 +39,8 @@ def rule_file_schema(catalogue: ActionCatalogue | None = None) -> dict[str, Any]
     rule["for"]["default"] = format_duration(Rule.model_fields["for_"].default)
     # The matcher grammar lives in rules.matchers (label names may hold ':').
     rule["match"]["items"]["pattern"] = MATCHER_PATTERN
+    # The model's own check, said in schema terms: actions or ladder, exactly one.
+    defs["Rule"]["oneOf"] = [{"required": ["actions"]}, {"required": ["ladder"]}]
     if catalogue is not None:
         _add_actions(defs, catalogue)
     return schema

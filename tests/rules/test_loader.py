@@ -194,6 +194,58 @@ rules:
             "          expect_status: lots\n",
             8, "expect_status: Input should be a valid integer", id="untemplated-param-checked",
         ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n"
+            "    actions: [{action: notify.log, params: {text: x}}]\n"
+            "    ladder: [{actions: [{action: notify.log, params: {text: x}}]}]\n",
+            2, "give either actions: or ladder:, not both", id="actions-and-ladder",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    ladder:\n"
+            "      - actions: [{action: notify.log, params: {text: x}}]\n"
+            "      - actions: [{action: notify.log, params: {text: y}}]\n",
+            5, "ladder[0]: every rung but the last needs verify", id="rung-without-verify",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    ladder:\n"
+            "      - actions: [{action: notify.log, params: {text: x}}]\n"
+            "        verify: {resolved_within: 5m, else: escalate}\n"
+            "      - actions: [{action: notify.log, params: {text: y}}]\n",
+            5, "ladder[0]: else: escalate would end the ladder", id="rung-escalates-early",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    ladder:\n"
+            "      - actions: [{action: notify.log, params: {text: x}}]\n"
+            "        verify: {resolved_within: 5m, else: next}\n",
+            5, "ladder[0]: else: next on the last rung", id="last-rung-next",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    verify: {resolved_within: 5m, else: next}\n"
+            "    actions: [{action: notify.log, params: {text: x}}]\n",
+            2, "verify.else: next needs a ladder", id="next-without-ladder",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    verify: {resolved_within: 5m}\n    ladder:\n"
+            "      - actions: [{action: notify.log, params: {text: x}}]\n",
+            2, "with ladder:, give verify: on each rung", id="rule-verify-with-ladder",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    ladder:\n"
+            "      - actions: [{action: notify.log, params: {text: x}}]\n"
+            "        verfy: {resolved_within: 5m}\n",
+            6, "unknown key 'verfy' in ladder[0] (did you mean 'verify'?)", id="rung-unknown-key",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    ladder:\n"
+            "      - actions:\n          - action: notify.log\n            params:\n"
+            "              text: '{{ labels.pod }}'\n",
+            8, "ladder[0].actions[0].params.text: {{ labels.pod }} may be missing", id="rung-template",
+        ),
+        pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    ladder:\n"
+            "      - actions:\n          - action: notify.lgo\n",
+            6, "unknown action 'notify.lgo' (did you mean 'notify.log'", id="rung-unknown-action",
+        ),
     ],
 )
 def test_single_error(tmp_path: Path, text: str, line: int, message: str) -> None:
@@ -333,3 +385,22 @@ def test_yaml_anchors_and_merge_keys_work(tmp_path: Path) -> None:
     """
     result = load(write(tmp_path / "r.yaml", text))
     assert [r.actions[0].params["text"] for r in result.ruleset.rules] == ["base", "derived"]
+
+
+def test_a_ladder_loads_as_rungs(tmp_path: Path) -> None:
+    """Rungs keep their order; else unset climbs on every rung but the last, which escalates."""
+    text = (
+        "rules:\n  - name: r\n    match: [a=b]\n    ladder:\n"
+        "      - actions: [{action: notify.log, params: {text: one}}]\n"
+        "        verify: {resolved_within: 5m}\n"
+        "      - actions: [{action: notify.log, params: {text: two}}]\n"
+        "        verify: {resolved_within: 10m, else: next}\n"
+        "      - actions: [{action: notify.log, params: {text: three}}]\n"
+        "        verify: {resolved_within: 15m}\n"
+    )
+    [rule] = load_rules([write(tmp_path / "r.yaml", text)], catalogue=FakeCatalogue()).ruleset.rules
+    steps = rule.steps
+    assert [s.actions[0].params["text"] for s in steps] == ["one", "two", "three"]
+    assert [s.otherwise for s in steps] == ["next", "next", "escalate"]
+    assert [s.last for s in steps] == [False, False, True]
+    assert [a.params["text"] for a in rule.all_actions] == ["one", "two", "three"]
