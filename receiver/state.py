@@ -137,6 +137,34 @@ class WorkItem:
     deliveries: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """Something to do at ``due_at`` unless the alert resolves first: a verify watch, an
+    escalation timer (``receiver.timers``).
+
+    When due it is claimed by one replica for a lease (due again if that replica dies
+    before finishing it); finished or taken, it stays as a tombstone until ``expires_at``,
+    so the same id is never armed twice. ``claims`` counts the claims, this one included.
+    """
+
+    id: str
+    kind: str
+    fingerprint: str
+    due_at: float
+    expires_at: float
+    payload: Mapping[str, Any]
+    claims: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "fingerprint": self.fingerprint, "due_at": self.due_at,
+                "expires_at": self.expires_at, "payload": dict(self.payload)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, claims: int = 0) -> Timer:
+        return cls(id=data["id"], kind=data["kind"], fingerprint=data["fingerprint"], due_at=data["due_at"],
+                   expires_at=data["expires_at"], payload=data["payload"], claims=claims)
+
+
 class BacklogFull(StateError):
     """The shared work queue holds ``limit`` items already."""
 
@@ -254,6 +282,31 @@ class StateStore(Protocol):
         ...
 
     async def pending_approvals_for(self, fingerprint: str) -> list[Approval]: ...
+
+    # -- timers (verify watches, escalation timers) and occurrence counts
+    async def put_timer(self, timer: Timer) -> bool:
+        """Arm ``timer`` unless its id is armed, held, finished or taken; True when this call armed it."""
+        ...
+
+    async def claim_due_timers(self, *, lease: float, limit: int) -> list[Timer]:
+        """Up to ``limit`` timers due now that nobody holds, held by this call for ``lease`` seconds.
+
+        One replica gets each; one that is not finished within the lease is due again.
+        """
+        ...
+
+    async def finish_timer(self, timer_id: str) -> None:
+        """A claimed timer was handled: it never fires again."""
+        ...
+
+    async def take_timers(self, fingerprint: str, kinds: Sequence[str]) -> list[Timer]:
+        """Disarm and return the armed timers of ``fingerprint`` of these kinds that nobody holds."""
+        ...
+
+    async def count_occurrence(self, key: str, member: str, *, window: float) -> int:
+        """Count ``member`` under ``key`` (once however often), forget those older than
+        ``window`` seconds; how many are counted now."""
+        ...
 
 
 def open_state_store(url: str, *, clock: Clock, prefix: str = "remediator") -> StateStore:

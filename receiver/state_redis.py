@@ -11,7 +11,8 @@ Keys: ``dedup:K`` (expiry), ``work`` (stream, group ``{prefix}:workers``),
 ``cooldown:K`` (until, member), ``rate:K`` and ``blast`` (members scored by clock time),
 ``circuit:T``, ``lock:K`` and ``fence`` (one counter for every lock's tokens: strictly
 increasing per key, never reset, one key however many targets), ``approval:ID``,
-``approvals`` (ids by created_at) and ``approvals:pending:FP`` (pending ids).
+``approvals`` (ids by created_at) and ``approvals:pending:FP`` (pending ids); timers
+and occurrence counts are described in ``receiver.state_redis_timers``.
 The stream, the fence counter and the pause have no TTL: the stream is trimmed as work
 completes, the counter must never reset and a kill switch must not lift itself.
 """
@@ -33,6 +34,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, ResponseError
 
 from receiver import state_redis_lua as lua
+from receiver import state_redis_timers
 from receiver.clock import Clock
 from receiver.errors import StateError
 from receiver.state import (
@@ -93,7 +95,7 @@ def _approval(status: str, body: str, decision: str | None) -> Approval:
     return Approval.from_dict(data)
 
 
-class RedisStateStore:
+class RedisStateStore(state_redis_timers.RedisTimers):
     """Implements ``receiver.state.StateStore`` on Redis, shared by every replica."""
 
     def __init__(self, url: str, *, clock: Clock, prefix: str) -> None:
@@ -158,6 +160,8 @@ class RedisStateStore:
         self._scripts = {name: self._client.register_script(getattr(lua, name)) for name in (
             "CLAIM", "ENQUEUE", "TAKE", "RECLAIM", "TOUCH", "ADMIT", "RECORD_FAILURE", "ACQUIRE_LOCK",
             "RELEASE_LOCK", "PUT_APPROVAL", "DECIDE_APPROVAL")}
+        self._scripts |= {name: self._client.register_script(getattr(state_redis_timers, name))
+                          for name in state_redis_timers.SCRIPTS}
         await self._create_group()
 
     async def _create_group(self) -> None:

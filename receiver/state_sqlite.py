@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from receiver import state_sqlite_timers
 from receiver.clock import Clock
 from receiver.errors import StateError
 from receiver.state import (
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS approval (
     body TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS approval_fp ON approval (fingerprint, status);
-"""
+""" + state_sqlite_timers.SCHEMA
 _CLAIM = (
     "INSERT INTO dedup (key, expires_at) VALUES (?, ?) "
     "ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at "
@@ -68,7 +69,7 @@ _BLAST_KEY = "\x00blast"
 _KEEP_DECIDED = 7 * 24 * 3600.0  # decided approvals are kept this long, as in Redis
 
 
-class SqliteStateStore:
+class SqliteStateStore(state_sqlite_timers.SqliteTimers):
     """Implements ``receiver.state.StateStore`` on one SQLite file."""
 
     def __init__(self, path: Path, *, clock: Clock) -> None:
@@ -143,6 +144,7 @@ class SqliteStateStore:
         # lock rows stay: the next fencing token must be larger than any handed out before
         db.execute("DELETE FROM approval WHERE status != 'pending' AND created_at <= ?",
                    (now - _KEEP_DECIDED,))
+        state_sqlite_timers.purge(db, now)
         self._writes_since_purge = 0
 
     async def release(self, keys: Sequence[str]) -> None:

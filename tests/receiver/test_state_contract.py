@@ -21,6 +21,7 @@ from receiver.state import (
     Budget,
     Pause,
     StateStore,
+    Timer,
     Verdict,
     WorkItem,
 )
@@ -368,3 +369,118 @@ async def test_state_survives_reopen(make_store: StoreFactory, clock: FakeClock)
                                spend=False)).verdict is Verdict.COOLDOWN
     assert await second.get_approval("ap") is not None
     assert [i.id for i in await second.reclaim("restarted", idle=0, count=10)] == ["w"]
+
+
+def timer(timer_id: str, clock: FakeClock, *, due: float = 60, fp: str = "fp1", kind: str = "verify",
+          keep: float = 3600) -> Timer:
+    return Timer(id=timer_id, kind=kind, fingerprint=fp, due_at=clock.now() + due,
+                 expires_at=clock.now() + keep, payload={"rule": "r1", "n": 1})
+
+
+async def test_a_timer_fires_once_when_due_and_never_again(make_store: StoreFactory,
+                                                           clock: FakeClock) -> None:
+    """Armed once per id; claimed by one caller when due; a finished timer is not armed again."""
+    store = await opened(make_store)
+    assert await store.put_timer(timer("t1", clock))
+    assert not await store.put_timer(timer("t1", clock, due=5))
+    assert await store.claim_due_timers(lease=30, limit=10) == []
+    clock.advance(60)
+    [got] = await store.claim_due_timers(lease=30, limit=10)
+    assert (got.id, got.kind, got.fingerprint, dict(got.payload), got.claims) == (
+        "t1", "verify", "fp1", {"rule": "r1", "n": 1}, 1)
+    assert await store.claim_due_timers(lease=30, limit=10) == []
+    await store.finish_timer("t1")
+    clock.advance(3600)
+    assert await store.claim_due_timers(lease=30, limit=10) == []
+
+
+async def test_a_finished_timer_is_not_armed_again_until_it_expires(make_store: StoreFactory,
+                                                                    clock: FakeClock) -> None:
+    store = await opened(make_store)
+    assert await store.put_timer(timer("t1", clock, due=0, keep=100))
+    [_] = await store.claim_due_timers(lease=30, limit=10)
+    await store.finish_timer("t1")
+    assert not await store.put_timer(timer("t1", clock, due=0, keep=100))
+    clock.advance(100)
+    assert await store.put_timer(timer("t1", clock, due=0, keep=100))
+    assert [t.id for t in await store.claim_due_timers(lease=30, limit=10)] == ["t1"]
+
+
+async def test_a_timer_not_finished_within_its_lease_is_due_again(make_store: StoreFactory,
+                                                                  clock: FakeClock) -> None:
+    """The replica that claimed it died: after the lease another takes it (claims counts both)."""
+    store = await opened(make_store)
+    other = await opened(make_store)
+    await store.put_timer(timer("t1", clock, due=0))
+    [first] = await store.claim_due_timers(lease=30, limit=10)
+    clock.advance(29)
+    assert await other.claim_due_timers(lease=30, limit=10) == []
+    clock.advance(1)
+    [again] = await other.claim_due_timers(lease=30, limit=10)
+    assert (first.claims, again.claims) == (1, 2)
+
+
+async def test_due_timers_come_in_due_order_up_to_the_limit(make_store: StoreFactory,
+                                                            clock: FakeClock) -> None:
+    store = await opened(make_store)
+    for n, due in enumerate([30, 10, 20]):
+        await store.put_timer(timer(f"t{n}", clock, due=due))
+    clock.advance(30)
+    assert [t.id for t in await store.claim_due_timers(lease=30, limit=2)] == ["t1", "t2"]
+    assert [t.id for t in await store.claim_due_timers(lease=30, limit=2)] == ["t0"]
+
+
+async def test_two_replicas_claiming_at_once_share_the_due_timers(make_store: StoreFactory,
+                                                                  clock: FakeClock) -> None:
+    """Every due timer goes to exactly one of two concurrent claimers."""
+    a, b = await opened(make_store), await opened(make_store)
+    for n in range(20):
+        await a.put_timer(timer(f"t{n:02}", clock, due=0))
+    got = await asyncio.gather(*(s.claim_due_timers(lease=30, limit=3) for s in [a, b] * 10))
+    ids = [t.id for batch in got for t in batch]
+    assert sorted(ids) == [f"t{n:02}" for n in range(20)]
+
+
+async def test_taking_an_alerts_timers_disarms_them(make_store: StoreFactory, clock: FakeClock) -> None:
+    """The alert resolved: its timers of the kinds asked for are taken once, others stay; a held
+    timer is not taken (its holder is firing it), unless its lease ran out."""
+    store = await opened(make_store)
+    await store.put_timer(timer("w1", clock, fp="fp1"))
+    await store.put_timer(timer("late", clock, fp="fp1", kind="late"))
+    await store.put_timer(timer("p1", clock, fp="fp1", kind="p1", due=0))
+    await store.put_timer(timer("w2", clock, fp="fp2"))
+    assert await store.take_timers("fp1", []) == []
+    assert sorted(t.id for t in await store.take_timers("fp1", ["verify", "late"])) == ["late", "w1"]
+    assert await store.take_timers("fp1", ["verify", "late"]) == []
+    [held] = await store.claim_due_timers(lease=30, limit=10)
+    assert held.id == "p1"
+    assert await store.take_timers("fp1", ["p1"]) == []
+    clock.advance(30)
+    assert [t.id for t in await store.take_timers("fp1", ["p1"])] == ["p1"]
+    assert await store.claim_due_timers(lease=30, limit=10) == []
+    clock.advance(60)
+    assert [t.id for t in await store.claim_due_timers(lease=30, limit=10)] == ["w2"]
+    assert not await store.put_timer(timer("w1", clock))
+
+
+async def test_timers_survive_a_restart(make_store: StoreFactory, clock: FakeClock) -> None:
+    store = await opened(make_store)
+    await store.put_timer(timer("t1", clock))
+    await store.close()
+    again = await opened(make_store)
+    clock.advance(60)
+    assert [t.id for t in await again.claim_due_timers(lease=30, limit=10)] == ["t1"]
+
+
+async def test_occurrences_count_distinct_members_in_a_sliding_window(make_store: StoreFactory,
+                                                                      clock: FakeClock) -> None:
+    store = await opened(make_store)
+    assert await store.count_occurrence("k", "a", window=100) == 1
+    assert await store.count_occurrence("k", "a", window=100) == 1
+    clock.advance(50)
+    assert await store.count_occurrence("k", "b", window=100) == 2
+    assert await store.count_occurrence("other", "a", window=100) == 1
+    clock.advance(50)
+    assert await store.count_occurrence("k", "c", window=100) == 2
+    clock.advance(100)
+    assert await store.count_occurrence("k", "d", window=100) == 1
