@@ -1,6 +1,7 @@
 """The ``remediator`` command line (also ``python -m receiver``).
 
-Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``, ``actions list``,
+Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``, ``rules test``
+(``receiver.cli_rules``), ``actions list``,
 ``approvals list|approve|reject``, ``pause``, ``resume`` (those three in ``receiver.cli_admin``).
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
 one clear line each (file, line and rule where there are some), never a traceback.
@@ -17,6 +18,7 @@ from typing import Any
 
 from receiver.audit import verify_file
 from receiver.cli_admin import add_admin_commands
+from receiver.cli_rules import add_rules_test
 from receiver.errors import ConfigError, ReceiverError
 from receiver.settings import Settings, load_settings
 from rules.errors import RemediatorError, RuleLoadError
@@ -153,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     lint.set_defaults(func=_rules_lint)
     schema = rules.add_parser("schema", help="print the JSON Schema of rule files")
     schema.set_defaults(func=_rules_schema)
+    add_rules_test(rules)
 
     actions = sub.add_parser("actions", help="the action catalogue").add_subparsers(
         dest="actions_command", required=True, metavar="SUBCOMMAND")

@@ -34,6 +34,26 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
+class ManualClock:
+    """A clock moved by hand, for runs that replay time (``rules test``, ``simulate``).
+
+    ``sleep`` advances it instead of waiting, so a retry backoff costs no real time.
+    """
+
+    def __init__(self, start: float) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += seconds
+        await asyncio.sleep(0)
+
+
 def as_datetime(clock: Clock) -> datetime:
     """The clock's now as an aware UTC datetime."""
     return datetime.fromtimestamp(clock.now(), tz=UTC)

@@ -1,14 +1,17 @@
 """structlog set-up: JSON lines to stdout, or a console renderer on a terminal.
 
-Called once by ``receiver.cli`` before serving. Every log line carries the bound
+Called once by ``receiver.cli`` before serving; the sandboxed commands (``rules test``,
+``simulate``) run the pipeline under :func:`errors_to_stderr` instead. Every log line carries the bound
 context (request, decision, rule, fingerprint); secrets are ``remediations.secrets.Secret``
 objects, which render as ``<secret …>``, and the ``Authorization`` header is never bound.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 
 import structlog
 
@@ -34,3 +37,22 @@ def configure_logging(*, level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+@contextlib.contextmanager
+def errors_to_stderr() -> Iterator[None]:
+    """While inside: only errors are logged, to stderr (commands whose stdout is a report).
+
+    The previous configuration is restored on exit.
+    """
+    before = structlog.get_config()
+    structlog.configure(
+        processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer(colors=False)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        yield
+    finally:
+        structlog.configure(**before)

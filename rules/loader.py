@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -40,8 +40,14 @@ class LoadResult:
 
 
 def default_pack_paths() -> list[Path]:
-    """The shipped rule pack: every ``rules/packs/*.yaml``, sorted."""
-    return sorted(Path(str(resources.files("rules").joinpath("packs"))).glob("*.yaml"))
+    """The shipped rule pack: every ``rules/packs/*.yaml`` but its rule tests, sorted."""
+    return sorted(p for p in Path(str(resources.files("rules").joinpath("packs"))).glob("*.yaml")
+                  if not is_rule_test(p))
+
+
+def is_rule_test(path: Path) -> bool:
+    """``*.test.yaml``/``*.test.yml``: a rule test file (``remediator rules test``), never rules."""
+    return path.name.endswith((".test.yaml", ".test.yml"))
 
 
 def load_rules(
@@ -77,7 +83,7 @@ def _expand(paths: Sequence[str | Path], problems: list[Problem]) -> list[Path]:
     for path in map(Path, paths):
         if path.is_dir():
             found = sorted(f for f in path.rglob("*") if f.suffix in (".yaml", ".yml")
-                           and f.is_file() and not _hidden(f.relative_to(path)))
+                           and f.is_file() and not _hidden(f.relative_to(path)) and not is_rule_test(f))
             if not found:
                 problems.append(Problem(str(path), None, None, "no *.yaml or *.yml file in"
                                         " this directory", "warning"))
@@ -369,3 +375,22 @@ def _a(value: Any) -> str:
     kinds: dict[type, str] = {dict: "mapping", list: "list", str: "string"}
     kind = kinds.get(type(value), type(value).__name__)
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+class _NoCatalogue:
+    """The catalogue of :func:`read_yaml`, which reads YAML and checks no rule."""
+
+    def info(self, name: str) -> ActionInfo | None:
+        return None
+
+    def names(self) -> list[str]:
+        return []
+
+
+def read_yaml(text: str, name: str) -> tuple[Any, Callable[[Loc], int | None], list[Problem]]:
+    """Any YAML document read as rule files are: its data (None when empty or broken), the
+    line of a data path (or of its closest ancestor), and the problems found (bad YAML,
+    duplicate keys). ``receiver.ruletest`` reads rule test files with it."""
+    ctx = _File(name, _NoCatalogue(), None, {})
+    data = ctx.parse(text)
+    return data, ctx.line, ctx.problems()

@@ -315,9 +315,11 @@ def test_duplicate_names_across_files(tmp_path: Path) -> None:
 
 
 def test_directories_are_walked_sorted_and_recursive(tmp_path: Path) -> None:
-    """A directory loads every *.yaml/*.yml below it, sorted; hidden and other files are skipped."""
+    """A directory loads every *.yaml/*.yml below it, sorted; hidden files, rule tests
+    (*.test.yaml, *.test.yml) and other files are skipped."""
     for rel, name in [("b.yaml", "b"), ("a.yml", "a"), ("sub/c.yaml", "c"),
-                      (".hidden/d.yaml", "d"), ("..data/e.yaml", "e")]:
+                      (".hidden/d.yaml", "d"), ("..data/e.yaml", "e"), ("b.test.yaml", "t"),
+                      ("sub/c.test.yml", "u")]:
         write(tmp_path / "rules" / rel, ONE_RULE.replace("name: r", f"name: {name}"))
     write(tmp_path / "rules" / "notes.txt", "not rules")
     result = load(tmp_path / "rules")

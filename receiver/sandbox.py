@@ -1,0 +1,156 @@
+"""A sandbox: the real pipeline on a throw-away state store, with every action recorded, not run.
+
+Used by ``receiver.ruletest`` (``remediator rules test``) and ``receiver.simulate``
+(``remediator simulate``). It builds the same :class:`~receiver.runtime.Runtime` that
+``serve`` runs — intake (matching, classification, dedup), the executor and runner with
+every guard, approvals, a SQLite state store — in a temporary directory, on a clock the
+caller moves. Only two things differ: each action's ``plan()`` and ``execute()`` are
+replaced by a recorder (:func:`recording_registry`), so nothing contacts Kubernetes,
+Docker, PostgreSQL or a notifier, and nothing announces (``guards.announce`` is emptied).
+The plan is then the rendered step: action, target, params after templating, subject.
+
+Work is run in the caller's task, one item at a time, as soon as it is queued, instead of
+by background workers; what each delivery caused is read back from the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, cast
+
+from receiver.clock import ManualClock
+from receiver.payload import WebhookMessage
+from receiver.runtime import Runtime
+from receiver.settings import Settings
+from receiver.state import ApprovalStatus
+from remediations.base import Action, ActionContext, Plan, Result
+from remediations.registry import Registry, default_registry
+from rules.alert import Alert
+
+_CONSUMER = "sandbox"
+
+
+async def _rendered_plan(self: Action[Any], ctx: ActionContext, params: Any) -> Plan:
+    rendered = params.model_dump(mode="json", by_alias=True)
+    subject = self.subject(ctx, params)
+    where = f" on target {ctx.target_name!r}" if ctx.target_name else ""
+    return Plan(action=self.name, target=ctx.target_name, destructive=self.is_destructive(params),
+                steps=(f"{self.name}{where} with params {json.dumps(rendered, sort_keys=True)}",),
+                details={"params": rendered, "subject": subject, "recorded": True})
+
+
+async def _recorded_execute(self: Action[Any], ctx: ActionContext, params: Any, plan: Plan) -> Result:
+    return Result(summary=f"recorded, not run: {plan.steps[0] if plan.steps else self.name}",
+                  details={"recorded": True, "subject": plan.details.get("subject")})
+
+
+def recording_registry(base: Registry | None = None) -> Registry:
+    """The catalogue with each action's ``plan``/``execute`` replaced by the recorder.
+
+    Each action keeps its params model, ``check_allowed``, ``subject`` and
+    ``is_destructive``, so validation, allow-lists, locks, cooldowns and approval
+    decisions are the real ones.
+    """
+    base = base or default_registry()
+    recorded: list[Action[Any]] = []
+    for name in base.names():
+        action = base.get(name)
+        assert action is not None
+        cls = type(action)
+        sub = type(f"Recorded{cls.__name__}", (cls,), {
+            "__module__": __name__, "plan": _rendered_plan, "execute": _recorded_execute,
+        })
+        recorded.append(cast(Action[Any], sub()))
+    return Registry(recorded)
+
+
+def sandbox_settings(base: Settings, *, rules: Sequence[Path] | None, workdir: Path,
+                     dry_run: bool | None, state_file: Path | None = None) -> Settings:
+    """``base`` with state and audit in ``workdir``, no announcements, ``rules`` if given."""
+    update: dict[str, Any] = {
+        "state": f"sqlite:///{state_file or workdir / 'state.db'}",
+        "audit": workdir / "audit.jsonl",
+        "guards": base.guards.model_copy(update={"announce": []}),
+    }
+    if rules is not None:
+        update["rules"] = list(rules)
+    if dry_run is not None:
+        update["dry_run"] = dry_run
+    return base.model_copy(update=update)
+
+
+@dataclass
+class Delivery:
+    """What one delivery (or one approval) caused: the audit records, in order."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Sandbox:
+    """One sandboxed pipeline; use as ``async with Sandbox(settings, clock) as sb``.
+
+    ``settings`` should come from :func:`sandbox_settings` (the state and audit files are
+    created in their directories and never elsewhere).
+    """
+
+    def __init__(self, settings: Settings, *, clock: ManualClock, registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.runtime = Runtime(settings, registry=registry or recording_registry(), clock=clock)
+        self._read = 0
+        self._opened = False
+
+    async def __aenter__(self) -> Self:
+        try:
+            self.runtime.rules.load_now()
+            await self.runtime.state.open()
+        except BaseException:
+            await self._close()
+            raise
+        self._opened = True
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        await self.runtime.state.close()
+        await self.runtime.audit.close()
+
+    async def deliver(self, message: WebhookMessage, alerts: list[Alert], *, actor: str) -> Delivery:
+        """Accept one webhook as intake does, then run all the work it queued to its end."""
+        await self.runtime.intake.accept(message, alerts, actor=actor)
+        return await self._drain()
+
+    async def approve_pending(self, *, actor: str, approve: bool = True) -> Delivery:
+        """Approve (or reject) every pending approval as ``actor``, then run what that queued."""
+        for approval in await self.runtime.approvals.list([ApprovalStatus.PENDING]):
+            await self.runtime.approvals.decide(approval.id, approve=approve, actor=actor, comment=None)
+        return await self._drain()
+
+    async def housekeep(self) -> Delivery:
+        """What the service's housekeeping does now: expire overdue approvals."""
+        await self.runtime.approvals.expire_due()
+        return await self._drain()
+
+    async def _drain(self) -> Delivery:
+        state = self.runtime.state
+        while items := await state.take(_CONSUMER, 64, block=0):
+            for item in items:
+                await self.runtime.executor.run_item(item)
+                await state.complete([item.ref])
+        await self.runtime.audit.sync()
+        return Delivery(self._new_records())
+
+    def _new_records(self) -> list[dict[str, Any]]:
+        with self.settings.audit.open("rb") as fh:
+            lines = fh.read().splitlines()
+        fresh = lines[self._read:]
+        self._read = len(lines)
+        return [json.loads(line) for line in fresh if line.strip()]
+
