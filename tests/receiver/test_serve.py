@@ -75,7 +75,7 @@ def test_defaults_plan_fixture_01_and_the_audit_verifies(served: Served) -> None
     assert (status, body) == (202, {"received": 2, "matched": 2, "queued": 2})
     records = served.wait_for(planned(2), "two dry-run plans")
     matched = [r for r in records if r["event"] == "rule.matched"]
-    assert {(m["rule"], m["priority"], m["dry_run"]) for m in matched} == {("high-cpu-scale-up", "P1", True)}
+    assert {(m["rule"], m["priority"], m["dry_run"]) for m in matched} == {("high-cpu-scale-up", "P2", True)}
     plans = [r for r in records if r["event"] == "action.planned"]
     assert all(p["plan"]["steps"] and p["dry_run"] for p in plans)
     assert not [r for r in records if r["event"] == "action.started"]
@@ -88,8 +88,8 @@ def test_defaults_plan_fixture_01_and_the_audit_verifies(served: Served) -> None
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "chain intact" in ok.stdout
     data = bytearray(audit.read_bytes())
-    offset = data.index(b'"P1"') + 2
-    data[offset] = ord("2")  # P1 -> P2 in one record: a one-byte edit
+    offset = data.index(b'"P2"') + 2
+    data[offset] = ord("1")  # P2 -> P1 in one record: a one-byte edit
     audit.write_bytes(bytes(data))
     bad = subprocess.run([sys.executable, "-m", "receiver", "audit", "verify", str(audit)],
                          capture_output=True, text=True, check=False)

@@ -14,7 +14,7 @@ from receiver.app import create_app
 from receiver.keys import RUNTIME
 from remediations.notify import NotifyLog
 from remediations.registry import Registry
-from tests.conftest import fixture_body, read_audit, rules_yaml
+from tests.conftest import HIGH_CPU_RULES, fixture_body, read_audit, rules_yaml
 from tests.fakeclock import FakeClock
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -136,7 +136,7 @@ async def test_stopping_closes_the_actions_clients(make_settings: Any) -> None:
         def close(self) -> None:
             closed.append(self.name)
 
-    app = create_app(make_settings(), registry=Registry([Closing()]), clock=FakeClock(),
+    app = create_app(make_settings(rules=HIGH_CPU_RULES), registry=Registry([Closing()]), clock=FakeClock(),
                      metrics_registry=CollectorRegistry())
     runner, _ = await start(app)
     await runner.cleanup()
