@@ -18,7 +18,7 @@ TEST_FILES = sorted(PACKS.glob("*.test.yaml"))
 
 
 def test_every_pack_file_has_rule_tests() -> None:
-    """Each shipped rule file has its rule tests beside it (core.yaml: core.test.yaml)."""
+    """Each shipped rule file has its rule tests beside it (cpu.yaml: cpu.test.yaml)."""
     packs = default_pack_paths()
     assert packs
     missing = [p.name for p in packs if p.with_suffix(".test.yaml") not in TEST_FILES]
