@@ -1,7 +1,7 @@
 """The ``remediator`` command line (also ``python -m receiver``).
 
 Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``, ``rules test``
-(``receiver.cli_rules``), ``actions list``,
+(``receiver.cli_rules``), ``simulate`` (``receiver.cli_simulate``), ``actions list``,
 ``approvals list|approve|reject``, ``pause``, ``resume`` (those three in ``receiver.cli_admin``).
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
 one clear line each (file, line and rule where there are some), never a traceback.
@@ -19,6 +19,7 @@ from typing import Any
 from receiver.audit import verify_file
 from receiver.cli_admin import add_admin_commands
 from receiver.cli_rules import add_rules_test
+from receiver.cli_simulate import add_simulate
 from receiver.errors import ConfigError, ReceiverError
 from receiver.settings import Settings, load_settings
 from rules.errors import RemediatorError, RuleLoadError
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = actions.add_parser("list", help="every action: destructive, target kinds, permissions")
     listing.add_argument("--json", action="store_true", help="each action with its params schema, as JSON")
     listing.set_defaults(func=_actions_list)
+    add_simulate(sub)
     add_admin_commands(sub)
     return parser
 

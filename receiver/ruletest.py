@@ -26,7 +26,7 @@ from receiver.clock import ManualClock
 from receiver.decisions import Reason
 from receiver.errors import ConfigError, ReceiverError
 from receiver.payload import PayloadError, parse_webhook
-from receiver.sandbox import Sandbox, sandbox_settings
+from receiver.sandbox import Observer, Sandbox, Seen, sandbox_settings
 from receiver.settings import Settings, load_settings
 from rules.errors import RuleLoadError
 from rules.loader import Loc, read_yaml
@@ -36,8 +36,6 @@ from rules.priority import Priority
 OUTCOMES = frozenset({"executed", "dry_run", "awaiting_approval"} | {r.value for r in Reason})
 """What ``outcome:`` may expect: how the decision ended in this step."""
 
-_CLOSED = {"approval.rejected": Reason.REJECTED.value, "approval.expired": Reason.EXPIRED.value,
-           "approval.cancelled": Reason.CANCELLED.value}
 _DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 _ACTOR = "rules-test"
 
@@ -126,26 +124,6 @@ class TestFile(_Strict):
 
 
 @dataclass
-class Seen:
-    """One decision as the pipeline ran it in one step."""
-
-    rule: str
-    decision: str
-    alert: int | None
-    fingerprint: str
-    priority: str | None
-    response_target_seconds: float | None
-    dry_run: bool
-    outcome: str = ""
-    detail: str = ""
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    diagnose: list[dict[str, Any]] = field(default_factory=list)
-    approval: str | None = None
-    executed: int = 0
-    """Action steps that ran (were recorded) in this step."""
-
-
-@dataclass
 class Mismatch:
     """One difference between expected and got."""
 
@@ -214,66 +192,6 @@ def _alert_body(a: AlertInput, now: float) -> dict[str, Any]:
             "startsAt": _rfc3339(starts),
             "endsAt": _rfc3339(now) if a.status == "resolved" else "0001-01-01T00:00:00Z",
             "generatorURL": "", "fingerprint": a.fingerprint or _fingerprint(a.labels)}
-
-
-class _Observer:
-    """Turns a step's audit records into the decisions of that step."""
-
-    def __init__(self) -> None:
-        self.known: dict[str, Seen] = {}
-
-    def step(self, records: list[dict[str, Any]], fingerprints: list[str]) -> list[Seen]:
-        seen: dict[str, Seen] = {}
-        for rec in records:
-            decision = rec.get("decision")
-            if not isinstance(decision, str):
-                continue
-            event = rec["event"]
-            if event == "rule.matched":
-                index = fingerprints.index(rec["fingerprint"]) + 1 if rec["fingerprint"] in fingerprints \
-                    else None
-                seen[decision] = self.known[decision] = Seen(
-                    rule=rec["rule"], decision=decision, alert=index, fingerprint=rec["fingerprint"],
-                    priority=rec.get("priority"), response_target_seconds=rec.get("response_target_seconds"),
-                    dry_run=bool(rec.get("dry_run")))
-                continue
-            current = seen.get(decision)
-            if current is None:
-                earlier = self.known.get(decision)
-                if earlier is None:
-                    continue
-                current = seen[decision] = Seen(
-                    rule=earlier.rule, decision=decision, alert=None, fingerprint=earlier.fingerprint,
-                    priority=earlier.priority, response_target_seconds=earlier.response_target_seconds,
-                    dry_run=earlier.dry_run, actions=list(earlier.actions), diagnose=list(earlier.diagnose),
-                    approval=earlier.approval)
-            self._apply(current, event, rec)
-        for s in seen.values():
-            if not s.outcome:
-                s.outcome = "dry_run" if s.dry_run else "executed" if s.executed else "queued"
-        return list(seen.values())
-
-    @staticmethod
-    def _apply(s: Seen, event: str, rec: dict[str, Any]) -> None:
-        if event == "action.planned":
-            plan = rec.get("plan") or {}
-            details = plan.get("details") or {}
-            step = {"action": rec.get("action"), "target": rec.get("target"),
-                    "params": details.get("params"), "subject": details.get("subject")}
-            (s.actions if rec.get("kind") == "action" else s.diagnose).append(step)
-        elif event == "guard.blocked":
-            waiting = rec.get("outcome") == "awaiting_approval"
-            s.outcome = "awaiting_approval" if waiting else str(rec["reason"])
-            s.detail = str(rec.get("detail", ""))
-            s.approval = rec.get("approval") or s.approval
-        elif event in _CLOSED:
-            s.outcome = _CLOSED[event]
-            s.detail = str(rec.get("comment") or "")
-        elif event == "decision.failed":
-            s.outcome = str(rec.get("reason"))
-            s.detail = str(rec.get("detail", ""))
-        elif event == "action.succeeded" and rec.get("kind") == "action":
-            s.executed += 1
 
 
 @dataclass
@@ -345,7 +263,7 @@ class _CaseRun:
         self.sandbox = sandbox
         self.clock = clock
         self.result = result
-        self.observer = _Observer()
+        self.observer = Observer()
         self.previous: list[dict[str, Any]] = []
 
     async def step(self, n: int, step: Step, loc: Loc, line: Callable[[Loc], int | None]) -> bool:

@@ -22,7 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
 
+from receiver.audit import AuditEvent
 from receiver.clock import ManualClock
+from receiver.decisions import Reason
 from receiver.payload import WebhookMessage
 from receiver.runtime import Runtime
 from receiver.settings import Settings
@@ -32,6 +34,9 @@ from remediations.registry import Registry, default_registry
 from rules.alert import Alert
 
 _CONSUMER = "sandbox"
+_CLOSED: dict[str, str] = {AuditEvent.APPROVAL_REJECTED: Reason.REJECTED.value,
+                           AuditEvent.APPROVAL_EXPIRED: Reason.EXPIRED.value,
+                           AuditEvent.APPROVAL_CANCELLED: Reason.CANCELLED.value}
 
 
 async def _rendered_plan(self: Action[Any], ctx: ActionContext, params: Any) -> Plan:
@@ -81,6 +86,90 @@ def sandbox_settings(base: Settings, *, rules: Sequence[Path] | None, workdir: P
     if dry_run is not None:
         update["dry_run"] = dry_run
     return base.model_copy(update=update)
+
+
+@dataclass
+class Seen:
+    """One decision as the pipeline ran it in one step."""
+
+    rule: str
+    decision: str
+    alert: int | None
+    fingerprint: str
+    priority: str | None
+    response_target_seconds: float | None
+    dry_run: bool
+    outcome: str = ""
+    detail: str = ""
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    diagnose: list[dict[str, Any]] = field(default_factory=list)
+    approval: str | None = None
+    executed: int = 0
+    """Action steps that ran (were recorded) in this step."""
+
+
+class Observer:
+    """Turns the audit records of one delivery (or step) into the decisions it moved.
+
+    ``known`` remembers decisions across steps, so an approval decided later is reported
+    against the rule that asked for it.
+    """
+
+    def __init__(self) -> None:
+        self.known: dict[str, Seen] = {}
+
+    def step(self, records: list[dict[str, Any]], fingerprints: list[str]) -> list[Seen]:
+        seen: dict[str, Seen] = {}
+        for rec in records:
+            decision = rec.get("decision")
+            if not isinstance(decision, str):
+                continue
+            event = rec["event"]
+            if event == AuditEvent.RULE_MATCHED:
+                index = fingerprints.index(rec["fingerprint"]) + 1 if rec["fingerprint"] in fingerprints \
+                    else None
+                seen[decision] = self.known[decision] = Seen(
+                    rule=rec["rule"], decision=decision, alert=index, fingerprint=rec["fingerprint"],
+                    priority=rec.get("priority"), response_target_seconds=rec.get("response_target_seconds"),
+                    dry_run=bool(rec.get("dry_run")))
+                continue
+            current = seen.get(decision)
+            if current is None:
+                earlier = self.known.get(decision)
+                if earlier is None:
+                    continue
+                current = seen[decision] = Seen(
+                    rule=earlier.rule, decision=decision, alert=None, fingerprint=earlier.fingerprint,
+                    priority=earlier.priority, response_target_seconds=earlier.response_target_seconds,
+                    dry_run=earlier.dry_run, actions=list(earlier.actions), diagnose=list(earlier.diagnose),
+                    approval=earlier.approval)
+            self._apply(current, event, rec)
+        for s in seen.values():
+            if not s.outcome:
+                s.outcome = "dry_run" if s.dry_run else "executed" if s.executed else "queued"
+        return list(seen.values())
+
+    @staticmethod
+    def _apply(s: Seen, event: str, rec: dict[str, Any]) -> None:
+        if event == AuditEvent.ACTION_PLANNED:
+            plan = rec.get("plan") or {}
+            details = plan.get("details") or {}
+            step = {"action": rec.get("action"), "target": rec.get("target"),
+                    "params": details.get("params"), "subject": details.get("subject")}
+            (s.actions if rec.get("kind") == "action" else s.diagnose).append(step)
+        elif event == AuditEvent.GUARD_BLOCKED:
+            waiting = rec.get("outcome") == "awaiting_approval"
+            s.outcome = "awaiting_approval" if waiting else str(rec["reason"])
+            s.detail = str(rec.get("detail", ""))
+            s.approval = rec.get("approval") or s.approval
+        elif event in _CLOSED:
+            s.outcome = _CLOSED[event]
+            s.detail = str(rec.get("comment") or "")
+        elif event == AuditEvent.DECISION_FAILED:
+            s.outcome = str(rec.get("reason"))
+            s.detail = str(rec.get("detail", ""))
+        elif event == AuditEvent.ACTION_SUCCEEDED and rec.get("kind") == "action":
+            s.executed += 1
 
 
 @dataclass
