@@ -1,7 +1,8 @@
-"""Announcements to people: approval requests, pauses, open circuits, through the notifiers.
+"""Announcements to people: approval requests and pauses, through the notifiers.
 
-Built by ``receiver.runtime``; used by the guards. Sends to ``guards.announce`` (every
-configured notifier when unset). A notifier that fails is logged and audited as
+Built by ``receiver.runtime``; used by the guards, and by ``receiver.escalation`` for
+escalations (open circuits among them). Sends to ``guards.announce`` (every configured
+notifier when unset), or to the notifiers the caller names. A notifier that fails is logged and audited as
 ``notify.failed`` and never stops a decision: the audit log and metrics carry the fact.
 """
 
@@ -24,13 +25,26 @@ class Announcer:
 
     def __init__(self, settings: Settings, *, audit: AuditLog) -> None:
         names = settings.guards.announce if settings.guards.announce is not None else list(settings.notifiers)
+        self._all = settings.notifiers
         self._notifiers = {n: settings.notifiers[n] for n in names}
         self._audit = audit
 
-    async def announce(self, notice: Notice) -> list[str]:
-        """Deliver ``notice``; returns what was sent (failures are logged and audited)."""
-        names = list(self._notifiers)
-        results = await asyncio.gather(*(deliver(self._notifiers[n], notice) for n in names),
+    @property
+    def default(self) -> list[str]:
+        """The notifiers announcements go to."""
+        return list(self._notifiers)
+
+    async def announce(self, notice: Notice, *, to: list[str] | None = None) -> list[str]:
+        """Deliver ``notice`` (to ``to``, else the announcing notifiers); returns what was sent.
+
+        Failures, and names no notifier has, are logged and audited as ``notify.failed``.
+        """
+        names = list(self._notifiers) if to is None else [n for n in to if n in self._all]
+        for missing in [] if to is None else [n for n in to if n not in self._all]:
+            _log.warning("notify.failed", notifier=missing, title=notice.title, error="not configured")
+            self._audit.record(AuditEvent.NOTIFY_FAILED, notifier=missing, title=notice.title,
+                               error="no notifier of this name is configured")
+        results = await asyncio.gather(*(deliver(self._all[n], notice) for n in names),
                                        return_exceptions=True)
         sent = []
         for name, result in zip(names, results, strict=True):

@@ -29,7 +29,6 @@ class Reason(StrEnum):
     TARGET_NOT_ALLOWED = "target_not_allowed"
     PLAN_FAILED = "plan_failed"
     APPROVAL_REQUIRED = "approval_required"
-    GUARD_UNAVAILABLE = "guard_unavailable"
     MAINTENANCE = "maintenance"
     PAUSED = "paused"
     COOLDOWN = "cooldown"
@@ -51,6 +50,18 @@ class Reason(StrEnum):
     PERMANENT_FAILURE = "permanent_failure"
     TIMEOUT = "timeout"
     SHUTDOWN = "shutdown"
+
+
+class Escalation(StrEnum):
+    """Why people were told that automation did not, or must not, carry on: the ``reason``
+    of ``escalation.sent``, of the ``escalation.*`` log lines and of ``remediator_escalations``."""
+
+    VERIFY_FAILED = "verify_failed"
+    LADDER_STOPPED = "ladder_stopped"
+    P1_UNRESOLVED = "p1_unresolved"
+    P2_RECURRING = "p2_recurring"
+    CIRCUIT_OPEN = "circuit_open"
+    BLAST_RADIUS = "blast_radius"
 
 
 class Outcome(StrEnum):
@@ -90,6 +101,8 @@ class Decision:
     priority: Priority
     response_target: timedelta
     dry_run: bool
+    rung: int = 0
+    """Which rung of the rule's ladder this decision runs (0 for a plain rule)."""
 
 
 def decision_identity(rule: str, alert: Alert, *, dry_run: bool) -> tuple[str, str]:

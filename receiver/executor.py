@@ -6,7 +6,9 @@ fills. A decision: maintenance window and kill switch (live), then every step of
 plan audited. In dry-run that is all. Live, diagnostics run; the action steps' cooldown,
 rate, blast radius and circuit breaker are checked; an approval is requested when the
 rule or the action needs one (the decision ends there); otherwise the steps run through
-``receiver.runner``. An approved item runs the approved plans the same way.
+``receiver.runner``. An approved item runs the approved plans the same way. A ladder's
+decision runs its rung's actions; what follows a live decision (watch, climb, escalate)
+is ``receiver.verify`` and ``receiver.policies``, called at the points marked there.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from receiver.guards.circuit import Breakers
 from receiver.guards.killswitch import KillSwitch
 from receiver.guards.maintenance import active_window
 from receiver.metrics import Metrics
+from receiver.policies import Policies
 from receiver.reload import RulesCoordinator
 from receiver.runner import PreparedStep, Runner, StepFailed
 from receiver.settings import Settings
 from receiver.state import ApprovalStatus, Budget, StateStore, WorkItem
+from receiver.verify import Verifier
 from receiver.workitems import APPROVED, alert_from_data, decision_from_item
 from receiver.workqueue import WorkQueue
 from remediations.base import (
@@ -62,6 +66,8 @@ class Guards:
     killswitch: KillSwitch
     breakers: Breakers
     approvals: Approvals
+    verifier: Verifier
+    policies: Policies
 
 
 class Executor:
@@ -165,6 +171,8 @@ class Executor:
         self._metrics.decided(outcome, reason)
         ids: dict[str, Any] = {} if d is None else {"rule": d.rule.name, "fingerprint": d.alert.fingerprint,
                                                     "dry_run": d.dry_run}
+        if d is not None and d.rung:
+            ids["rung"] = d.rung
         self._audit.record(event, decision=decision, outcome=outcome, reason=reason, detail=detail,
                            **ids, **extra)
 
@@ -196,6 +204,8 @@ class Executor:
             try:
                 outcome, reason = await work
             except Blocked as blocked:
+                if d is not None:
+                    await self._guards.verifier.stopped(d, reason=blocked.reason, detail=blocked.detail)
                 if blocked.guard is Guard.BLAST_RADIUS:  # it stays paused until an admin resumes
                     try:
                         await self._guards.killswitch.pause(actor="system", detail=blocked.detail,
@@ -210,6 +220,8 @@ class Executor:
                 _log.warning("decision.blocked", guard=blocked.guard, reason=blocked.reason,
                              detail=blocked.detail)
             except StepFailed as failed:
+                if d is not None:
+                    await self._guards.verifier.stopped(d, reason=failed.reason, detail=failed.detail)
                 self._end(decision, d, AuditEvent.DECISION_FAILED, Outcome.FAILED, reason=failed.reason,
                           detail=failed.detail)
                 _log.warning("decision.failed", reason=failed.reason, detail=failed.detail)
@@ -228,10 +240,13 @@ class Executor:
             if window is not None:
                 raise Blocked(Guard.MAINTENANCE, Reason.MAINTENANCE,
                               f"maintenance window {window.name!r} holds this alert")
+            await self._guards.policies.started(d)  # a P1 escalates even while paused
             await self._guards.killswitch.check()
+        if d.rung >= len(d.rule.steps):
+            raise StepFailed(Reason.RULE_GONE, f"rule {d.rule.name} has no rung {d.rung} any more")
         diagnostics: list[dict[str, Any]] = []
         actions: list[PreparedStep] = []
-        rung = d.rule.steps[0]
+        rung = d.rule.steps[d.rung]
         steps = [("diagnose", s) for s in d.rule.diagnose] + [("action", s) for s in rung.actions]
         for number, (kind, spec) in enumerate(steps, start=1):
             step = await self._plan_step(d, number, kind, spec)
@@ -241,13 +256,11 @@ class Executor:
                 result = await self._runner.execute(step, fence=None)
                 diagnostics.append({"step": number, "action": spec.action, "result": result.as_dict()})
         if d.dry_run:
+            self._guards.verifier.skipped(d)
             return Outcome.PLANNED, Reason.DRY_RUN
-        if (d.rule.verify is not None or d.rule.ladder) and actions:
-            raise Blocked(Guard.UNENFORCEABLE, Reason.GUARD_UNAVAILABLE,
-                          "the rule asks for verify or a ladder, which this build cannot do yet, "
-                          "so it did not act")
+        await self._guards.policies.planned(d, [s.subject for s in actions])
         for step in actions:  # peek: spend nothing before a human has said yes
-            await check_budget(self._store, self._budget(d.id, d.rule, step), d.rule, spend=False)
+            await check_budget(self._store, self._budget(d.id, d.rule, step, d.rung), d.rule, spend=False)
             if step.ctx.target_name is not None:
                 await self._guards.breakers.check(step.ctx.target_name)
         if any(self._needs_approval(d.rule.approval_required, d.priority, s) for s in actions):
@@ -260,22 +273,25 @@ class Executor:
                                detail=f"waiting for approval {approval.id}", guard=Guard.APPROVAL,
                                approval=approval.id)
             return Outcome.AWAITING_APPROVAL, Reason.APPROVAL_REQUIRED
-        await self._run_actions(d.id, d.rule, actions)
+        await self._run_actions(d.id, d.rule, actions, d.rung)
+        await self._guards.verifier.acted(decision=d.id, rule=d.rule, rung=d.rung, alert=d.alert,
+                                          priority=d.priority.value,
+                                          response_target=d.response_target.total_seconds())
         return Outcome.SUCCEEDED, Reason.SUCCEEDED
 
     @staticmethod
     def _needs_approval(rule_requires: Any, priority: Priority, step: PreparedStep) -> bool:
         return step.action.approval_always or bool(rule_requires(priority, destructive=step.plan.destructive))
 
-    def _budget(self, decision: str, rule: Rule, step: PreparedStep) -> Budget:
+    def _budget(self, decision: str, rule: Rule, step: PreparedStep, rung: int) -> Budget:
         # The decision pays, not each step: its second step on the same subject is not
         # held back by its own first, and the rate limit and blast radius count decisions.
-        return budget_for(self._settings, rule, step.subject, decision)
+        return budget_for(self._settings, rule, step.subject, decision, rung=rung)
 
-    async def _run_actions(self, decision: str, rule: Rule, steps: list[PreparedStep]) -> None:
+    async def _run_actions(self, decision: str, rule: Rule, steps: list[PreparedStep], rung: int) -> None:
         for step in steps:
             await self._runner.run_guarded(decision, step, rule=rule,
-                                           budget=self._budget(decision, rule, step))
+                                           budget=self._budget(decision, rule, step, rung))
 
     async def _run_approved(self, approval_id: str) -> tuple[Outcome, Reason]:
         approval = await self._guards.approvals.get(approval_id)
@@ -299,7 +315,11 @@ class Executor:
                           f"maintenance window {window.name!r} holds this alert; approval {approval_id} "
                           "was not run")
         steps = [self._restore_step(approval.decision, rule.name, alert, s) for s in data["steps"]]
-        await self._run_actions(approval.decision, rule, steps)
+        rung = int(data.get("rung", 0))
+        await self._run_actions(approval.decision, rule, steps, rung)
+        await self._guards.verifier.acted(decision=approval.decision, rule=rule, rung=rung, alert=alert,
+                                          priority=data["priority"],
+                                          response_target=float(data.get("response_target", 0.0)))
         _log.info("approval.ran", approval=approval_id, priority=data["priority"])
         return Outcome.SUCCEEDED, Reason.APPROVED
 

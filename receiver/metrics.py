@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from receiver.decisions import Outcome, Reason, Rejection
+from receiver.decisions import Escalation, Outcome, Reason, Rejection
 
+_RESOLVE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -59,8 +60,22 @@ class Metrics:
             "remediator_rules_last_reload_success_timestamp_seconds",
             "When rules last loaded successfully", registry=registry,
         )
+        self.verifications = Counter(
+            "remediator_verifications", "Verified remediations by outcome (succeeded, failed, "
+            "resolved_late, skipped)", ["outcome"], registry=registry,
+        )
+        self.time_to_resolve = Histogram(
+            "remediator_verify_time_to_resolve_seconds",
+            "From a remediation's success to its alert's resolution, when within the window",
+            ["rule"], buckets=_RESOLVE_BUCKETS, registry=registry,
+        )
+        self.escalations = Counter(
+            "remediator_escalations", "Escalations sent, by reason", ["reason"], registry=registry
+        )
         for reason in Rejection:
             self.requests_rejected.labels(reason.value)
+        for why in Escalation:
+            self.escalations.labels(why.value)
 
     def decided(self, outcome: Outcome, reason: Reason) -> None:
         self.decisions.labels(outcome.value, reason.value).inc()

@@ -19,6 +19,7 @@ from receiver.announce import Announcer
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
 from receiver.errors import StateError
+from receiver.escalation import Escalations
 from receiver.executor import Executor, Guards
 from receiver.feeder import Feeder
 from receiver.guards.approvals import Approvals
@@ -26,10 +27,13 @@ from receiver.guards.circuit import Breakers
 from receiver.guards.killswitch import KillSwitch
 from receiver.intake import Intake
 from receiver.metrics import Metrics
+from receiver.policies import Policies
 from receiver.reload import RulesCoordinator
 from receiver.runner import Runner
 from receiver.settings import Settings
 from receiver.state import StateStore, WorkItem, open_state_store
+from receiver.timers import Timers
+from receiver.verify import Verifier
 from receiver.workqueue import WorkQueue
 from remediations.registry import Registry
 from rules.alert import Alert
@@ -55,10 +59,18 @@ class Runtime:
         self.queue = WorkQueue(settings.queue.workers * 4)
         self.metrics.watch_queue(self.queue.depth)
         self.announcer = Announcer(settings, audit=self.audit)
+        self.escalations = Escalations(settings, announcer=self.announcer, audit=self.audit,
+                                       metrics=self.metrics)
+        blast = self.escalations if settings.escalation.blast_radius else None
         self.killswitch = KillSwitch(store=self.state, audit=self.audit, announcer=self.announcer,
-                                     clock=clock)
+                                     clock=clock, escalations=blast)
         self.breakers = Breakers(settings, store=self.state, audit=self.audit, announcer=self.announcer,
-                                 clock=clock)
+                                 clock=clock, escalations=self.escalations)
+        self.timers = Timers(store=self.state)
+        self.verifier = Verifier(settings, store=self.state, timers=self.timers, escalations=self.escalations,
+                                 audit=self.audit, metrics=self.metrics, clock=clock, rules=self.rules)
+        self.policies = Policies(settings, store=self.state, timers=self.timers, escalations=self.escalations,
+                                 clock=clock, rules=self.rules)
         self.approvals = Approvals(settings, store=self.state, audit=self.audit, announcer=self.announcer,
                                    clock=clock, enqueue=self._enqueue_one)
         self.intake = Intake(settings=settings, rules=self.rules, state=self.state, audit=self.audit,
@@ -69,7 +81,8 @@ class Runtime:
                              breakers=self.breakers, killswitch=self.killswitch, owner=self.consumer)
         self.executor = Executor(settings=settings, registry=registry, rules=self.rules, queue=self.queue,
                                  store=self.state, audit=self.audit, metrics=self.metrics, clock=clock,
-                                 guards=Guards(self.killswitch, self.breakers, self.approvals),
+                                 guards=Guards(self.killswitch, self.breakers, self.approvals, self.verifier,
+                                               self.policies),
                                  runner=self.runner)
         self._housekeeping: asyncio.Task[None] | None = None
         self.draining = False
@@ -81,6 +94,7 @@ class Runtime:
 
     async def _resolved(self, alert: Alert) -> None:
         cancelled = await self.approvals.cancel_for(alert.fingerprint, "the alert resolved")
+        self.verifier.resolved(await self.timers.take(alert.fingerprint))
         ends = alert.ends_at.timestamp() if alert.ends_at is not None else self.clock.now()
         self.audit.record(AuditEvent.ALERT_RESOLVED, fingerprint=alert.fingerprint, alertname=alert.name,
                           startsAt=alert.starts_at_raw,
@@ -122,6 +136,7 @@ class Runtime:
             try:
                 await self.approvals.expire_due()
                 await self.approvals.requeue_approved()
+                await self.timers.fire_due()
             except (StateError, AuditError) as exc:
                 _log.warning("housekeeping.failed", error=str(exc))
 

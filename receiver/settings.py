@@ -114,6 +114,31 @@ class GuardSettings(_Strict):
     )
 
 
+class UnresolvedPolicy(_Strict):
+    """Escalate a P1 that is still firing this long after it first arrived."""
+
+    after: Duration = Field(default=timedelta(minutes=30))
+
+
+class RecurringPolicy(_Strict):
+    """Escalate for a root-cause review when one rule answers a P2 on one subject this often."""
+
+    count: int = Field(default=3, ge=2, le=1000)
+    within: Duration = Field(default=timedelta(hours=24))
+
+
+class EscalationSettings(_Strict):
+    """The built-in escalation policies (``receiver.escalation``); null turns one off."""
+
+    notifiers: list[str] | None = Field(
+        default=None, description="Who hears escalations; unset: guards.announce, else every notifier"
+    )
+    p1_unresolved: UnresolvedPolicy | None = Field(default_factory=UnresolvedPolicy)
+    p2_recurring: RecurringPolicy | None = Field(default_factory=RecurringPolicy)
+    circuit_open: bool = Field(default=True, description="Escalate when a target's circuit breaker opens")
+    blast_radius: bool = Field(default=True, description="Escalate when the blast radius pauses automation")
+
+
 class LogSettings(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -142,6 +167,7 @@ class Settings(_Strict):
     notifiers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")], Notifier] = Field(
         default_factory=dict
     )
+    escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @field_validator("listen")
@@ -163,9 +189,11 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _announce_known(self) -> Settings:
-        unknown = sorted(set(self.guards.announce or ()) - set(self.notifiers))
-        if unknown:
-            raise ValueError(f"guards.announce names notifiers that are not configured: {', '.join(unknown)}")
+        for key, names in (("guards.announce", self.guards.announce),
+                           ("escalation.notifiers", self.escalation.notifiers)):
+            unknown = sorted(set(names or ()) - set(self.notifiers))
+            if unknown:
+                raise ValueError(f"{key} names notifiers that are not configured: {', '.join(unknown)}")
         return self
 
     @property

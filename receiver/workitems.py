@@ -41,11 +41,14 @@ def alert_from_data(data: dict[str, Any]) -> Alert:
 
 
 def decision_item(d: Decision) -> WorkItem:
-    return WorkItem(id=d.id, dedup_key=d.dedup_key, payload={
+    payload = {
         "kind": DECISION, "rule": d.rule.name, "alert": alert_to_data(d.alert),
         "priority": d.priority.value, "response_target": d.response_target.total_seconds(),
         "dry_run": d.dry_run,
-    })
+    }
+    if d.rung:  # a ladder's later rung (``receiver.verify``)
+        payload["rung"] = d.rung
+    return WorkItem(id=d.id, dedup_key=d.dedup_key, payload=payload)
 
 
 def approved_item(approval_id: str, decision_id: str) -> WorkItem:
@@ -61,4 +64,4 @@ def decision_from_item(item: WorkItem, index: RuleIndex) -> Decision | str:
         return str(p["rule"])
     return Decision(id=item.id, dedup_key=item.dedup_key or "", rule=rule, alert=alert_from_data(p["alert"]),
                     priority=Priority(p["priority"]), response_target=timedelta(seconds=p["response_target"]),
-                    dry_run=bool(p["dry_run"]))
+                    dry_run=bool(p["dry_run"]), rung=int(p.get("rung", 0)))

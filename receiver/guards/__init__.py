@@ -30,7 +30,6 @@ class Guard(StrEnum):
     DRY_RUN = "dry_run"
     TARGET_LOCK = "target_lock"
     EXECUTE_ONCE = "execute_once"
-    UNENFORCEABLE = "unenforceable"
 
 
 class Blocked(Exception):

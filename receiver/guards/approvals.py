@@ -66,7 +66,8 @@ class Approvals:
             expires_at=now + self._ttl, decision=d.id, rule=d.rule.name, fingerprint=d.alert.fingerprint,
             payload={"steps": list(steps), "diagnostics": list(diagnostics), "alert": alert_to_data(d.alert),
                      "priority": d.priority.value, "alertname": d.alert.name,
-                     "labels": dict(d.alert.labels), "dry_run": d.dry_run},
+                     "labels": dict(d.alert.labels), "dry_run": d.dry_run, "rung": d.rung,
+                     "response_target": d.response_target.total_seconds()},
         )
         await self._store.put_approval(approval)
         self._audit.record(AuditEvent.APPROVAL_REQUESTED, approval=approval.id, decision=d.id,

@@ -21,13 +21,17 @@ _BLOCKS = {
 }
 
 
-def budget_for(settings: Settings, rule: Rule, subject: str, member: str) -> Budget:
-    """The budgets one execution of ``rule`` on ``subject`` spends."""
+def budget_for(settings: Settings, rule: Rule, subject: str, member: str, *, rung: int = 0) -> Budget:
+    """The budgets one execution of ``rule`` (its ladder's ``rung``) on ``subject`` spends.
+
+    Each rung has its own cooldown: climbing from a restart to a scale-up of the same
+    Deployment is not held back by the restart; the rule's limit and the blast radius are shared.
+    """
     cooldown = rule.cooldown if rule.cooldown is not None else settings.guards.default_cooldown
     blast = settings.guards.blast_radius
     return Budget(
         member=member,
-        cooldown_key=f"{rule.name}\x1f{subject}",
+        cooldown_key=f"{rule.name}\x1f{subject}" if not rung else f"{rule.name}#{rung}\x1f{subject}",
         cooldown=cooldown.total_seconds(),
         rate_key=rule.name if rule.limit is not None else None,
         rate_max=rule.limit.max if rule.limit is not None else 0,

@@ -2,8 +2,9 @@
 
 Used by ``receiver.guards.pipeline``: checked before approval and again before execute;
 every final outcome of an execution is recorded. When a breaker opens it is audited
-(``circuit.opened``) and announced as an escalation; it closes after the cool-off or
-when an admin resets it (``POST /api/v1/circuits/{target}/reset``).
+(``circuit.opened``) and escalated (``receiver.escalation``, reason ``circuit_open``; a
+plain announcement when ``escalation.circuit_open`` is off); it closes after the cool-off
+or when an admin resets it (``POST /api/v1/circuits/{target}/reset``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 from receiver.announce import Announcer
 from receiver.audit import AuditEvent, AuditLog
 from receiver.clock import Clock
-from receiver.decisions import Reason
+from receiver.decisions import Escalation, Reason
+from receiver.escalation import Case, Escalations
 from receiver.guards import Blocked, Guard
 from receiver.settings import Settings
 from receiver.state import Circuit, StateStore
@@ -22,12 +24,13 @@ class Breakers:
     """The breakers of every target, in the state store."""
 
     def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, announcer: Announcer,
-                 clock: Clock) -> None:
+                 clock: Clock, escalations: Escalations) -> None:
         self._threshold = settings.guards.circuit_breaker.failures
         self._cooloff = settings.guards.circuit_breaker.cooloff.total_seconds()
         self._store = store
         self._audit = audit
         self._announcer = announcer
+        self._escalations = escalations if settings.escalation.circuit_open else None
         self._clock = clock
 
     async def check(self, target: str) -> None:
@@ -48,13 +51,19 @@ class Breakers:
         if not ok and circuit.failures >= self._threshold:
             self._audit.record(AuditEvent.CIRCUIT_OPENED, target=target, failures=circuit.failures,
                                open_until=circuit.open_until, decision=decision, detail=detail)
-            await self._announcer.announce(Notice(
-                title=f"remediator: circuit open for target {target}", severity="critical",
-                text=(f"{circuit.failures} consecutive failures on {target}; the last: {detail}\n"
-                      f"Automatic attempts there stop for {self._cooloff:.0f}s. A human should look."),
-                dedup_key=f"remediator-circuit-{target}",
-                fields={"target": target, "failures": str(circuit.failures), "decision": decision},
-            ))
+            text = (f"{circuit.failures} consecutive failures on {target}; the last: {detail}\n"
+                    f"Automatic attempts there stop for {self._cooloff:.0f}s. A human should look.")
+            if self._escalations is not None:
+                await self._escalations.send(Case(
+                    reason=Escalation.CIRCUIT_OPEN, key=target, detail=text, about={"target": target},
+                    decision=decision, fields={"failures": str(circuit.failures)},
+                    headline=f"circuit open for target {target}"))
+            else:
+                await self._announcer.announce(Notice(
+                    title=f"remediator: circuit open for target {target}", severity="critical", text=text,
+                    dedup_key=f"remediator-circuit-{target}",
+                    fields={"target": target, "failures": str(circuit.failures), "decision": decision},
+                ))
         return circuit
 
     async def reset(self, target: str, *, actor: str) -> Circuit:

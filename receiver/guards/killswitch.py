@@ -3,6 +3,8 @@ blast radius tripping stops every live action until an admin resumes.
 
 Used by ``receiver.guards.pipeline`` (check, trip) and ``receiver.api`` (pause, resume).
 The pause lives in the state store, so every replica honours it and it survives restarts.
+A pause by the blast radius is escalated (``receiver.escalation``, reason ``blast_radius``)
+unless ``escalation.blast_radius`` is off; any other pause is announced.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from datetime import UTC, datetime
 from receiver.announce import Announcer
 from receiver.audit import AuditEvent, AuditLog
 from receiver.clock import Clock
-from receiver.decisions import Reason
+from receiver.decisions import Escalation, Reason
+from receiver.escalation import Case, Escalations
 from receiver.guards import Blocked, Guard
 from receiver.state import Pause, StateStore
 from remediations.notify_delivery import Notice
@@ -25,7 +28,9 @@ def _when(ts: float) -> str:
 class KillSwitch:
     """Pause and resume automation across replicas."""
 
-    def __init__(self, *, store: StateStore, audit: AuditLog, announcer: Announcer, clock: Clock) -> None:
+    def __init__(self, *, store: StateStore, audit: AuditLog, announcer: Announcer, clock: Clock,
+                 escalations: Escalations | None = None) -> None:
+        self._escalations = escalations
         self._store = store
         self._audit = audit
         self._announcer = announcer
@@ -46,6 +51,13 @@ class KillSwitch:
         if paused:
             self._audit.record(AuditEvent.ADMIN_PAUSE, actor=actor, source=source, detail=detail)
             await self._audit.sync()
+            if source == "blast_radius" and self._escalations is not None:
+                await self._escalations.send(Case(
+                    reason=Escalation.BLAST_RADIUS, key=f"blast_radius\x1f{self._clock.now()}",
+                    detail=f"{detail}\nNo action runs until an admin resumes: remediator resume",
+                    about={},
+                    headline=f"remediator paused ({source})"))
+                return paused
             await self._announcer.announce(Notice(
                 title=f"remediator paused ({source})", severity="critical",
                 text=f"{detail}\nNo action runs until an admin resumes: remediator resume",

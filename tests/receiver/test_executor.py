@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import yaml
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
@@ -165,20 +164,3 @@ async def test_unknown_target_is_planned_in_dry_run_and_refused_live(
     assert plans[0]["plan"]["details"]["params"]["path"] == "/x/f1c6aba1a3d1b3d8"
 
 
-@pytest.mark.parametrize("guard", [
-    pytest.param({"verify": {"resolved_within": "10m"}}, id="verify"),
-])
-async def test_unenforceable_guards_refuse_live_execution(
-        make_client: ClientFactory, make_settings: Any, target: tuple[Target, str],
-        guard: dict[str, Any]) -> None:
-    """A live rule asking for a guard this build cannot enforce is planned, blocked, never sent."""
-    t, base = target
-    settings = live_settings(make_settings, base)
-    rules = settings.audit.parent / "rules.yaml"
-    data = yaml.safe_load(rules.read_text())
-    data["rules"][0].update(guard)
-    rules.write_text(yaml.safe_dump(data))
-    records = await run_once(make_client, settings)
-    assert t.calls == []
-    blocked = [r for r in records if r["event"] == "guard.blocked"]
-    assert [(b["guard"], b["reason"]) for b in blocked] == [("unenforceable", "guard_unavailable")]

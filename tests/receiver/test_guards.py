@@ -152,7 +152,10 @@ async def test_blast_radius_pause_is_announced_and_lifted_by_resume(
     await fire(client, alert(namespace="a"))
     await fire(client, alert(namespace="b"))
     assert len(target.calls) == 1
-    assert [c[2]["title"] for c in hook.calls] == ["remediator paused (blast_radius)"]
+    assert [c[2]["title"] for c in hook.calls] == ["Escalation: remediator paused (blast_radius)"]
+    [sent] = [r for r in read_audit(settings.audit) if r["event"] == "escalation.sent"]
+    assert (sent["reason"], sent["notifiers"]) == ("blast_radius", ["ops"])
+    assert [t.rsplit("/svc", 1)[-1] for t in sent["tried"]] == ["/cache/a: succeeded"]
     state = await (await client.get("/api/v1/pause")).json()
     assert (state["paused"], state["source"], state["actor"]) == (True, "blast_radius", "system")
     resumed = await client.post("/api/v1/resume")

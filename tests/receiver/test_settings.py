@@ -18,6 +18,12 @@ def test_defaults_are_safe() -> None:
         "127.0.0.1:9095", True, "sqlite:///remediator-state.db", "remediator-audit.jsonl", None)
     assert not s.listens_beyond_loopback
     assert s.max_body_bytes == 1024 * 1024
+    e = s.escalation
+    assert (e.notifiers, e.circuit_open, e.blast_radius) == (None, True, True)
+    assert e.p1_unresolved is not None
+    assert e.p1_unresolved.after.total_seconds() == 1800
+    assert e.p2_recurring is not None
+    assert (e.p2_recurring.count, e.p2_recurring.within.total_seconds()) == (3, 86400)
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -48,6 +54,13 @@ def test_defaults_are_safe() -> None:
     pytest.param({"tls": {"cert": "/nonexistent.pem", "key": "/nonexistent.key"}},
                  "no such file /nonexistent.pem", id="tls-missing-file"),
     pytest.param({"queue": {"workers": 0}}, "queue.workers", id="no-workers"),
+    pytest.param({"escalation": {"p1_unresolved": {"aftr": "30m"}}}, "escalation.p1_unresolved.aftr",
+                 id="escalation-unknown-key"),
+    pytest.param({"escalation": {"p2_recurring": {"count": 1}}}, "escalation.p2_recurring.count",
+                 id="escalation-count-too-low"),
+    pytest.param({"escalation": {"notifiers": ["pager"]}},
+                 "escalation.notifiers names notifiers that are not configured: pager",
+                 id="escalation-unknown-notifier"),
     pytest.param([1, 2], "top level must be a mapping", id="not-a-mapping"),
 ])
 def test_invalid_config_is_refused_with_the_key(data: Any, message: str) -> None:

@@ -1,0 +1,181 @@
+"""Verification: did the remediation work? Watch for the alert's resolution, climb or escalate.
+
+Built by ``receiver.runtime``. The executor calls :meth:`Verifier.acted` when a rung's
+actions all succeeded (a watch is armed when the rung has ``verify``), :meth:`skipped` for
+a dry run (nothing acted, nothing to watch) and :meth:`stopped` when a climbed rung ends
+blocked or failed; the runtime hands it the timers a resolved notification took
+(:meth:`resolved`). A watch that comes due (``receiver.timers``) is ``verify.failed``:
+then the next rung is queued (``else: next``) or people are told (``else: escalate``).
+A resolution after the failure is recorded as ``verify.resolved_late``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from receiver.audit import AuditEvent, AuditLog
+from receiver.clock import Clock
+from receiver.decisions import Decision, Escalation, Reason
+from receiver.escalation import Case, Escalations
+from receiver.metrics import Metrics
+from receiver.reload import RulesCoordinator
+from receiver.settings import Settings
+from receiver.state import StateStore, Timer
+from receiver.timers import TimerKind, Timers
+from receiver.workitems import alert_from_data, alert_to_data, decision_item
+from rules.alert import Alert
+from rules.model import Rule
+from rules.priority import Priority
+
+_log = structlog.get_logger("remediator.verify")
+_DAY = 86_400.0
+_LATE_FOR = _DAY  # a resolution this long after a failed watch is still recorded as late
+_PENDING_CLAIM = 60.0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def incident_key(rule: str, alert: Alert) -> str:
+    """One firing of one alert answered by one rule: what every rung of a ladder shares."""
+    return f"{rule}\x1f{alert.fingerprint}\x1f{alert.starts_at_raw}"
+
+
+class Verifier:
+    """Watches, their outcomes, and the climb from one rung to the next."""
+
+    def __init__(self, settings: Settings, *, store: StateStore, timers: Timers, escalations: Escalations,
+                 audit: AuditLog, metrics: Metrics, clock: Clock, rules: RulesCoordinator) -> None:
+        self._settings = settings
+        self._store = store
+        self._timers = timers
+        self._escalations = escalations
+        self._audit = audit
+        self._metrics = metrics
+        self._clock = clock
+        self._rules = rules
+        timers.on(TimerKind.VERIFY, self._expired)
+        timers.on(TimerKind.VERIFY_LATE, self._forget)
+
+    def skipped(self, d: Decision) -> None:
+        """A dry run of a rule that verifies: nothing acted, so nothing is watched (audited)."""
+        step = d.rule.steps[min(d.rung, len(d.rule.steps) - 1)]
+        if step.verify is None:
+            return
+        self._metrics.verifications.labels("skipped").inc()
+        self._audit.record(AuditEvent.VERIFY_SKIPPED, decision=d.id, rule=d.rule.name,
+                           fingerprint=d.alert.fingerprint, rung=d.rung, dry_run=True, reason=Reason.DRY_RUN,
+                           detail="dry-run: no action ran, so no resolution is watched and nothing escalates")
+
+    async def acted(self, *, decision: str, rule: Rule, rung: int, alert: Alert, priority: str,
+                    response_target: float) -> None:
+        """A rung's actions all succeeded: watch for the resolution when the rung verifies."""
+        steps = rule.steps
+        if rung >= len(steps) or steps[rung].verify is None:
+            return
+        step = steps[rung]
+        assert step.verify is not None
+        now = self._clock.now()
+        window = step.verify.resolved_within.total_seconds()
+        payload = {"decision": decision, "rule": rule.name, "rung": rung, "alert": alert_to_data(alert),
+                   "priority": priority, "response_target": response_target, "started_at": now,
+                   "window": window, "otherwise": step.otherwise}
+        armed = await self._timers.arm(Timer(
+            id=f"verify\x1f{decision}", kind=TimerKind.VERIFY, fingerprint=alert.fingerprint,
+            due_at=now + window, expires_at=now + window + _LATE_FOR + _DAY, payload=payload))
+        if armed:
+            self._audit.record(AuditEvent.VERIFY_WATCHING, decision=decision, rule=rule.name,
+                               fingerprint=alert.fingerprint, rung=rung, resolved_within=window,
+                               due=_iso(now + window), otherwise=step.otherwise)
+
+    def resolved(self, taken: Sequence[Timer]) -> None:
+        """The alert resolved and these timers were taken: watches are verified, failed ones late."""
+        now = self._clock.now()
+        for timer in taken:
+            p = timer.payload
+            if timer.kind not in (TimerKind.VERIFY, TimerKind.VERIFY_LATE):
+                continue
+            took = now - p["started_at"]
+            ids = {"decision": p["decision"], "rule": p["rule"], "fingerprint": timer.fingerprint,
+                   "rung": p["rung"], "resolved_within": p["window"],
+                   "time_to_resolve_seconds": round(took, 3)}
+            if timer.kind == TimerKind.VERIFY:
+                self._metrics.verifications.labels("succeeded").inc()
+                self._metrics.time_to_resolve.labels(p["rule"]).observe(took)
+                self._audit.record(AuditEvent.VERIFY_SUCCEEDED, **ids)
+                _log.info("verify.succeeded", rule=p["rule"], rung=p["rung"], seconds=round(took, 3))
+            else:
+                self._metrics.verifications.labels("resolved_late").inc()
+                self._audit.record(AuditEvent.VERIFY_RESOLVED_LATE, **ids,
+                                   overdue_seconds=round(took - p["window"], 3))
+
+    async def stopped(self, d: Decision, *, reason: Reason, detail: str) -> None:
+        """A climbed rung ended blocked or failed: the ladder stops there, and people hear of it."""
+        if d.rung == 0 or d.dry_run:
+            return
+        await self._escalations.send(Case(
+            reason=Escalation.LADDER_STOPPED, key=incident_key(d.rule.name, d.alert),
+            detail=f"rung {d.rung} of {d.rule.name} did not run to the end ({reason.value}): {detail}",
+            about={"fingerprint": d.alert.fingerprint}, rule=d.rule.name, priority=d.priority.value,
+            response_target=d.response_target.total_seconds(), alertname=d.alert.name, decision=d.id,
+            rung=d.rung, to=d.rule.escalate_to))
+
+    async def _forget(self, timer: Timer) -> None:
+        """A failed watch's late-resolution record lapsed: nothing to do."""
+
+    async def _expired(self, timer: Timer) -> None:
+        p = timer.payload
+        now = self._clock.now()
+        rule = self._rules.index.rule(p["rule"])
+        self._metrics.verifications.labels("failed").inc()
+        climb = p["otherwise"] == "next" and rule is not None and p["rung"] + 1 < len(rule.steps)
+        self._audit.record(AuditEvent.VERIFY_FAILED, decision=p["decision"], rule=p["rule"],
+                           fingerprint=timer.fingerprint, rung=p["rung"], resolved_within=p["window"],
+                           otherwise="next" if climb else "escalate",
+                           detail=f"the alert did not resolve within {p['window']:.0f}s of the remediation")
+        await self._timers.arm(Timer(
+            id=f"late\x1f{p['decision']}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
+            due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=p))
+        alert = alert_from_data(p["alert"])
+        if climb:
+            assert rule is not None
+            await self._climb(p, rule, alert)
+            return
+        why = "" if rule is not None or p["otherwise"] != "next" else \
+            f"; rule {p['rule']} is no longer loaded, so no next rung runs"
+        await self._escalations.send(Case(
+            reason=Escalation.VERIFY_FAILED, key=incident_key(p["rule"], alert),
+            detail=f"{p['rule']} acted (rung {p['rung']}), but the alert did not resolve within "
+                   f"{timedelta(seconds=p['window'])}{why}",
+            about={"fingerprint": timer.fingerprint}, rule=p["rule"], priority=p["priority"],
+            response_target=p["response_target"], alertname=alert.name, decision=p["decision"],
+            rung=p["rung"], to=rule.escalate_to if rule is not None else None))
+
+    async def _climb(self, p: Any, rule: Rule, alert: Alert) -> None:
+        """Queue the next rung as a decision of its own: every guard meets it again."""
+        rung = p["rung"] + 1
+        decision_id = hashlib.sha256(f"{p['decision']}\x1frung{rung}".encode()).hexdigest()[:20]
+        d = Decision(id=decision_id, dedup_key=f"rung\x1f{decision_id}", rule=rule, alert=alert,
+                     priority=Priority(p["priority"]), dry_run=False, rung=rung,
+                     response_target=timedelta(seconds=p["response_target"]))
+        # Claimed briefly first, as intake does: a crash before the work is queued lets the
+        # timer, claimed again after its lease, queue it; one queued already is not queued twice.
+        (first,) = await self._store.claim([d.dedup_key], ttl=_PENDING_CLAIM)
+        if not first:
+            return
+        try:
+            await self._store.enqueue([decision_item(d)], ttl=self._settings.guards.dedup_ttl.total_seconds(),
+                                      max_backlog=self._settings.queue.size)
+        except BaseException:
+            await self._store.release([d.dedup_key])
+            raise
+        self._audit.record(AuditEvent.RUNG_STARTED, decision=decision_id, rule=rule.name,
+                           fingerprint=alert.fingerprint, rung=rung, climbed_from=p["decision"],
+                           previous_rung=p["rung"])
+        _log.info("verify.climbed", rule=rule.name, rung=rung, decision=decision_id)

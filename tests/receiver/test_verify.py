@@ -1,0 +1,271 @@
+"""Verification and ladders end to end: the real app, a real local HTTP target and real local
+HTTP receivers standing in for Slack and PagerDuty, on the injected clock.
+
+Time moves by hand; the timers are fired as every replica's housekeeping fires them
+(``runtime.timers.fire_due``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from receiver.timers import LEASE
+from tests.conftest import ClientFactory, read_audit, rules_yaml, runtime_of
+from tests.fakeclock import FakeClock
+from tests.httptarget import ServerFactory, Target, serve_target
+from tests.webhooks import alert, body
+
+JSON = {"Content-Type": "application/json"}
+STARTS = "2026-11-23T06:42:28.909Z"
+
+
+def post(path: str) -> dict[str, Any]:
+    return {"action": "http.request", "target": "api", "params": {"method": "POST", "path": path}}
+
+
+class Setup:
+    """A live service with a target, a Slack-compatible and a PagerDuty receiver."""
+
+    def __init__(self, client: TestClient[Any, Any], settings: Any, target: Target, slack: Target,
+                 pager: Target) -> None:
+        self.client, self.settings, self.target = client, settings, target
+        self.slack, self.pager = slack, pager
+        self.runtime = runtime_of(client)
+
+    async def fire(self, *alerts: dict[str, Any]) -> None:
+        resp = await self.client.post("/webhook", data=body(*alerts), headers=JSON)
+        assert resp.status == 202, await resp.text()
+        await self.settle()
+
+    async def settle(self) -> None:
+        async def wait() -> None:
+            while await self.runtime.state.backlog() or self.runtime.queue.unfinished:
+                await self.runtime.queue.wait_idle()
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(wait(), 10)
+        await self.runtime.audit.sync()
+
+    async def tick(self) -> int:
+        """What housekeeping does on every replica: fire the due timers."""
+        fired = await self.runtime.timers.fire_due()
+        await self.settle()
+        return fired
+
+    def records(self, event: str | None = None) -> list[dict[str, Any]]:
+        records = read_audit(self.settings.audit)
+        return records if event is None else [r for r in records if r["event"] == event]
+
+    def paths(self) -> list[str]:
+        return [c[1] for c in self.target.calls]
+
+
+@pytest.fixture
+def build(make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory,
+          monkeypatch: pytest.MonkeyPatch) -> Any:
+    async def make(rule: dict[str, Any], **extra: Any) -> Setup:
+        target, base = await serve_target(aiohttp_server)
+        slack, slack_base = await serve_target(aiohttp_server)
+        pager, pager_base = await serve_target(aiohttp_server, [202])
+        monkeypatch.setenv("TEST_SLACK_URL", slack_base + "/slack")
+        monkeypatch.setenv("TEST_PD_KEY", "pd-routing-key")
+        spec = {"name": "fix-it", "approval": "auto", "priority": "P3",
+                "match": ['alertname = "HighErrorRate"', 'namespace =~ ".+"'], **rule}
+        extra.setdefault("dry_run", False)
+        settings = make_settings(
+            rules=rules_yaml([spec]),
+            targets={"api": {"kind": "http", "base_url": base, "timeout": 2}},
+            notifiers={"chat": {"kind": "slack", "url": "env:TEST_SLACK_URL"},
+                       "pager": {"kind": "pagerduty", "routing_key": "env:TEST_PD_KEY",
+                                 "url": pager_base + "/v2/enqueue"}},
+            guards={"retries": 0, "blast_radius": None, "announce": ["chat"]}, **extra)
+        return Setup(await make_client(settings), settings, target, slack, pager)
+
+    return make
+
+
+async def test_resolved_within_the_window_is_verified(build: Any, clock: FakeClock) -> None:
+    """The action ran, the alert resolved 90 s later: verified, with the time to resolve, once."""
+    s = await build({"actions": [post("/restart")], "verify": {"resolved_within": "5m"}})
+    await s.fire(alert())
+    [watching] = s.records("verify.watching")
+    assert (watching["rung"], watching["resolved_within"], watching["otherwise"]) == (0, 300.0, "escalate")
+    clock.advance(90)
+    await s.fire(alert(status="resolved", ends="2026-11-23T06:50:00Z"))
+    [verified] = s.records("verify.succeeded")
+    assert (verified["time_to_resolve_seconds"], verified["decision"]) == (90.0, watching["decision"])
+    clock.advance(3600)
+    assert await s.tick() == 0
+    assert s.records("verify.failed") == s.records("escalation.sent") == []
+    metrics = await (await s.client.get("/metrics")).text()
+    assert 'remediator_verify_time_to_resolve_seconds_count{rule="fix-it"} 1.0' in metrics
+    assert 'remediator_verifications_total{outcome="succeeded"} 1.0' in metrics
+
+
+async def test_unresolved_escalates_once_and_a_late_resolution_is_recorded(build: Any,
+                                                                           clock: FakeClock) -> None:
+    """No resolution in the window: verify.failed, one escalation to the rule's notifiers (chat
+    and PagerDuty, with a stable dedup key), nothing more on later ticks; the resolution that
+    comes afterwards is recorded as late."""
+    s = await build({"actions": [post("/restart")], "verify": {"resolved_within": "5m", "else": "escalate"},
+                     "escalate_to": ["chat", "pager"]})
+    await s.fire(alert())
+    clock.advance(299)
+    assert await s.tick() == 0
+    clock.advance(1)
+    assert await s.tick() == 1
+    [failed] = s.records("verify.failed")
+    assert (failed["otherwise"], failed["resolved_within"]) == ("escalate", 300.0)
+    [sent] = s.records("escalation.sent")
+    assert (sent["reason"], sent["notifiers"], sent["priority"]) == ("verify_failed", ["chat", "pager"], "P3")
+    assert paths_of(sent["tried"]) == ["/restart: succeeded"]
+    [(_, _, slack, _)] = s.slack.calls
+    assert slack["blocks"][0]["text"]["text"].startswith("Escalation: not resolved after remediation")
+    assert "Response target: 4h" in slack["text"]
+    [(_, path, page, _)] = s.pager.calls
+    assert (path, page["event_action"]) == ("/svc/v2/enqueue", "trigger")
+    assert page["dedup_key"] == sent["dedup_key"]
+    assert page["routing_key"] == "pd-routing-key"
+    assert "action.succeeded" in page["payload"]["custom_details"]["text"]  # the audit excerpt
+    clock.advance(3600)
+    assert await s.tick() == 0
+    await s.fire(alert())  # Alertmanager's re-send: a duplicate, nothing new
+    assert len(s.pager.calls) == 1
+    assert len(s.target.calls) == 1
+    await s.fire(alert(status="resolved", ends="2026-11-23T08:00:00Z"))
+    [late] = s.records("verify.resolved_late")
+    assert (late["time_to_resolve_seconds"], late["overdue_seconds"]) == (3900.0, 3600.0)
+    assert s.records("verify.succeeded") == []
+
+
+async def test_a_timer_whose_firer_died_fires_again_with_the_same_dedup_key(build: Any,
+                                                                           clock: FakeClock) -> None:
+    """A replica claimed the due watch and died before finishing it: after the lease it fires
+    again, and PagerDuty gets the same dedup key, so the incident is paged once."""
+    s = await build({"actions": [post("/restart")], "verify": {"resolved_within": "5m"},
+                     "escalate_to": ["pager"]})
+    await s.fire(alert())
+    clock.advance(300)
+    [claimed] = await s.runtime.state.claim_due_timers(lease=LEASE, limit=10)  # and then it died
+    assert claimed.kind == "verify"
+    assert await s.tick() == 0
+    clock.advance(LEASE)
+    assert await s.tick() == 1
+    assert await s.tick() == 0
+    keys = [c[2]["dedup_key"] for c in s.pager.calls]
+    assert len(keys) == 1
+    assert keys[0] == s.records("escalation.sent")[0]["dedup_key"]
+
+
+def paths_of(tried: list[str]) -> list[str]:
+    """"POST http://127.0.0.1:PORT/svc/x: succeeded" -> "/x: succeeded"."""
+    return [line.rsplit("/svc", 1)[-1] for line in tried]
+
+
+def ladder(window: str = "5m") -> list[dict[str, Any]]:
+    return [{"actions": [post("/restart")], "verify": {"resolved_within": window}},
+            {"actions": [post("/scale")], "verify": {"resolved_within": window}},
+            {"actions": [post("/page")], "verify": {"resolved_within": window}}]
+
+
+@pytest.mark.parametrize("resolved_after", [0, 1, 2])
+async def test_a_ladder_climbs_until_the_rung_that_worked(build: Any, clock: FakeClock,
+                                                          resolved_after: int) -> None:
+    """Each rung runs only when the one before did not resolve the alert in its window; the
+    ladder stops at the rung after which the alert resolved."""
+    s = await build({"ladder": ladder(), "cooldown": "1h"})
+    await s.fire(alert())
+    for _ in range(resolved_after):
+        clock.advance(300)
+        assert await s.tick() == 1
+    clock.advance(60)
+    await s.fire(alert(status="resolved", ends="2026-11-23T07:30:00Z"))
+    clock.advance(3600)
+    assert await s.tick() == 0  # the resolution took the late-resolution records too
+    assert s.paths() == ["/svc/restart", "/svc/scale", "/svc/page"][:resolved_after + 1]
+    assert [r["rung"] for r in s.records("verify.failed")] == list(range(resolved_after))
+    assert [r["rung"] for r in s.records("rung.started")] == list(range(1, resolved_after + 1))
+    [verified] = s.records("verify.succeeded")
+    assert (verified["rung"], verified["time_to_resolve_seconds"]) == (resolved_after, 60.0)
+    assert [r["rung"] for r in s.records("verify.resolved_late")] == list(range(resolved_after))
+    assert s.records("escalation.sent") == []
+    started = s.records("action.started")
+    assert len({r["decision"] for r in started}) == resolved_after + 1  # a decision per rung
+
+
+async def test_the_last_rung_unresolved_escalates(build: Any, clock: FakeClock) -> None:
+    s = await build({"ladder": ladder(), "cooldown": "1h"})
+    await s.fire(alert())
+    for _ in range(3):
+        clock.advance(300)
+        assert await s.tick() == 1
+    assert len(s.target.calls) == 3
+    assert [r["otherwise"] for r in s.records("verify.failed")] == ["next", "next", "escalate"]
+    [sent] = s.records("escalation.sent")
+    assert (sent["reason"], sent["rung"], sent["notifiers"]) == ("verify_failed", 2, ["chat"])
+    assert paths_of(sent["tried"]) == ["/restart: succeeded", "/scale: succeeded", "/page: succeeded"]
+    assert len(s.slack.calls) == 1
+
+
+async def test_a_rung_a_guard_stops_ends_the_ladder_audited_and_escalated(build: Any,
+                                                                          clock: FakeClock) -> None:
+    """Every rung passes every guard again: the rule's limit of one execution per hour stops
+    the second rung, which is audited as blocked (with its rung) and escalated."""
+    s = await build({"ladder": ladder(), "limit": {"max": 1, "per": "1h"}})
+    await s.fire(alert())
+    clock.advance(300)
+    assert await s.tick() == 1
+    assert s.paths() == ["/svc/restart"]
+    [blocked] = s.records("guard.blocked")
+    assert (blocked["guard"], blocked["reason"], blocked["rung"]) == ("rate_limit", "rate_limited", 1)
+    [sent] = s.records("escalation.sent")
+    assert (sent["reason"], sent["rung"]) == ("ladder_stopped", 1)
+    assert "rate_limited" in sent["detail"]
+
+
+async def test_climbing_to_the_same_subject_is_not_held_back_by_the_first_rungs_cooldown(
+        build: Any, clock: FakeClock) -> None:
+    """Each rung has its own cooldown on a subject: rung 1 acts on /svc/x after rung 0 did."""
+    rungs = [{"actions": [post("/x")], "verify": {"resolved_within": "5m"}}, {"actions": [post("/x")]}]
+    s = await build({"ladder": rungs, "cooldown": "1h"})
+    await s.fire(alert())
+    clock.advance(300)
+    await s.tick()
+    assert s.paths() == ["/svc/x", "/svc/x"]
+    clock.advance(60)
+    await s.fire(alert(starts="2026-11-23T07:00:00.000Z"))  # a new firing: rung 0 is cooling down
+    assert len(s.target.calls) == 2
+    assert [r["reason"] for r in s.records("guard.blocked")] == ["cooldown"]
+
+
+async def test_a_rung_needing_approval_is_verified_once_approved(build: Any, clock: FakeClock) -> None:
+    """Approval applies to each rung; an approved rung is watched like any other."""
+    s = await build({"ladder": ladder()[:2], "approval": {"required_for": ["P3"]}})
+    await s.fire(alert())
+    [pending] = await s.runtime.approvals.list()
+    await s.runtime.approvals.decide(pending.id, approve=True, actor="alice", comment=None)
+    await s.settle()
+    assert s.paths() == ["/svc/restart"]
+    clock.advance(300)
+    assert await s.tick() == 1
+    second = [a for a in await s.runtime.approvals.list() if a.id != pending.id]
+    assert [a.payload["rung"] for a in second] == [1]
+    await s.runtime.approvals.decide(second[0].id, approve=True, actor="alice", comment=None)
+    await s.settle()
+    assert s.paths() == ["/svc/restart", "/svc/scale"]
+    assert [r["rung"] for r in s.records("verify.watching")] == [0, 1]
+
+
+async def test_dry_run_watches_nothing_and_says_so(build: Any, clock: FakeClock) -> None:
+    s = await build({"ladder": ladder()}, dry_run=True)
+    await s.fire(alert())
+    [skipped] = s.records("verify.skipped")
+    assert (skipped["reason"], skipped["rung"], skipped["dry_run"]) == ("dry_run", 0, True)
+    clock.advance(86_400)
+    assert await s.tick() == 0
+    assert s.target.calls == []
+    assert s.records("verify.watching") == []
