@@ -10,7 +10,8 @@ executing, so neither a label value nor a label selector can reach another conta
 The ``docker`` SDK is synchronous: every call runs in a worker thread with one
 ``DockerClient`` per engine URL, cached on the action instance and closed by
 :meth:`close`. A missing container, 4xx and a refused container are permanent; 5xx,
-timeouts and an unreachable engine are temporary, so the executor retries them.
+timeouts and an unreachable engine are temporary, so the executor retries them. The SDK
+is imported on first use, so start-up and ``rules lint`` do not pay for it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,8 @@ import re
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import docker
-import requests
-from docker.errors import APIError, DockerException, NotFound
-from docker.models.containers import Container
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from remediations.base import (
@@ -39,6 +36,10 @@ from remediations.base import (
     TemporaryError,
 )
 from remediations.targets import DockerTarget
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
 
 __all__ = ["DiagnoseParams", "DockerDiagnose", "DockerRestart", "RestartParams"]
 
@@ -88,8 +89,19 @@ class DiagnoseParams(_Selector):
     log_lines: int = Field(default=50, ge=1, le=1000, description="Last log lines to read per container")
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What an SDK call raises when the engine or the way to it fails (the SDK is loaded by then)."""
+    import requests  # noqa: PLC0415 - the SDK is imported on first use
+    from docker.errors import DockerException  # noqa: PLC0415
+
+    return (DockerException, requests.exceptions.RequestException, OSError)
+
+
 def _classify(exc: BaseException, what: str) -> RemediationError:
     """An SDK or transport failure as the executor's Permanent/Temporary error."""
+    import requests  # noqa: PLC0415 - the SDK is imported on first use
+    from docker.errors import APIError, DockerException, NotFound  # noqa: PLC0415
+
     if isinstance(exc, RemediationError):
         return exc
     if isinstance(exc, NotFound):
@@ -183,6 +195,8 @@ class _DockerAction(Action[P]):
             if client is None:
                 if url.startswith("unix://"):
                     _probe_unix_socket(url.removeprefix("unix://"))
+                import docker  # noqa: PLC0415 - the SDK is imported on first use
+
                 # version "auto" asks the engine, so this call already needs it reachable.
                 client = docker.DockerClient(base_url=url, version="auto", timeout=_CLIENT_TIMEOUT)
                 self._clients[url] = client
@@ -198,12 +212,14 @@ class _DockerAction(Action[P]):
 
         try:
             return await asyncio.to_thread(call)
-        except (DockerException, requests.exceptions.RequestException, OSError) as exc:
+        except _transport_errors() as exc:
             raise _classify(exc, what) from None
 
     def _select(self, client: docker.DockerClient, target: DockerTarget, params: P, *,
                 limit: int | None) -> list[Container]:
         """The containers ``params`` choose, every one allowed by the target, at most ``limit``."""
+        from docker.errors import NotFound  # noqa: PLC0415 - loaded with the client
+
         if params.container is not None:
             try:
                 found = client.containers.get(params.container)
@@ -285,7 +301,7 @@ class DockerRestart(_DockerAction[RestartParams]):
                 try:
                     container.restart(timeout=params.timeout)
                     container.reload()
-                except (DockerException, requests.exceptions.RequestException, OSError) as exc:
+                except _transport_errors() as exc:
                     already = ", ".join(d["name"] for d in done) or "none"
                     raise _classify(exc, f"restart of {container.name} (already restarted: {already})") \
                         from None

@@ -9,7 +9,8 @@ labels, is a bound parameter. Only databases in the target's allow-list are touc
 this session, replication sessions and superuser sessions are never ended unless the
 target allows it. ``plan()`` selects the sessions and lists them; ``execute()`` ends only
 those, each in one statement that re-checks the criteria and the backend's start time,
-so a pid reused by a new backend, or a session busy again, is left alone.
+so a pid reused by a new backend, or a session busy again, is left alone. psycopg is
+imported on first use, so start-up and ``rules lint`` do not pay for it.
 """
 
 from __future__ import annotations
@@ -20,11 +21,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import DictRow, dict_row
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from remediations.base import (
@@ -40,6 +38,14 @@ from remediations.base import (
 from remediations.targets import PostgresTarget
 from rules.durations import format_duration
 from rules.model import Duration
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import psycopg
+    from psycopg.rows import DictRow
+
+    Connection: TypeAlias = psycopg.AsyncConnection[DictRow]
 
 _CONNECT_TIMEOUT = 5  # seconds, libpq's connect_timeout
 _STATEMENT_TIMEOUT = "SET statement_timeout = '10s'"
@@ -243,6 +249,9 @@ def _message(exc: BaseException) -> str:
 
 def _redact(text: str, dsn: str) -> str:
     """libpq may quote the connection string it could not parse: never let the password out."""
+    import psycopg  # noqa: PLC0415 - psycopg is imported on first use
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
+
     try:
         password = conninfo_to_dict(dsn).get("password")
     except psycopg.Error:
@@ -252,6 +261,8 @@ def _redact(text: str, dsn: str) -> str:
 
 def _classify(exc: psycopg.Error, what: str, *, dsn: str | None = None) -> RemediationError:
     """A psycopg error as Temporary (retry may help) or Permanent (it will not)."""
+    import psycopg  # noqa: PLC0415 - loaded by the connection that failed
+
     text = _message(exc) if dsn is None else _redact(_message(exc), dsn)
     message = f"{what}: {text}"
     state = exc.sqlstate
@@ -266,12 +277,12 @@ def _classify(exc: psycopg.Error, what: str, *, dsn: str | None = None) -> Remed
     return PermanentError(message)
 
 
-Connection = psycopg.AsyncConnection[DictRow]
-
-
 @asynccontextmanager
 async def _connect(target: PostgresTarget, what: str) -> AsyncIterator[Connection]:
     """One autocommit connection; psycopg errors inside come out classified."""
+    import psycopg  # noqa: PLC0415 - psycopg is imported on first use
+    from psycopg.rows import dict_row  # noqa: PLC0415
+
     dsn = target.dsn.reveal()
     try:
         conn = await psycopg.AsyncConnection.connect(
@@ -444,6 +455,8 @@ class _Outcomes:
 
     async def run(self, pid: int, conn: Connection, sql: str, args: Mapping[str, Any]) -> bool | None:
         """One statement for one pid: a permanent error is recorded and the others go on."""
+        import psycopg  # noqa: PLC0415 - loaded with the connection
+
         try:
             return await _signal(conn, sql, args)
         except psycopg.Error as exc:

@@ -4,20 +4,17 @@ Run by ``receiver.executor`` against a :class:`~remediations.targets.RedisTarget
 call opens one connection (redis.asyncio) with socket timeouts and closes it. The
 logical DB is always the action's ``db`` param, checked against the target's ``dbs``
 allow-list after templating; a DB number in the target's URL is overridden, never used,
-so the URL cannot steer a flush elsewhere. ``FLUSHALL`` is never sent.
+so the URL cannot steer a flush elsewhere. ``FLUSHALL`` is never sent. redis-py is
+imported on first use, so start-up and ``rules lint`` do not pay for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from redis import exceptions as rex
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from remediations.base import (
     Action,
@@ -31,11 +28,11 @@ from remediations.base import (
 )
 from remediations.targets import RedisTarget
 
-_TIMEOUT = 5.0  # seconds, connect and each reply
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from redis import exceptions as rex
 
-# Worth a retry: unreachable, slow, loading (a ConnectionError), failing over, briefly unwilling.
-_TEMPORARY = (rex.ConnectionError, rex.TimeoutError, rex.ReadOnlyError, rex.TryAgainError,
-              rex.ClusterDownError)
+_TIMEOUT = 5.0  # seconds, connect and each reply
 
 
 def _not_bool(value: object) -> object:
@@ -61,10 +58,14 @@ class FlushDbParams(BaseModel):
 
 
 def _classify(exc: rex.RedisError, what: str) -> RemediationError:
+    from redis import exceptions as rex  # noqa: PLC0415 - loaded by the client that failed
+
     message = f"{what}: {exc.__class__.__name__}: {exc}"
     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
         return PermanentError(message)  # both derive from ConnectionError, which is retried
-    if isinstance(exc, _TEMPORARY):
+    # Worth a retry: unreachable, slow, loading (a ConnectionError), failing over, briefly unwilling.
+    if isinstance(exc, rex.ConnectionError | rex.TimeoutError | rex.ReadOnlyError | rex.TryAgainError
+                  | rex.ClusterDownError):
         return TemporaryError(message)
     return PermanentError(message)  # NOPERM, DB index out of range, unknown command, ...
 
@@ -91,6 +92,11 @@ class _RedisAction:
     @asynccontextmanager
     async def _connect(self, ctx: ActionContext, db: int) -> AsyncIterator[aioredis.Redis]:
         """One connection to logical DB ``db``; redis errors inside come out classified."""
+        import redis.asyncio as aioredis  # noqa: PLC0415 - redis-py is imported on first use
+        from redis import exceptions as rex  # noqa: PLC0415
+        from redis.asyncio.retry import Retry  # noqa: PLC0415
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+
         self._check_db(ctx, db)
         try:
             client = aioredis.from_url(
