@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from receiver.keys import RUNTIME
 from receiver.runtime import Runtime
 from receiver.settings import Settings, settings_from_mapping
 from remediations.registry import Registry
+from tests.dockerd import Engine, EngineUnavailable, import_busybox, start_engine, stop_engine
 from tests.fakeclock import FakeClock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,23 @@ def fixtures_dir() -> Path:
 def fixture_body(name: str) -> bytes:
     """The raw body of one captured request, e.g. ``01_firing_group_HighCPU_2_alerts``."""
     return (FIXTURES / f"{name}.body.json").read_bytes()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """One private dockerd for the session (Docker action and end-to-end tests), with the
+    busybox image imported."""
+    try:
+        running = start_engine()
+    except EngineUnavailable as exc:
+        pytest.fail(f"the Docker engine could not start here: {exc}")
+    client = running.client()
+    try:
+        import_busybox(client)
+        yield running
+    finally:
+        client.close()
+        stop_engine(running)
 
 
 @pytest.fixture

@@ -35,11 +35,7 @@ from rules.templating import compile_value, render_value
 from tests.dockerd import (
     IMAGE,
     Engine,
-    EngineUnavailable,
-    import_busybox,
     remove_prefixed,
-    start_engine,
-    stop_engine,
     wait_until,
 )
 
@@ -64,22 +60,6 @@ def docker_target(url: str, pattern: str) -> DockerTarget:
 
 
 # --- the engine and per-test containers ---------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    """One private dockerd for the session, with the busybox image imported."""
-    try:
-        running = start_engine()
-    except EngineUnavailable as exc:
-        pytest.fail(f"the Docker engine could not start here: {exc}")
-    client = running.client()
-    try:
-        import_busybox(client)
-        yield running
-    finally:
-        client.close()
-        stop_engine(running)
 
 
 @pytest.fixture
