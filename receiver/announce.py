@@ -28,6 +28,11 @@ class Announcer:
         self._all = settings.notifiers
         self._notifiers = {n: settings.notifiers[n] for n in names}
         self._audit = audit
+        self._silent = False
+
+    def silence(self) -> None:
+        """Send nothing from now on (a sandbox: ``rules test``, ``simulate``); callers still audit."""
+        self._silent = True
 
     @property
     def default(self) -> list[str]:
@@ -39,6 +44,8 @@ class Announcer:
 
         Failures, and names no notifier has, are logged and audited as ``notify.failed``.
         """
+        if self._silent:
+            return []
         names = list(self._notifiers) if to is None else [n for n in to if n in self._all]
         for missing in [] if to is None else [n for n in to if n not in self._all]:
             _log.warning("notify.failed", notifier=missing, title=notice.title, error="not configured")

@@ -73,6 +73,7 @@ class DecisionExpect(_Strict):
     outcome: str | None = None
     actions: list[StepExpect] | None = None
     diagnose: list[StepExpect] | None = None
+    rung: int | None = Field(default=None, ge=0, description="the ladder rung it ran, from 0")
 
     @field_validator("outcome")
     @classmethod
@@ -230,6 +231,8 @@ class _Comparison:
             diff("response_target", e.response_target.total_seconds(), s.response_target_seconds)
         if e.outcome is not None:
             diff("outcome", e.outcome, s.outcome, s.detail)
+        if e.rung is not None:
+            diff("rung", e.rung, s.rung)
         for section in ("diagnose", "actions"):
             steps: list[StepExpect] | None = getattr(e, section)
             if section in given and steps is not None:

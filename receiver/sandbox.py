@@ -6,7 +6,8 @@ Used by ``receiver.ruletest`` (``remediator rules test``) and ``receiver.simulat
 every guard, approvals, a SQLite state store — in a temporary directory, on a clock the
 caller moves. Only two things differ: each action's ``plan()`` and ``execute()`` are
 replaced by a recorder (:func:`recording_registry`), so nothing contacts Kubernetes,
-Docker, PostgreSQL or a notifier, and nothing announces (``guards.announce`` is emptied).
+Docker, PostgreSQL or a notifier, and nothing announces or escalates (the announcer is
+silenced; escalations are still audited).
 The plan is then the rendered step: action, target, params after templating, subject.
 
 Work is run in the caller's task, one item at a time, as soon as it is queued, instead of
@@ -106,6 +107,14 @@ class Seen:
     approval: str | None = None
     executed: int = 0
     """Action steps that ran (were recorded) in this step."""
+    rung: int = 0
+    """The ladder rung the decision ran (0: the first, or a rule without a ladder)."""
+
+
+_FOLLOW_UPS = frozenset({
+    AuditEvent.VERIFY_WATCHING, AuditEvent.VERIFY_SUCCEEDED, AuditEvent.VERIFY_FAILED,
+    AuditEvent.VERIFY_RESOLVED_LATE, AuditEvent.VERIFY_SKIPPED, AuditEvent.ESCALATION_SENT,
+})
 
 
 class Observer:
@@ -125,13 +134,15 @@ class Observer:
             if not isinstance(decision, str):
                 continue
             event = rec["event"]
-            if event == AuditEvent.RULE_MATCHED:
+            if event in _FOLLOW_UPS:  # what followed a decision is not the decision moving
+                continue
+            if event in (AuditEvent.RULE_MATCHED, AuditEvent.RUNG_STARTED):
                 index = fingerprints.index(rec["fingerprint"]) + 1 if rec["fingerprint"] in fingerprints \
                     else None
                 seen[decision] = self.known[decision] = Seen(
                     rule=rec["rule"], decision=decision, alert=index, fingerprint=rec["fingerprint"],
                     priority=rec.get("priority"), response_target_seconds=rec.get("response_target_seconds"),
-                    dry_run=bool(rec.get("dry_run")))
+                    dry_run=bool(rec.get("dry_run")), rung=int(rec.get("rung", 0)))
                 continue
             current = seen.get(decision)
             if current is None:
@@ -142,7 +153,7 @@ class Observer:
                     rule=earlier.rule, decision=decision, alert=None, fingerprint=earlier.fingerprint,
                     priority=earlier.priority, response_target_seconds=earlier.response_target_seconds,
                     dry_run=earlier.dry_run, actions=list(earlier.actions), diagnose=list(earlier.diagnose),
-                    approval=earlier.approval)
+                    approval=earlier.approval, rung=earlier.rung)
             self._apply(current, event, rec)
         for s in seen.values():
             if not s.outcome:
@@ -190,6 +201,7 @@ class Sandbox:
         self.settings = settings
         self.clock = clock
         self.runtime = Runtime(settings, registry=registry or recording_registry(), clock=clock)
+        self.runtime.announcer.silence()  # escalations too: they are audited, never sent
         self._read = 0
         self._opened = False
 
@@ -223,8 +235,10 @@ class Sandbox:
         return await self._drain()
 
     async def housekeep(self) -> Delivery:
-        """What the service's housekeeping does now: expire overdue approvals."""
+        """What the service's housekeeping does now: expire overdue approvals, fire due timers
+        (verify watches: a ladder's next rung is queued and run here; escalations)."""
         await self.runtime.approvals.expire_due()
+        await self.runtime.timers.fire_due()
         return await self._drain()
 
     async def _drain(self) -> Delivery:

@@ -177,5 +177,6 @@ class Verifier:
             raise
         self._audit.record(AuditEvent.RUNG_STARTED, decision=decision_id, rule=rule.name,
                            fingerprint=alert.fingerprint, rung=rung, climbed_from=p["decision"],
-                           previous_rung=p["rung"])
+                           previous_rung=p["rung"], priority=p["priority"],
+                           response_target_seconds=p["response_target"], dry_run=False)
         _log.info("verify.climbed", rule=rule.name, rung=rung, decision=decision_id)

@@ -44,6 +44,14 @@ rules:
     match: ['alertname = "Rehearse"']
     dry_run: true
     actions: [{action: notify.log, params: {text: rehearsal}}]
+  - name: ladder
+    match: ['alertname = "Ladder"']
+    approval: auto
+    ladder:
+      - actions: [{action: notify.log, params: {text: restart}}]
+        verify: {resolved_within: 5m}
+      - actions: [{action: notify.log, params: {text: scale up}}]
+        verify: {resolved_within: 5m}
 """
 
 CONFIG = """\
@@ -111,6 +119,13 @@ SCENARIOS = [
     pytest.param("  - name: c\n    alerts: [{labels: {alertname: WebDown, namespace: frozen}}]\n",
                  [["restart-web:maintenance"]], id="maintenance-window"),
     pytest.param("  - name: c\n    alerts: [{labels: {alertname: Nothing}}]\n", [[]], id="no-match"),
+    pytest.param("  - name: c\n    alerts: [{labels: {alertname: Ladder}}]\n"
+                 "    then: [{after: 5m}, {after: 5m}]\n",
+                 [["ladder:executed"], ["ladder:executed", "ladder:duplicate"], ["ladder:duplicate"]],
+                 id="ladder-climbs-when-unresolved"),
+    pytest.param("  - name: c\n    alerts: [{labels: {alertname: Ladder}}]\n"
+                 "    then: [{after: 2m, resolve: true}, {after: 10m}]\n",
+                 [["ladder:executed"], [], []], id="ladder-stops-when-resolved"),
 ]
 
 
@@ -122,6 +137,30 @@ def test_guards_say_what_the_real_pipeline_says(tmp_path: Path, capsys: pytest.C
     code, out, err = run(capsys, "rules", "test", "--json", str(path))
     assert (code, err) == (0, "")
     assert outcomes(json.loads(out)) == expected
+
+
+def test_a_climbed_rung_is_expected_by_its_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The rung a decision ran is reported and compared (``rung:``); a wrong one fails the case."""
+    path = write_suite(tmp_path, """\
+  - name: climbs
+    alerts: [{labels: {alertname: Ladder}}]
+    expect:
+      - {rule: ladder, rung: 0, outcome: executed,
+         actions: [{action: notify.log, params: {text: restart}}]}
+    then:
+      - after: 5m
+        expect:
+          - {rule: ladder, rung: 1, outcome: executed,
+             actions: [{action: notify.log, params: {text: scale up}}]}
+          - {rule: ladder, outcome: duplicate}
+      - after: 5m
+        expect: [{rule: ladder, rung: 2, outcome: duplicate}]
+""")
+    code, out, _ = run(capsys, "rules", "test", str(path))
+    assert code == 1
+    assert "step 3" in out
+    assert "rung" in out
+    assert out.count("FAIL") == 1
 
 
 def test_whole_file_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
