@@ -138,23 +138,25 @@ def prometheus_config(alertmanager: str, rule_file: Path) -> dict[str, Any]:
     return config
 
 
-def start_alertmanager(workdir: Path, config: dict[str, Any]) -> Proc:
-    path = workdir / "alertmanager.yml"
+def start_with_config(name: str, workdir: Path, config: dict[str, Any], args: list[str]) -> Proc:
+    """Write ``config`` beside the others and start ``name`` on it, ready at ``/-/ready``."""
+    path = workdir / f"{name}.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return start("prometheus-alertmanager", workdir, [
-        f"--config.file={path}", f"--storage.path={workdir / 'am-data'}",
-        "--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-        "--log.level=warn",
-    ], "/-/ready")
+    return start(name, workdir, [f"--config.file={path}", "--web.listen-address=127.0.0.1:{port}",
+                                 "--log.level=warn", *args], "/-/ready")
+
+
+def start_alertmanager(workdir: Path, config: dict[str, Any]) -> Proc:
+    return start_with_config("prometheus-alertmanager", workdir, config, [
+        f"--storage.path={workdir / 'am-data'}",
+        "--cluster.listen-address=",  # no gossip port: several test runs share the machine
+    ])
 
 
 def start_prometheus(workdir: Path, config: dict[str, Any]) -> Proc:
-    path = workdir / "prometheus.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return start("prometheus", workdir, [
-        f"--config.file={path}", f"--storage.tsdb.path={workdir / 'prom-data'}",
-        "--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+    return start_with_config("prometheus", workdir, config, [
+        f"--storage.tsdb.path={workdir / 'prom-data'}",
         # Re-send firing alerts every second (default 1m): an alert that fires before the
         # notifier has found its Alertmanager is otherwise dropped until then.
         "--rules.alert.resend-delay=1s",
-    ], "/-/ready")
+    ])

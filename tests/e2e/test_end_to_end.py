@@ -11,10 +11,10 @@ logs say what happened.
   (not the busy one, not one in another database); a container-down alert restarts the
   stopped container (not its stopped neighbour); repeats never act twice.
 
-The alerts' series are synthetic: ``vector(1)`` for the live alerts, and for the dry-run
-ones a gauge this test serves and Prometheus scrapes every second, so that setting it to
-0 resolves them. Every process is stopped by its PID; databases, roles and containers
-have unique names and are dropped.
+The alerts' series are synthetic: a gauge per scenario that this test serves and
+Prometheus scrapes every second, so that setting it to 0 resolves that scenario's alerts
+(and, live, completes each decision's ``verify`` watch). Every process is stopped by its
+PID; databases, roles and containers have unique names and are dropped.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from tests.serveproc import listening_url, reap, start_serve
 
 PACKS = Path(__file__).resolve().parents[2] / "rules" / "packs"
 PG_ADMIN = make_conninfo(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+DRY = 'max(e2e_firing{scenario="dryrun"}) > 0'
+LIVE = 'max(e2e_firing{scenario="live"}) > 0'
 WAIT = 30.0  # seconds for any one expected audit state; the whole module takes ~20 s
 
 DRY_ALERTS = {  # alertname -> labels (beyond scenario), as deploy/prometheus/alerts.yml labels them
@@ -64,20 +66,22 @@ DRY_EXPECTED = {  # alertname -> (rule, priority, planned actions in order)
 # --- the pieces ------------------------------------------------------------------------------
 
 class Gate:
-    """A /metrics endpoint serving ``e2e_dryrun_firing``; Prometheus scrapes it."""
+    """A /metrics endpoint serving ``e2e_firing{scenario=…}``; Prometheus scrapes it."""
 
     def __init__(self) -> None:
-        self.value = 1
+        self.values = {"dryrun": 1, "live": 1}
         gate = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # the stdlib's name
-                body = f"# TYPE e2e_dryrun_firing gauge\ne2e_dryrun_firing {gate.value}\n".encode()
+                body = "# TYPE e2e_firing gauge\n" + "".join(
+                    f'e2e_firing{{scenario="{k}"}} {v}\n' for k, v in gate.values.items())
+                data = body.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(data)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -136,10 +140,9 @@ def start_remediator(cwd: Path, config: dict[str, Any], env: dict[str, str]) -> 
 
 
 def live_pack(dest: Path) -> Path:
-    """The pack's PostgreSQL-connections and availability files as shipped, but for two
-    edits a test needs: sessions count as idle after 1 s, not 10 minutes (no test waits
-    10 minutes), and no ``verify`` (this build refuses live decisions of rules with
-    ``verify``, guard_unavailable, until verification lands)."""
+    """The pack's PostgreSQL-connections and availability files as shipped, but for the
+    one edit a test needs: sessions count as idle after 1 s, not 10 minutes (no test waits
+    10 minutes). ``verify`` stays: each live decision is watched for its resolution."""
     dest.mkdir()
     for name, edits in {"postgres-connections.yaml": [("idle_for: 10m", "idle_for: 1s")],
                         "availability.yaml": []}.items():
@@ -147,8 +150,6 @@ def live_pack(dest: Path) -> Path:
         for old, new in edits:
             assert old in text, (name, old)
             text = text.replace(old, new)
-        text, removed = re.subn(r"(?m)^    verify: .*\n", "", text)
-        assert removed, name
         (dest / name).write_text(text)
     return dest
 
@@ -156,15 +157,15 @@ def live_pack(dest: Path) -> Path:
 def rule_file(path: Path, *, datname: str, container: str) -> Path:
     """The test's alerting rules: the pack's alert names and labels on synthetic series."""
     rules: list[dict[str, Any]] = [
-        {"alert": name, "expr": "max(e2e_dryrun_firing) > 0", "labels": {"scenario": "dryrun", **labels},
+        {"alert": name, "expr": DRY, "labels": {"scenario": "dryrun", **labels},
          "annotations": {"summary": f"{name} (end-to-end test)"}}
         for name, labels in DRY_ALERTS.items()
     ]
     rules += [
-        {"alert": "PostgresTooManyConnections", "expr": "vector(1)",
+        {"alert": "PostgresTooManyConnections", "expr": LIVE,
          "labels": {"scenario": "live", "datname": datname, "service": "postgres", "severity": "critical"},
          "annotations": {"summary": "too many connections (end-to-end test)"}},
-        {"alert": "TargetDown", "expr": "vector(1)",
+        {"alert": "TargetDown", "expr": LIVE,
          "labels": {"scenario": "live", "job": "compose", "name": container, "severity": "critical"},
          "annotations": {"summary": "container down (end-to-end test)"}},
     ]
@@ -335,7 +336,7 @@ def test_dry_run_plans_once_and_the_resolved_notification_closes(stack: Stack) -
         "namespace": "prod", "deployment": "web", "replicas": "+2", "max": 10, "min": None,
         "allow_zero": False}}
 
-    stack.gate.value = 0  # the series drops: Prometheus resolves, Alertmanager sends resolved
+    stack.gate.values["dryrun"] = 0  # the series drops: Prometheus resolves, Alertmanager sends resolved
     fingerprints = {m["fingerprint"] for m in matched.values()}
     records = dry.wait_for(lambda rs: {r["fingerprint"] for r in of(rs, "alert.resolved")} >= fingerprints,
                            "the resolved notifications")
@@ -343,6 +344,7 @@ def test_dry_run_plans_once_and_the_resolved_notification_closes(stack: Stack) -
     assert set(resolved) >= fingerprints
     assert not of(records, "action.started")
     assert not of(records, "decision.failed")
+    assert {r["decision"] for r in of(records, "verify.skipped")} >= {m["decision"] for m in matched.values()}
 
 
 def test_too_many_connections_terminates_exactly_the_idle_sessions_opened(stack: Stack, pg: PgWorld) -> None:
@@ -381,3 +383,20 @@ def test_container_down_restarts_the_real_container(stack: Stack, containers: Co
     (diagnosis,) = of(records, "action.succeeded", rule=rule, action="docker.diagnose")
     assert diagnosis["result"]["details"]["containers"][0]["state"] == "exited"
     assert len(of(records, "action.started", rule=rule, action="docker.restart")) == 1
+
+
+def test_live_resolution_completes_the_verify_watches(stack: Stack) -> None:
+    """Live decisions are watched (the pack's ``verify``); once the alerts resolve, each
+    watch ends ``verify.succeeded`` with the time to resolve."""
+    rules = {"postgres-connections-terminate-idle", "container-down-docker-restart"}
+
+    def acted_and_repeated(records: list[dict[str, Any]]) -> bool:
+        return all(of(records, "verify.watching", rule=r) and of(records, "guard.blocked", rule=r,
+                                                                  reason="duplicate") for r in rules)
+
+    stack.live.wait_for(acted_and_repeated, "both live decisions watched, and repeated")
+    stack.gate.values["live"] = 0
+    records = stack.live.wait_for(lambda rs: {r["rule"] for r in of(rs, "verify.succeeded")} >= rules,
+                                  "verify.succeeded for both live decisions")
+    assert not of(records, "verify.failed")
+    assert not of(records, "escalation.sent")
