@@ -1,6 +1,7 @@
 """The ``remediator`` command line (also ``python -m receiver``).
 
-Subcommands: ``serve``, ``audit verify``, ``rules lint``, ``rules schema``, ``rules test``
+Subcommands: ``serve``, ``audit verify|list|timeline`` (``receiver.cli_audit``), ``rules lint``,
+``rules schema``, ``rules test``
 (``receiver.cli_rules``), ``simulate`` (``receiver.cli_simulate``), ``actions list``,
 ``approvals list|approve|reject``, ``pause``, ``resume`` (those three in ``receiver.cli_admin``).
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
@@ -16,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from receiver.audit import verify_file
 from receiver.cli_admin import add_admin_commands
+from receiver.cli_audit import add_audit_commands
 from receiver.cli_rules import add_rules_test
 from receiver.cli_simulate import add_simulate
 from receiver.errors import ConfigError, ReceiverError
@@ -61,23 +62,6 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(level=settings.log.level, fmt=settings.log.format)
     asyncio.run(serve(settings))
     return EXIT_OK
-
-
-def _audit_verify(args: argparse.Namespace) -> int:
-    status = EXIT_OK
-    for path in args.files:
-        if not path.is_file():
-            _err(f"{path}: no such file")
-            status = EXIT_USAGE
-            continue
-        report = verify_file(path)
-        if report.ok:
-            print(f"{path}: ok, {report.records} records, chain intact")
-        else:
-            print(f"{path}:{report.line}: broken: {report.error} "
-                  f"({report.records} records verified before it)")
-            status = max(status, EXIT_PROBLEMS)
-    return status
 
 
 def _rules_lint(args: argparse.Namespace) -> int:
@@ -140,11 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="allow listening beyond loopback with no credentials configured")
     serve.set_defaults(func=_serve)
 
-    audit = sub.add_parser("audit", help="audit log tools").add_subparsers(
-        dest="audit_command", required=True, metavar="SUBCOMMAND")
-    verify = audit.add_parser("verify", help="prove the hash chain of audit files")
-    verify.add_argument("files", type=Path, nargs="+")
-    verify.set_defaults(func=_audit_verify)
+    add_audit_commands(sub)
 
     rules = sub.add_parser("rules", help="rule tools").add_subparsers(
         dest="rules_command", required=True, metavar="SUBCOMMAND")
