@@ -181,6 +181,25 @@ def test_configmap_config_loads_and_names_every_pack_target(monkeypatch: pytest.
             assert notifier is None or notifier in settings.notifiers, rule.name
 
 
+def test_pack_live_rule_tests_use_the_example_configs_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/rules/pack_live.config.yaml (the pack's live rule tests) keeps the example
+    config's targets and notifiers, allow-lists included."""
+    settings, _ = configmap_settings(monkeypatch)
+    for name in ("PACK_TEST_PG_DSN", "PACK_TEST_CACHE_URL", "PACK_TEST_SLACK_URL"):
+        monkeypatch.setenv(name, "x")
+    config = REPO / "tests" / "rules" / "pack_live.config.yaml"
+    live = settings_from_mapping(yaml.safe_load(config.read_text()))
+
+    def shape(s: Settings) -> dict[str, Any]:
+        secret_free = {n: t.model_dump(exclude={"dsn", "url"}) for n, t in s.targets.items()}
+        secret_free["compose"].pop("url", None)
+        return {"targets": secret_free, "notifiers": {n: v.kind for n, v in s.notifiers.items()}}
+
+    example = shape(settings)
+    example["notifiers"] = {n: k for n, k in example["notifiers"].items() if n == "oncall"}
+    assert shape(live) == example
+
+
 def test_compose_config_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The compose remediator config loads (its token file swapped for a temp one)."""
     monkeypatch.setenv("ONCALL_WEBHOOK_URL", "http://oncall.invalid/hook")

@@ -1,21 +1,24 @@
-"""The shipped rule pack: it loads, every captured alert meets the right rule, and each
-runbook alert gets the decision the runbook asks for (rule, priority, approval, params)."""
+"""The shipped rule pack: it loads, every captured alert meets the right rule, every rule
+is bounded, and the pack acts live as the runbooks ask (tests/rules/pack_live.test.yaml,
+run here through ``remediator rules test``; the per-file dry-run cases are
+rules/packs/*.test.yaml, run by test_pack_rule_tests.py)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 
+from receiver.cli import main
 from remediations.registry import default_registry
 from rules.alert import Alert
 from rules.engine import RuleIndex
 from rules.loader import default_pack_paths, load_rules
 from rules.model import RuleSet
-from rules.priority import PriorityPolicy, classify
+from rules.priority import PriorityPolicy
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "alertmanager"
@@ -31,8 +34,6 @@ EXPECTED = {  # alertname of a captured alert -> the pack rule a firing alert of
     "RedisMemoryHigh": "redis-memory-high-flush",
 }
 
-K8S = {"namespace": "prod", "deployment": "web", "container": "web", "pod": "web-7d9f8c6b5-abcde"}
-PG = {"datname": "superset", "service": "postgres", "instance": "db-1:9187"}
 
 
 def _fixture_params() -> list[Any]:
@@ -49,11 +50,6 @@ def _alerts(body: Path) -> list[Alert]:
         alerts.append(Alert(a["fingerprint"], a["status"], a["labels"], a["annotations"],
                             starts, a["startsAt"], generator_url=a.get("generatorURL", "")))
     return alerts
-
-
-def _alert(labels: dict[str, str], status: Literal["firing", "resolved"] = "firing") -> Alert:
-    starts = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    return Alert("0123456789abcdef", status, labels, {"summary": "s"}, starts, "2026-11-23T12:00:00Z")
 
 
 @pytest.fixture(scope="module")
@@ -112,47 +108,6 @@ def test_rendered_params_validate(pack: RuleSet, body: Path | None) -> None:
                 info.params.model_validate(spec.render_params(alert))
 
 
-# alert labels -> the rule that answers it, and whether its actions wait for a human.
-# Matches, priorities and rendered plans are the rule tests' (rules/packs/*.test.yaml, run
-# by tests/rules/test_pack_rule_tests.py); those run in dry-run, so approval is checked here.
-APPROVALS: list[tuple[dict[str, str], str, bool]] = [
-    ({"alertname": "HighCPU", **K8S}, "high-cpu-scale-up", False),
-    ({"alertname": "HighErrorRate", **K8S}, "high-error-rate-diagnose", False),
-    ({"alertname": "HighErrorRateAfterRollout", **K8S}, "high-error-rate-after-rollout-undo", True),
-    ({"alertname": "PostgresSlowQueries", **PG}, "postgres-slow-queries-cancel", False),
-    ({"alertname": "PostgresTooManyConnections", **PG}, "postgres-connections-terminate-idle", False),
-    ({"alertname": "ContainerOOMKilled", **K8S}, "oom-killed-rollout-restart", False),
-    ({"alertname": "ContainerOOMKilled", "name": "superset-worker-1"}, "oom-killed-docker-restart", False),
-    ({"alertname": "ContainerOOMKilledRepeatedly", **K8S}, "oom-killed-repeatedly-raise-memory", True),
-    ({"alertname": "TargetDown", "name": "superset-web-1"}, "container-down-docker-restart", False),
-    ({"alertname": "KubePodCrashLooping", **K8S}, "pod-down-rollout-restart", False),
-    ({"alertname": "HighLatency", **K8S}, "high-latency-scale-up", False),
-    ({"alertname": "RedisMemoryHigh", "service": "redis"}, "redis-memory-high-flush", True),
-    ({"alertname": "CeleryQueueBacklog", **K8S}, "queue-backlog-scale-workers", False),
-    ({"alertname": "DiskAlmostFull", "instance": "n1", "mountpoint": "/"}, "disk-almost-full-notify", False),
-]
-
-
-@pytest.mark.parametrize(("labels", "rule", "approval"), [pytest.param(*row, id=row[1]) for row in APPROVALS])
-def test_runbook_alert_waits_for_a_human_only_where_the_runbook_says(
-        pack: RuleSet, labels: dict[str, str], rule: str, approval: bool) -> None:
-    """Rollbacks, memory changes and flushes wait for approval; restarts, bounded
-    scale-ups, capped session ends and notifications do not."""
-    registry = default_registry()
-    alert = _alert(labels)
-    (match,) = RuleIndex(pack).match(alert, alert.starts_at)
-    assert match.rule.name == rule
-    priority = classify(alert, match.rule.priority, PriorityPolicy())
-    asked = False
-    for spec in match.rule.actions:
-        action = registry.get(spec.action)
-        assert action is not None
-        parsed = action.parse_params(spec.render_params(alert))
-        asked |= action.approval_always or match.rule.approval_required(
-            priority, destructive=action.is_destructive(parsed))
-    assert asked is approval
-
-
 def test_every_rule_is_described_bounded_and_verified(pack: RuleSet) -> None:
     """Each pack rule says what it is for and is bounded: description, priority, cooldown,
     limit, verify, an explicit approval, and no rule-level ``for``."""
@@ -194,3 +149,16 @@ def test_now_is_irrelevant_without_for(pack: RuleSet) -> None:
     assert index.match(alert, datetime(2000, 1, 1, tzinfo=UTC)) == index.match(
         alert, datetime.now(UTC)
     )
+
+
+def test_pack_live_rule_tests_pass(monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The pack as it acts live with the example config's targets (tests/rules/pack_live.test.yaml,
+    through ``remediator rules test``): what runs on its own, what waits for a human,
+    cooldowns, re-sends, allow-lists."""
+    for name in ("PACK_TEST_PG_DSN", "PACK_TEST_CACHE_URL", "PACK_TEST_SLACK_URL"):
+        monkeypatch.setenv(name, f"set-by-{name.lower()}")
+    code = main(["rules", "test", str(Path(__file__).parent / "pack_live.test.yaml")])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert out.splitlines()[-1] == "6 cases, 0 failed"
