@@ -1,8 +1,7 @@
 """The ``remediator`` command line (also ``python -m receiver``).
 
-Subcommands: ``serve``, ``audit verify|list|timeline`` (``receiver.cli_audit``), ``rules lint``,
-``rules schema``, ``rules test``
-(``receiver.cli_rules``), ``simulate`` (``receiver.cli_simulate``), ``actions list``,
+Subcommands: ``serve``, ``audit verify|list|timeline`` (``receiver.cli_audit``), ``rules schema``,
+``rules lint|test`` (``receiver.cli_rules``), ``simulate`` (``receiver.cli_simulate``), ``actions list``,
 ``approvals list|approve|reject``, ``pause``, ``resume`` (those three in ``receiver.cli_admin``).
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
 one clear line each (file, line and rule where there are some), never a traceback.
@@ -19,7 +18,7 @@ from typing import Any
 
 from receiver.cli_admin import add_admin_commands
 from receiver.cli_audit import add_audit_commands
-from receiver.cli_rules import add_rules_test
+from receiver.cli_rules import add_rules_lint, add_rules_test
 from receiver.cli_simulate import add_simulate
 from receiver.errors import ConfigError, ReceiverError
 from receiver.settings import Settings, load_settings
@@ -62,25 +61,6 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(level=settings.log.level, fmt=settings.log.format)
     asyncio.run(serve(settings))
     return EXIT_OK
-
-
-def _rules_lint(args: argparse.Namespace) -> int:
-    from remediations.registry import default_registry  # noqa: PLC0415
-    from rules.loader import default_pack_paths, load_rules  # noqa: PLC0415
-
-    settings: Settings | None = load_settings(args.config) if args.config else None
-    targets = {n: t.kind for n, t in settings.targets.items()} if settings else None
-    paths = args.paths or (list(settings.rules) if settings and settings.rules else default_pack_paths())
-    try:
-        result = load_rules(paths, catalogue=default_registry(), targets=targets)
-    except RuleLoadError as exc:
-        for problem in exc.problems:
-            print(problem)
-        return EXIT_PROBLEMS
-    for problem in result.warnings:
-        print(problem)
-    print(f"{len(result.ruleset.rules)} rules ok, {len(result.warnings)} warnings")
-    return EXIT_PROBLEMS if args.strict and result.warnings else EXIT_OK
 
 
 def _rules_schema(args: argparse.Namespace) -> int:
@@ -128,12 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="rule tools").add_subparsers(
         dest="rules_command", required=True, metavar="SUBCOMMAND")
-    lint = rules.add_parser("lint", help="load rules as serve does and report every problem")
-    lint.add_argument("paths", type=Path, nargs="*",
-                      help="files or folders (default: the config's, or the shipped pack)")
-    lint.add_argument("--config", type=Path, help="check targets against this service config")
-    lint.add_argument("--strict", action="store_true", help="warnings fail too")
-    lint.set_defaults(func=_rules_lint)
+    add_rules_lint(rules)
     schema = rules.add_parser("schema", help="print the JSON Schema of rule files")
     schema.set_defaults(func=_rules_schema)
     add_rules_test(rules)

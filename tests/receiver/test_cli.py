@@ -19,9 +19,16 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_lint_the_shipped_pack(capsys: pytest.CaptureFixture[str]) -> None:
-    """With no paths, lint checks the shipped pack and exits 0."""
+    """With no paths, lint checks the shipped pack and exits 0; its only warnings are the
+    destructive steps it runs with approval: auto, which --ignore auto-destructive accepts."""
     code, out, _ = run(capsys, "rules", "lint")
-    assert (code, out.splitlines()[-1]) == (0, "14 rules ok, 0 warnings")
+    lines = out.splitlines()
+    assert code == 0
+    assert lines[:-1]
+    assert all(line.endswith("[auto-destructive]") for line in lines[:-1])
+    assert lines[-1] == f"14 rules ok, {len(lines) - 1} warnings"
+    code, out, _ = run(capsys, "rules", "lint", "--strict", "--ignore", "auto-destructive")
+    assert (code, out.splitlines()) == (0, ["14 rules ok, 0 warnings"])
 
 
 def test_lint_reports_every_error_with_file_line_and_rule(tmp_path: Path,
@@ -32,8 +39,8 @@ def test_lint_reports_every_error_with_file_line_and_rule(tmp_path: Path,
                     "    actions: [{action: notify.nope}]\n    cooldwon: 5m\n")
     code, out, err = run(capsys, "rules", "lint", str(path))
     assert code == 1
-    lines = out.splitlines()
-    assert len(lines) == 3
+    *lines, last = out.splitlines()
+    assert (len(lines), last) == (3, "3 errors, 0 warnings")
     assert all(line.startswith(f"{path}:") and "rule 'a': error:" in line for line in lines)
     assert "Traceback" not in out + err
 
