@@ -263,7 +263,7 @@ class Executor:
             await check_budget(self._store, self._budget(d.id, d.rule, step, d.rung), d.rule, spend=False)
             if step.ctx.target_name is not None:
                 await self._guards.breakers.check(step.ctx.target_name)
-        if any(self._needs_approval(d.rule.approval_required, d.priority, s) for s in actions):
+        if any(self._needs_approval(d.rule, d.rung, d.priority, s) for s in actions):
             approval = await self._guards.approvals.request(
                 d, steps=[s.as_data() for s in actions], diagnostics=diagnostics)
             self._metrics.guard_blocks.labels(Guard.APPROVAL.value).inc()
@@ -280,8 +280,9 @@ class Executor:
         return Outcome.SUCCEEDED, Reason.SUCCEEDED
 
     @staticmethod
-    def _needs_approval(rule_requires: Any, priority: Priority, step: PreparedStep) -> bool:
-        return step.action.approval_always or bool(rule_requires(priority, destructive=step.plan.destructive))
+    def _needs_approval(rule: Rule, rung: int, priority: Priority, step: PreparedStep) -> bool:
+        needs = rule.approval_required(priority, destructive=step.plan.destructive, rung=rung)
+        return step.action.approval_always or needs
 
     def _budget(self, decision: str, rule: Rule, step: PreparedStep, rung: int) -> Budget:
         # The decision pays, not each step: its second step on the same subject is not

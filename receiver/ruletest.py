@@ -27,7 +27,7 @@ from receiver.decisions import Reason
 from receiver.errors import ConfigError, ReceiverError
 from receiver.payload import PayloadError, parse_webhook
 from receiver.sandbox import Observer, Sandbox, Seen, sandbox_settings
-from receiver.settings import Settings, load_settings
+from receiver.settings import Settings, load_settings, settings_from_mapping
 from rules.errors import RuleLoadError
 from rules.loader import Loc, read_yaml
 from rules.model import Duration
@@ -111,7 +111,9 @@ class Case(_Strict):
 
 class TestFile(_Strict):
     rule_files: list[str] = Field(min_length=1)
-    config: str | None = None
+    config: str | dict[str, Any] | None = Field(
+        default=None, description="a service config file (relative to this file), or one inline"
+    )
     dry_run: bool = False
     start: datetime = _DEFAULT_START
     tests: list[Case] = Field(min_length=1)
@@ -307,6 +309,8 @@ class _FileRun:
         self.rules = [path.parent / f for f in spec.rule_files]
 
     def settings(self) -> Settings:
+        if isinstance(self.spec.config, dict):
+            return settings_from_mapping(self.spec.config, source="inline config")
         return load_settings(self.path.parent / self.spec.config if self.spec.config else None)
 
     async def case(self, index: int, case: Case, config: Settings) -> CaseResult:
@@ -363,7 +367,9 @@ async def run_file(path: Path) -> FileResult:
     try:
         config = run.settings()
     except ConfigError as exc:
-        result.errors += [f"{name}: config {spec.config}: {line_}" for line_ in str(exc).splitlines()]
+        inline = not isinstance(spec.config, str)
+        where = f"{name}:{line(('config',))}: config" if inline else f"{name}: config {spec.config}"
+        result.errors += [f"{where}: {line_}" for line_ in str(exc).splitlines()]
         result.unusable = True
         return result
     for index, case in enumerate(spec.tests):

@@ -143,6 +143,9 @@ class Rung(_Strict):
     verify: Verify | None = Field(
         default=None, description="Required on every rung but the last: when to climb to the next"
     )
+    approval: Approval | None = Field(
+        default=None, description="Overrides the rule's approval for this rung's actions"
+    )
 
 
 class LadderStep(_Strict):
@@ -248,13 +251,16 @@ class Rule(_Strict):
         labels = alert.labels
         return all(m.matches(labels.get(m.name, "")) for m in self.match)
 
-    def approval_required(self, priority: Priority, *, destructive: bool) -> bool:
-        """Whether a decision at ``priority`` needs a human's approval before it runs."""
-        if self.approval is None:
+    def approval_required(self, priority: Priority, *, destructive: bool, rung: int = 0) -> bool:
+        """Whether a decision at ``priority`` (running ``rung`` of a ladder) needs a human's
+        approval before it runs; a rung's own ``approval`` wins over the rule's."""
+        approval = self.ladder[rung].approval if rung < len(self.ladder) else None
+        approval = approval if approval is not None else self.approval
+        if approval is None:
             return destructive
-        if isinstance(self.approval, ApprovalByPriority):
-            return priority in self.approval.required_for
-        return self.approval == "required"
+        if isinstance(approval, ApprovalByPriority):
+            return priority in approval.required_for
+        return approval == "required"
 
 
 class RuleFile(_Strict):

@@ -358,3 +358,21 @@ tests:
     assert (target.calls, slack.calls) == ([], [])
     assert sorted(p.name for p in await asyncio.to_thread(lambda: list(tmp_path.iterdir()))) == [
         "config.yaml", "rules.yaml", "t.test.yaml"]
+
+
+def test_an_inline_config_is_checked_as_a_config_file_is(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """``config:`` may be the config itself; a bad one names the test file's line and the key."""
+    (tmp_path / "rules.yaml").write_text(RULES)
+    path = tmp_path / "inline.test.yaml"
+    head = "rule_files: [rules.yaml]\nconfig:\n  targets:\n"
+    path.write_text(f"{head}    prod: {{kind: kubernetes, namespacez: [shop]}}\n"
+                    f"tests:\n  - name: c\n    alerts: [{WEB}]\n")
+    code, out, _ = run(capsys, "rules", "test", str(path))
+    assert code == 2
+    assert f"{path}:2: config: inline config: targets.prod.kubernetes.namespacez: Extra inputs" in out
+    path.write_text(f"{head}    prod: {{kind: kubernetes, namespaces: [shop]}}\n"
+                    f"tests:\n  - name: c\n    alerts: [{WEB}]\n"
+                    "    expect: [{rule: restart-web, outcome: executed}]\n")
+    code, out, _ = run(capsys, "rules", "test", str(path))
+    assert (code, out.splitlines()[-1]) == (0, "1 cases, 0 failed")

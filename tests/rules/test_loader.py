@@ -5,14 +5,16 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 from rules.catalogue import ActionInfo
 from rules.errors import Problem, RuleLoadError
 from rules.loader import LoadResult, load_rules
+from rules.priority import Priority
 
 
 class _LogParams(BaseModel):
@@ -406,3 +408,30 @@ def test_a_ladder_loads_as_rungs(tmp_path: Path) -> None:
     assert [s.otherwise for s in steps] == ["next", "next", "escalate"]
     assert [s.last for s in steps] == [False, False, True]
     assert [a.params["text"] for a in rule.all_actions] == ["one", "two", "three"]
+
+
+@pytest.mark.parametrize(("rule_approval", "rung_approval", "priority", "destructive", "expected"), [
+    (None, None, "P3", True, [True, True]),
+    (None, None, "P3", False, [False, False]),
+    ("auto", None, "P3", True, [False, False]),
+    ("auto", "required", "P3", False, [False, True]),
+    ("required", "auto", "P3", True, [True, False]),
+    ({"required_for": ["P1"]}, {"required_for": ["P3"]}, "P3", True, [False, True]),
+])
+def test_a_rungs_approval_overrides_the_rules(tmp_path: Path, rule_approval: Any, rung_approval: Any,
+                                              priority: str, destructive: bool, expected: list[bool]) -> None:
+    """Approval per rung: the second rung's own ``approval`` wins; unset, the rule's applies."""
+    rungs: list[dict[str, Any]] = [
+        {"actions": [{"action": "notify.log", "params": {"text": "one"}}],
+         "verify": {"resolved_within": "5m"}},
+        {"actions": [{"action": "notify.log", "params": {"text": "two"}}]},
+    ]
+    if rung_approval is not None:
+        rungs[1]["approval"] = rung_approval
+    rule: dict[str, Any] = {"name": "r", "match": ["a=b"], "ladder": rungs}
+    if rule_approval is not None:
+        rule["approval"] = rule_approval
+    text = yaml.safe_dump({"rules": [rule]})
+    [loaded] = load_rules([write(tmp_path / "r.yaml", text)], catalogue=FakeCatalogue()).ruleset.rules
+    got = [loaded.approval_required(Priority(priority), destructive=destructive, rung=n) for n in (0, 1)]
+    assert got == expected

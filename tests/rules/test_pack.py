@@ -102,7 +102,7 @@ def test_rendered_params_validate(pack: RuleSet, body: Path | None) -> None:
     registry, index = default_registry(), RuleIndex(pack)
     for alert in _alerts(body):
         for match in index.match(alert, alert.starts_at):
-            for spec in (*match.rule.diagnose, *match.rule.actions):
+            for spec in (*match.rule.diagnose, *match.rule.all_actions):
                 info = registry.info(spec.action)
                 assert info is not None
                 info.params.model_validate(spec.render_params(alert))
@@ -117,7 +117,8 @@ def test_every_rule_is_described_bounded_and_verified(pack: RuleSet) -> None:
         assert rule.cooldown is not None, rule.name
         assert rule.cooldown > timedelta(0), rule.name
         assert rule.limit is not None, rule.name
-        assert rule.verify is not None, rule.name
+        assert all(step.verify is not None for step in rule.steps), rule.name
+        assert rule.steps[-1].otherwise == "escalate", rule.name  # and then a human hears of it
         assert rule.approval is not None, rule.name
         assert rule.for_ == timedelta(0), rule.name
 
@@ -126,11 +127,13 @@ def test_no_rule_deletes_data_without_a_human(pack: RuleSet) -> None:
     """Flushes, rollbacks and memory changes always wait for approval; disk is notify-only."""
     registry = default_registry()
     for rule in pack.rules:
-        for spec in rule.actions:
-            action = registry.get(spec.action)
-            assert action is not None
-            if spec.action in ("redis.flushdb", "kubernetes.rollout_undo", "kubernetes.set_memory_limit"):
-                assert rule.approval_required(rule.priority or PriorityPolicy().default, destructive=True)
+        for step in rule.steps:
+            for spec in step.actions:
+                action = registry.get(spec.action)
+                assert action is not None
+                if spec.action in ("redis.flushdb", "kubernetes.rollout_undo", "kubernetes.set_memory_limit"):
+                    assert rule.approval_required(rule.priority or PriorityPolicy().default, destructive=True,
+                                                  rung=step.index)
     (disk,) = [r for r in pack.rules if r.name == "disk-almost-full-notify"]
     assert {s.action.split(".")[0] for s in disk.actions} == {"notify"}
 
