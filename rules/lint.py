@@ -82,8 +82,12 @@ def lint_ruleset(ruleset: RuleSet, *, lines: Mapping[str, int | None],
             warn(rule, source, "identical-match",
                  f"matches exactly the alerts rule {twin.name!r} ({where[twin.name]}) matches: every "
                  "matching rule acts, so both act on each of them; merge them or make the matches differ")
-        steps = sorted({spec.action for spec in rule.all_actions if destructive(spec)})
-        if rule.approval == "auto" and steps:
+        # a rung's own approval wins over the rule's: the steps whose approval ends up auto
+        own = [rule.ladder[step.index].approval if rule.ladder else None for step in rule.steps]
+        auto = [step for step, mine in zip(rule.steps, own, strict=True)
+                if (mine if mine is not None else rule.approval) == "auto"]
+        steps = sorted({spec.action for step in auto for spec in step.actions if destructive(spec)})
+        if steps:
             warn(rule, source, "auto-destructive",
                  f"approval: auto runs destructive {', '.join(steps)} with no human asked; leave approval "
                  "unset (required for destructive actions) unless the runbook says it is safe to automate")

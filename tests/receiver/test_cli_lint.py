@@ -72,6 +72,15 @@ CASES = [
                  f"      - actions: {RESTART}\n",
                  [(2, "a", "auto-destructive", "runs destructive kubernetes.rollout_restart")],
                  id="ladder-rung-counts"),
+    pytest.param("  - name: a\n    match: ['alertname = \"X\"']\n    approval: auto\n    ladder:\n"
+                 f"      - actions: {LOG}\n        verify: {{resolved_within: 5m}}\n"
+                 f"      - actions: {RESTART}\n        approval: required\n",
+                 [], id="ladder-rung-asks-a-human-itself"),
+    pytest.param("  - name: a\n    match: ['alertname = \"X\"']\n    ladder:\n"
+                 f"      - actions: {LOG}\n        verify: {{resolved_within: 5m}}\n"
+                 f"      - actions: {RESTART}\n        approval: auto\n",
+                 [(2, "a", "auto-destructive", "runs destructive kubernetes.rollout_restart")],
+                 id="ladder-rung-on-auto-under-an-unset-rule"),
 ]
 
 
