@@ -69,6 +69,9 @@ class Timers:
                     except (StateError, AuditError) as exc:  # claimed again after the lease
                         _log.error("timer.failed", timer=timer.id, kind=timer.kind, error=str(exc))
                         continue
+                    except Exception:  # a bug must not stop housekeeping; it is logged, retried later
+                        _log.exception("timer.crashed", timer=timer.id, kind=timer.kind)
+                        continue
                 else:
                     _log.warning("timer.unknown_kind", timer=timer.id, kind=timer.kind)
                 await self._store.finish_timer(timer.id)
