@@ -357,3 +357,30 @@ async def test_a_circuit_that_fails_again_after_its_cooloff_is_announced_again(
     await fire(client, alert(namespace="b"))
     opened = [r for r in read_audit(settings.audit) if r["event"] == "circuit.opened"]
     assert [r["failures"] for r in opened] == [1, 2]
+
+
+@pytest.mark.parametrize("escalate", [True, False])
+async def test_an_open_circuit_is_escalated_once_per_opening(
+        make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory,
+        monkeypatch: pytest.MonkeyPatch, escalate: bool) -> None:
+    """Opening a circuit is an escalation (reason circuit_open, with the failed attempt in
+    "tried"); with ``escalation.circuit_open: false`` it is the plain announcement instead."""
+    _, base = await serve_target(aiohttp_server, [500])
+    hook, hook_base = await serve_target(aiohttp_server)
+    monkeypatch.setenv("TEST_HOOK_URL", hook_base + "/notify")
+    breaker = {"circuit_breaker": {"failures": 1, "cooloff": "10m"}}
+    settings = guard_settings(make_settings, base, guards=breaker,
+                              notifiers={"ops": {"kind": "webhook", "url": "env:TEST_HOOK_URL"}},
+                              escalation={"circuit_open": escalate})
+    client = await make_client(settings)
+    await fire(client, alert(namespace="a"))
+    await fire(client, alert(namespace="b"))  # held by the open circuit: no second notice
+    sent = [r for r in read_audit(settings.audit) if r["event"] == "escalation.sent"]
+    [notice] = hook.calls
+    if escalate:
+        assert notice[2]["title"] == "Escalation: circuit open for target api"
+        assert [(r["reason"], r["about"]) for r in sent] == [("circuit_open", {"target": "api"})]
+        assert [t.rsplit("/svc", 1)[-1] for t in sent[0]["tried"]] == ["/cache/a: failed (temporary_failure)"]
+    else:
+        assert notice[2]["title"] == "remediator: circuit open for target api"
+        assert sent == []
