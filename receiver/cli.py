@@ -2,7 +2,8 @@
 
 Subcommands: ``serve``, ``audit verify|list|timeline`` (``receiver.cli_audit``), ``rules schema``,
 ``rules lint|test`` (``receiver.cli_rules``), ``simulate`` (``receiver.cli_simulate``), ``actions list``,
-``approvals list|approve|reject``, ``pause``, ``resume`` (those three in ``receiver.cli_admin``).
+``config check`` (``receiver.cli_config``), ``approvals list|show|approve|reject``, ``pause``,
+``resume`` (those three in ``receiver.cli_admin``).
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
 one clear line each (file, line and rule where there are some), never a traceback.
 """
@@ -18,10 +19,11 @@ from typing import Any
 
 from receiver.cli_admin import add_admin_commands
 from receiver.cli_audit import add_audit_commands
+from receiver.cli_config import add_config_commands, listen_refusal
 from receiver.cli_rules import add_rules_lint, add_rules_test
 from receiver.cli_simulate import add_simulate
 from receiver.errors import ConfigError, ReceiverError
-from receiver.settings import Settings, load_settings
+from receiver.settings import load_settings
 from rules.errors import RemediatorError, RuleLoadError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -29,17 +31,6 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 def _err(message: str) -> None:
     print(f"remediator: {message}", file=sys.stderr)
-
-
-def listen_refusal(settings: Settings, *, insecure_no_auth: bool) -> str | None:
-    """Why ``serve`` must not start with these settings, or None when it may."""
-    if settings.listens_beyond_loopback and not settings.auth.configured and not insecure_no_auth:
-        return (
-            f"refusing to listen on {settings.listen} with no credentials configured: anyone who "
-            "can reach it could trigger remediations. Configure auth.tokens, listen on loopback, "
-            "or pass --insecure-no-auth if something in front of remediator authenticates."
-        )
-    return None
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -119,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="each action with its params schema, as JSON")
     listing.set_defaults(func=_actions_list)
     add_simulate(sub)
+    add_config_commands(sub)
     add_admin_commands(sub)
     return parser
 

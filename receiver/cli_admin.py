@@ -1,11 +1,11 @@
-"""``remediator approvals list|approve|reject`` and ``remediator pause|resume``: the CLI side
-of ``/api/v1``, for people at a terminal during an incident.
+"""``remediator approvals list|show|approve|reject`` and ``remediator pause|resume``: the CLI
+side of ``/api/v1``, for people at a terminal during an incident.
 
 Registered by ``receiver.cli.build_parser``. Talks to a running ``serve`` over HTTP
 (``--url``, default ``$REMEDIATOR_URL`` or http://127.0.0.1:9095) with a token given as a
-reference (``--token env:NAME`` or ``file:/path``, default ``env:REMEDIATOR_TOKEN`` when
-set), never as a literal on the command line. Exit codes: 0 done, 1 refused (404, 409),
-2 usage, connection or credential problems.
+reference (``--token env:NAME`` or ``file:/path``, ``--token-file PATH``, default
+``env:REMEDIATOR_TOKEN`` when set), never as a literal on the command line. Exit codes: 0
+done, 1 refused (404, 409), 2 usage, connection or credential problems.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from typing import Any
@@ -34,12 +35,14 @@ class _Failed(Exception):
 def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     url = args.url.rstrip("/") + path
     headers = {"Accept": "application/json"}
-    token_ref = args.token or ("env:REMEDIATOR_TOKEN" if os.environ.get("REMEDIATOR_TOKEN") else None)
+    token_ref = args.token or (f"file:{args.token_file}" if args.token_file else None) or (
+        "env:REMEDIATOR_TOKEN" if os.environ.get("REMEDIATOR_TOKEN") else None)
     if token_ref is not None:
         try:
             headers["Authorization"] = "Bearer " + resolve_secret(token_ref).reveal()
         except SecretError as exc:
-            raise _Failed(EXIT_USAGE, f"--token: {exc}") from None
+            which = "--token-file" if args.token_file and not args.token else "--token"
+            raise _Failed(EXIT_USAGE, f"{which}: {exc}") from None
     data = None
     if body is not None:
         data = json.dumps(body).encode()
@@ -88,6 +91,36 @@ def _approvals_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _approval_show(args: argparse.Namespace) -> int:
+    a = _call(args, "GET", f"/api/v1/approvals/{urllib.parse.quote(args.id, safe='')}")
+    if args.json:
+        print(json.dumps(a, indent=2))
+        return EXIT_OK
+    payload = a["payload"]
+    labels = ", ".join(f"{k}={v}" for k, v in sorted((payload.get("labels") or {}).items()))
+    rows = [("approval", a["id"]), ("status", a["status"]), ("rule", a["rule"]),
+            ("priority", str(payload.get("priority", "?"))),
+            ("alert", f"{payload.get('alertname') or '-'} {a['fingerprint']}"), ("labels", labels or "-"),
+            ("requested", _when(a["created_at"])), ("expires", _when(a["expires_at"]))]
+    if a["decided_by"]:
+        rows.append(("decided", f"by {a['decided_by']} at {_when(a['decided_at'])}"
+                     + (f": {a['comment']}" if a["comment"] else "")))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+    print("plan:")
+    for n, line in enumerate((line for step in payload.get("steps", []) for line in step["plan"]["steps"]),
+                             start=1):
+        print(f"  {n}. {line}")
+    for diag in payload.get("diagnostics", []):
+        result = diag.get("result") or {}
+        print(f"diagnosis {diag.get('step')} ({diag.get('action')}): {result.get('summary', '')}")
+    if a["status"] == "pending":
+        print(f"approve: remediator approvals approve {a['id']}")
+        print(f"reject:  remediator approvals reject {a['id']}")
+    return EXIT_OK
+
+
 def _decide(args: argparse.Namespace, verb: str) -> int:
     body = {"comment": args.comment} if args.comment else None
     answer = _call(args, "POST", f"/api/v1/approvals/{args.id}/{verb}", body)
@@ -123,19 +156,27 @@ def _run(func: Any) -> Any:
 def _connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=os.environ.get("REMEDIATOR_URL", "http://127.0.0.1:9095"),
                         help="the serve to talk to (default $REMEDIATOR_URL or http://127.0.0.1:9095)")
-    parser.add_argument("--token", help="credential reference env:NAME or file:/path "
-                                        "(default env:REMEDIATOR_TOKEN when set)")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument("--token", help="credential reference env:NAME or file:/path "
+                                       "(default env:REMEDIATOR_TOKEN when set)")
+    token.add_argument("--token-file", metavar="PATH", help="read the token from this file (same as "
+                                                            "--token file:PATH)")
 
 
 def add_admin_commands(sub: Any) -> None:
     """Add ``approvals`` and ``pause``/``resume`` to the CLI's subcommands."""
-    approvals = sub.add_parser("approvals", help="list, approve or reject pending approvals").add_subparsers(
+    approvals = sub.add_parser("approvals", help="list, show, approve or reject approvals").add_subparsers(
         dest="approvals_command", required=True, metavar="SUBCOMMAND")
     listing = approvals.add_parser("list", help="pending approvals with their plans")
     listing.add_argument("--all", action="store_true", help="decided ones too")
     listing.add_argument("--json", action="store_true")
     _connection(listing)
     listing.set_defaults(func=_run(_approvals_list))
+    show = approvals.add_parser("show", help="one approval: alert, plan, diagnostics, decision")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    _connection(show)
+    show.set_defaults(func=_run(_approval_show))
     for verb in ("approve", "reject"):
         p = approvals.add_parser(verb, help=f"{verb} one approval (approver role)")
         p.add_argument("id")

@@ -25,7 +25,8 @@ import yaml
 
 from receiver import auth as auth_module
 from receiver.auth import Authenticator
-from receiver.cli import listen_refusal, main
+from receiver.cli import main
+from receiver.cli_config import listen_refusal
 from receiver.decisions import Rejection
 from receiver.errors import ConfigError
 from receiver.settings import AuthSettings, settings_from_mapping
