@@ -196,8 +196,33 @@ def _describe(rec: dict[str, Any]) -> str | None:
         return f"Action {step} failed ({rec.get('reason')}): {rec.get('detail', '')}"
     if event == AuditEvent.DECISION_FAILED:
         return f"{rule} failed ({rec.get('reason')}): {rec.get('detail', '')}"
-    if event in (AuditEvent.VERIFY_SUCCEEDED, AuditEvent.VERIFY_FAILED, AuditEvent.ESCALATION_SENT):
-        return f"{event}: {rec.get('detail') or rec.get('reason') or ''}".rstrip(": ")
+    return _describe_follow_up(event, rec, rule)
+
+
+def _seconds(value: Any) -> str:
+    return _hms(timedelta(seconds=float(value or 0)))
+
+
+def _describe_follow_up(event: str, rec: dict[str, Any], rule: str) -> str | None:
+    """Rows for what follows a remediation: verification, ladder rungs, escalations."""
+    rung = f" (rung {int(rec['rung']) + 1})" if rec.get("rung") else ""
+    if event == AuditEvent.VERIFY_WATCHING:
+        then = "the next rung" if rec.get("otherwise") == "next" else "escalate"
+        within = _seconds(rec.get("resolved_within"))
+        return f"Watching for the resolution{rung}: within {within}, else {then}"
+    if event == AuditEvent.VERIFY_SUCCEEDED:
+        took = _seconds(rec.get("time_to_resolve_seconds"))
+        return f"Verified{rung}: resolved {took} after the remediation"
+    if event == AuditEvent.VERIFY_RESOLVED_LATE:
+        return f"Resolved late{rung}: {_seconds(rec.get('time_to_resolve_seconds'))} after the remediation"
+    if event == AuditEvent.VERIFY_FAILED:
+        then = "climbing to the next rung" if rec.get("otherwise") == "next" else "escalating"
+        return f"Not resolved within {_seconds(rec.get('resolved_within'))}{rung}: {then}"
+    if event == AuditEvent.RUNG_STARTED:
+        return f"Rung {int(rec.get('rung') or 0) + 1} of {rule} started"
+    if event == AuditEvent.ESCALATION_SENT:
+        to = ", ".join(rec.get("notifiers") or []) or "nobody configured"
+        return f"Escalated ({rec.get('reason')}) to {to}: {rec.get('detail') or ''}".rstrip(": ")
     return None
 
 

@@ -20,7 +20,7 @@ from receiver.cli_output import paint, print_json
 from receiver.settings import Settings
 from remediations.registry import default_registry
 from rules.errors import RuleLoadError
-from rules.loader import default_pack_paths, load_rules, read_yaml
+from rules.loader import default_pack_paths, load_rules, located_errors, read_yaml
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -48,14 +48,7 @@ def _settings(path: Path, problems: list[str]) -> Settings | None:
     try:
         return Settings.model_validate(data or {})
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            where = ".".join(str(p) for p in loc) or "(top level)"
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key {loc[-1]!r}"
-            line = line_of(loc)
-            problems.append(f"{name}:{line}: {where}: {msg}" if line else f"{name}: {where}: {msg}")
+        problems += located_errors(exc, name, line_of)
     return None
 
 

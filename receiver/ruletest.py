@@ -29,7 +29,7 @@ from receiver.payload import PayloadError, parse_webhook
 from receiver.sandbox import Observer, Sandbox, Seen, sandbox_settings
 from receiver.settings import Settings, load_settings, settings_from_mapping
 from rules.errors import RuleLoadError
-from rules.loader import Loc, read_yaml
+from rules.loader import Loc, located_errors, read_yaml
 from rules.model import Duration
 from rules.priority import Priority
 
@@ -329,19 +329,6 @@ class _FileRun:
         return result
 
 
-def _validation_problems(exc: ValidationError, name: str, line: Callable[[Loc], int | None]) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}"
-        at = line(loc)
-        out.append(f"{name}:{at}: {where}: {msg}" if at else f"{name}: {where}: {msg}")
-    return out
-
-
 async def run_file(path: Path) -> FileResult:
     """Run every case of one test file; never raises for bad input (it is in the result)."""
     name = str(path)
@@ -360,7 +347,7 @@ async def run_file(path: Path) -> FileResult:
     try:
         spec = TestFile.model_validate(data)
     except ValidationError as exc:
-        result.errors += _validation_problems(exc, name, line)
+        result.errors += located_errors(exc, name, line)
         result.unusable = True
         return result
     run = _FileRun(path, spec, line)

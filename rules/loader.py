@@ -412,3 +412,18 @@ def read_yaml(text: str, name: str) -> tuple[Any, Callable[[Loc], int | None], l
     ctx = _File(name, _NoCatalogue(), None, {})
     data = ctx.parse(text)
     return data, ctx.line, ctx.problems()
+
+
+def located_errors(exc: ValidationError, name: str, line_of: Callable[[Loc], int | None]) -> list[str]:
+    """A model's validation errors on data :func:`read_yaml` read, as ``NAME:LINE: key.path: msg``
+    (``rules test`` files, ``config check``)."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        msg = _msg(err["msg"])
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+        at = line_of(loc)
+        out.append(f"{name}:{at}: {where}: {msg}" if at else f"{name}: {where}: {msg}")
+    return out

@@ -13,14 +13,21 @@ from aiohttp.test_utils import TestClient
 
 from receiver.audit import AuditEvent, AuditLog
 from receiver.cli import main
-from tests.conftest import ClientFactory
+from tests.conftest import JSON_HEADERS, ClientFactory, rules_yaml, runtime_of
 from tests.fakeclock import FakeClock
 from tests.httptarget import ServerFactory, Target, serve_target
-from tests.receiver.test_approvals import TOKENS, approval_settings, decide, fire, pending
-from tests.webhooks import alert
+from tests.receiver.test_approvals import TOKENS, approval_settings, decide, fire, pending, settle
+from tests.webhooks import alert, body
 
 STARTS = "2026-11-23T06:42:28.909Z"
 FIRED = datetime.fromisoformat(STARTS.replace("Z", "+00:00")).timestamp()
+
+
+async def fire_plain(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> None:
+    """Post with no credentials (no auth configured) and wait until the work is done."""
+    resp = await client.post("/webhook", data=body(*alerts), headers=JSON_HEADERS)
+    assert resp.status == 202, await resp.text()
+    await settle(client)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -193,3 +200,61 @@ def test_a_line_that_is_not_a_record_is_named_and_skipped(tmp_path: Path,
     assert code == 1
     assert err == f"remediator: {path}:2: not an audit record; skipped\n"
     assert out.splitlines()[-1] == "1 of 1 records"
+
+
+LADDER = rules_yaml([{
+    "name": "purge-then-restart", "approval": "auto",
+    "match": ['alertname = "HighErrorRate"', 'namespace =~ ".+"'],
+    "ladder": [
+        {"actions": [{"action": "http.request", "target": "api",
+                      "params": {"method": "POST", "path": "/purge/{{ labels.namespace }}"}}],
+         "verify": {"resolved_within": "5m"}},
+        {"actions": [{"action": "http.request", "target": "api",
+                      "params": {"method": "POST", "path": "/restart/{{ labels.namespace }}"}}],
+         "verify": {"resolved_within": "5m"}},
+    ],
+}])
+
+
+async def test_timeline_of_a_ladder_that_climbed(
+        make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory, clock: FakeClock,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Rung 1 does not resolve it in time, rung 2 does: the timeline tells the climb."""
+    target, base = await serve_target(aiohttp_server)
+    settings = make_settings(rules=LADDER, dry_run=False,
+                             targets={"api": {"kind": "http", "base_url": base, "timeout": 2}},
+                             guards={"retries": 0, "blast_radius": None})
+    client = await make_client(settings)
+    runtime = runtime_of(client)
+    clock.t = FIRED + 30
+    await fire_plain(client, alert(starts=STARTS))
+    clock.advance(360)
+    await runtime.timers.fire_due()
+    await settle(client)
+    clock.advance(60)
+    ends = datetime.fromtimestamp(clock.now()).astimezone().isoformat()
+    await fire_plain(client, alert(starts=STARTS, status="resolved", ends=ends))
+    await client.close()
+    assert [c[1] for c in target.calls] == ["/svc/purge/prod", "/svc/restart/prod"]
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["audit", "timeline", "--since", "2026-11-23T00:00:00Z",
+                                          str(settings.audit)])
+    out = capsys.readouterr().out
+    events = [line.split(" | ")[1].removesuffix(" |") for line in out.splitlines()
+              if line.startswith("| 0")]
+    assert code == 0
+    assert events[2:] == [
+        "Rule `purge-then-restart` matched: priority P3, respond within 4h",
+        "Action `http.request` on target `api` started",
+        f"Action `http.request` on target `api` succeeded: POST {base}/purge/prod answered 200",
+        "Watching for the resolution: within 5m, else the next rung",
+        "Not resolved within 5m: climbing to the next rung",
+        "Rung 2 of `purge-then-restart` started",
+        "Action `http.request` on target `api` started",
+        f"Action `http.request` on target `api` succeeded: POST {base}/restart/prod answered 200",
+        "Watching for the resolution (rung 2): within 5m, else escalate",
+        "Verified (rung 2): resolved 1m after the remediation",
+        "Resolved late: 7m after the remediation",
+        "Alert resolved",
+    ]
+    assert "**met** (http.request succeeded 30s after it fired)" in out
