@@ -29,6 +29,7 @@ from receiver.state import StateStore, Timer
 from receiver.timers import TimerKind, Timers
 from receiver.workitems import alert_from_data, alert_to_data, decision_item
 from rules.alert import Alert
+from rules.durations import format_duration
 from rules.model import Rule
 from rules.priority import Priority
 
@@ -138,7 +139,8 @@ class Verifier:
         self._audit.record(AuditEvent.VERIFY_FAILED, decision=p["decision"], rule=p["rule"],
                            fingerprint=timer.fingerprint, rung=p["rung"], resolved_within=p["window"],
                            otherwise="next" if climb else "escalate",
-                           detail=f"the alert did not resolve within {p['window']:.0f}s of the remediation")
+                           detail=f"the alert did not resolve within "
+                                  f"{format_duration(timedelta(seconds=p['window']))} of the remediation")
         await self._timers.arm(Timer(
             id=f"late\x1f{p['decision']}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
             due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=p))
@@ -152,7 +154,7 @@ class Verifier:
         await self._escalations.send(Case(
             reason=Escalation.VERIFY_FAILED, key=incident_key(p["rule"], alert),
             detail=f"{p['rule']} acted (rung {p['rung']}), but the alert did not resolve within "
-                   f"{timedelta(seconds=p['window'])}{why}",
+                   f"{format_duration(timedelta(seconds=p['window']))}{why}",
             about={"fingerprint": timer.fingerprint}, rule=p["rule"], priority=p["priority"],
             response_target=p["response_target"], alertname=alert.name, decision=p["decision"],
             rung=p["rung"], to=rule.escalate_to if rule is not None else None))
