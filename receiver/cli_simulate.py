@@ -20,7 +20,7 @@ from typing import Any
 from receiver.cli_output import paint, print_json, table
 from receiver.clock import ManualClock
 from receiver.logs import errors_to_stderr
-from receiver.sandbox import Sandbox, sandbox_settings
+from receiver.sandbox import Sandbox, recording_registry, sandbox_settings
 from receiver.settings import load_settings
 from receiver.simulate import AlertReport, Simulation, SimulationError, read_feeds, report_dict
 from rules.durations import format_duration
@@ -60,7 +60,8 @@ async def _simulate(args: argparse.Namespace) -> list[AlertReport]:
         state = copy_state(args.state, workdir) if args.state else None
         settings = sandbox_settings(config, rules=None, workdir=workdir,
                                     dry_run=False if args.live else None, state_file=state)
-        async with Sandbox(settings, clock=clock) as sandbox:
+        registry = recording_registry(real_plans=args.plan)
+        async with Sandbox(settings, clock=clock, registry=registry) as sandbox:
             simulation = Simulation(sandbox, clock)
             return [r for feed in feeds for r in await simulation.feed(feed)]
 
@@ -86,8 +87,13 @@ def _print(reports: list[AlertReport]) -> None:
             for kind, steps in (("diagnose", d.diagnose), ("plan", d.plan)):
                 for n, step in enumerate(steps, start=1):
                     where = f" on {step['target']}" if step["target"] else ""
-                    print(f"    {kind} {n}. {step['action']}{where} "
-                          f"{json.dumps(step['params'], sort_keys=True)}")
+                    if not step["read_from_target"]:
+                        print(f"    {kind} {n}. {step['action']}{where} "
+                              f"{json.dumps(step['params'], sort_keys=True)}")
+                        continue
+                    print(f"    {kind} {n}. {step['action']}{where}, as read from the target now:")
+                    for line in step["steps"]:
+                        print(f"         {line}")
         print()
 
 
@@ -114,5 +120,8 @@ def add_simulate(sub: Any) -> None:
     simulate.add_argument("--state", type=Path,
                           help="a SQLite state file, read through a copy: guards say what they would now")
     simulate.add_argument("--live", action="store_true", help="as if dry_run were false")
+    simulate.add_argument("--plan", action="store_true",
+                          help="ask each action's read-only plan() against the configured targets "
+                               "(reads them; still runs nothing)")
     simulate.add_argument("--json", action="store_true", help="the report as JSON")
     simulate.set_defaults(func=_simulate_command)

@@ -54,12 +54,13 @@ async def _recorded_execute(self: Action[Any], ctx: ActionContext, params: Any, 
                   details={"recorded": True, "subject": plan.details.get("subject")})
 
 
-def recording_registry(base: Registry | None = None) -> Registry:
+def recording_registry(base: Registry | None = None, *, real_plans: bool = False) -> Registry:
     """The catalogue with each action's ``plan``/``execute`` replaced by the recorder.
 
     Each action keeps its params model, ``check_allowed``, ``subject`` and
     ``is_destructive``, so validation, allow-lists, locks, cooldowns and approval
-    decisions are the real ones.
+    decisions are the real ones. ``real_plans`` keeps the actions' own ``plan()`` (read-only
+    by contract: it reads the configured targets to say what it would do; ``simulate --plan``).
     """
     base = base or default_registry()
     recorded: list[Action[Any]] = []
@@ -67,9 +68,10 @@ def recording_registry(base: Registry | None = None) -> Registry:
         action = base.get(name)
         assert action is not None
         cls = type(action)
-        sub = type(f"Recorded{cls.__name__}", (cls,), {
-            "__module__": __name__, "plan": _rendered_plan, "execute": _recorded_execute,
-        })
+        methods: dict[str, Any] = {"__module__": __name__, "execute": _recorded_execute}
+        if not real_plans:
+            methods["plan"] = _rendered_plan
+        sub = type(f"Recorded{cls.__name__}", (cls,), methods)
         recorded.append(cast(Action[Any], sub()))
     return Registry(recorded)
 
@@ -166,7 +168,8 @@ class Observer:
             plan = rec.get("plan") or {}
             details = plan.get("details") or {}
             step = {"action": rec.get("action"), "target": rec.get("target"),
-                    "params": details.get("params"), "subject": details.get("subject")}
+                    "params": details.get("params"), "subject": details.get("subject"),
+                    "steps": list(plan.get("steps") or []), "read_from_target": not details.get("recorded")}
             (s.actions if rec.get("kind") == "action" else s.diagnose).append(step)
         elif event == AuditEvent.GUARD_BLOCKED:
             waiting = rec.get("outcome") == "awaiting_approval"

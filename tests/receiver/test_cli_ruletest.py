@@ -150,7 +150,7 @@ def test_a_climbed_rung_is_expected_by_its_number(tmp_path: Path, capsys: pytest
     then:
       - after: 5m
         expect:
-          - {rule: ladder, rung: 1, outcome: executed,
+          - {rule: ladder, rung: 1, outcome: executed, priority: P3, response_target: 4h,
              actions: [{action: notify.log, params: {text: scale up}}]}
           - {rule: ladder, outcome: duplicate}
       - after: 5m
@@ -161,6 +161,7 @@ def test_a_climbed_rung_is_expected_by_its_number(tmp_path: Path, capsys: pytest
     assert "step 3" in out
     assert "rung" in out
     assert out.count("FAIL") == 1
+    assert "step 2" not in out  # a climbed rung keeps the first rung's priority and response target
 
 
 def test_whole_file_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,7 +250,10 @@ def test_json_report_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     (decision,) = case["steps"][0]
     assert decision["actions"] == [{"action": "kubernetes.rollout_restart", "target": "prod",
                                     "params": {"namespace": "shop", "deployment": "web"},
-                                    "subject": "prod/shop/deployment/web"}]
+                                    "subject": "prod/shop/deployment/web",
+                                    "steps": ['kubernetes.rollout_restart on target \'prod\' with params '
+                                              '{"deployment": "web", "namespace": "shop"}'],
+                                    "read_from_target": False}]
     assert (decision["priority"], decision["response_target_seconds"]) == ("P1", 900.0)
     assert decision["executed"] == 1
 

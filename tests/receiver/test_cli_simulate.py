@@ -5,18 +5,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from receiver.cli import main
 from receiver.settings import Settings
 from tests.conftest import HIGH_CPU_BODY, JSON_HEADERS, ClientFactory, read_audit, rules_yaml, runtime_of
 from tests.fakeclock import FakeClock
 from tests.webhooks import alert, body
+
+ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 RULE = rules_yaml([{"name": "high-cpu", "match": ['alertname = "HighCPU"'], "cooldown": "30m",
                     "actions": [{"action": "notify.log", "params": {"text": "scale up"}}]}])
@@ -65,7 +71,9 @@ def test_a_captured_webhook_shows_rule_priority_guards_and_plan(
                                    "approval": "not_needed"}
     assert decision["plan"] == [{"action": "notify.log", "target": None,
                                  "params": {"text": "scale up", "level": "info"},
-                                 "subject": decision["plan"][0]["subject"]}]
+                                 "subject": decision["plan"][0]["subject"],
+                                 "steps": ['notify.log with params {"level": "info", "text": "scale up"}'],
+                                 "read_from_target": False}]
     # the second alert has its own subject-less notify.log: same subject, so the cooldown holds it
     assert alerts[1]["decisions"][0]["outcome"] == "cooldown"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["remediator.yaml", "rules.yaml"]
@@ -177,3 +185,45 @@ def test_a_state_file_that_is_not_sqlite_is_refused(tmp_path: Path,
                        str(tmp_path / "state.db"))
     assert code == 2
     assert err.startswith(f"remediator: --state {tmp_path / 'state.db'}: not a readable SQLite state file")
+
+
+@pytest.fixture
+def idle_session() -> Iterator[tuple[str, int]]:
+    """A real idle session of a throw-away non-superuser role on the test database."""
+    tag = uuid.uuid4().hex[:10]
+    role, app = f"rmd_sim_{tag}", f"rmd-sim-{tag}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port=5432 user={role} dbname=test", autocommit=True,
+                                 application_name=app) as conn:
+                yield app, conn.info.backend_pid
+                assert conn.execute("SELECT 1").fetchone() == (1,)  # still alive: nothing was run
+        finally:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
+            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_plan_reads_the_real_target_and_ends_nothing(
+        tmp_path: Path, idle_session: tuple[str, int], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--plan asks postgres.terminate_idle's own plan(): the idle session is named, and stays."""
+    app, pid = idle_session
+    monkeypatch.setenv("SIM_PG_DSN", ADMIN_DSN)
+    rules = rules_yaml([{"name": "idle", "match": ['alertname = "PgIdle"'], "approval": "auto",
+                         "actions": [{"action": "postgres.terminate_idle", "target": "main",
+                                      "params": {"idle_for": "1s", "database": "test",
+                                                 "application_name": app}}]}])
+    config = config_file(tmp_path, rules, targets={"main": {"kind": "postgres", "dsn": "env:SIM_PG_DSN",
+                                                            "databases": ["test"]}})
+    payload = tmp_path / "pg.json"
+    payload.write_bytes(body(alert(alertname="PgIdle")))
+    time.sleep(1.3)  # the session must be idle past the threshold by PostgreSQL's own clock
+    code, out, err = run(capsys, "simulate", str(payload), "--config", str(config), "--plan", "--json")
+    assert (code, err) == (0, "")
+    (decision,) = json.loads(out)["alerts"][0]["decisions"]
+    (step,) = decision["plan"]
+    assert (decision["outcome"], step["read_from_target"]) == ("executed", True)
+    assert any(str(pid) in line for line in step["steps"]), step["steps"]
+    code, text, _ = run(capsys, "simulate", str(payload), "--config", str(config), "--plan")
+    assert "    plan 1. postgres.terminate_idle on main, as read from the target now:" in text.splitlines()
