@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from receiver.clock import ManualClock
 from receiver.decisions import Reason
 from receiver.errors import ConfigError, ReceiverError
-from receiver.payload import PayloadError, parse_webhook
+from receiver.payload import LabelSet, PayloadError, parse_webhook
 from receiver.sandbox import Observer, Sandbox, Seen, sandbox_settings
 from receiver.settings import Settings, load_settings, settings_from_mapping
 from rules.errors import RuleLoadError
@@ -47,7 +47,7 @@ class _Strict(BaseModel):
 class AlertInput(_Strict):
     """One alert a step delivers."""
 
-    labels: dict[str, str] = Field(min_length=1)
+    labels: LabelSet = Field(min_length=1)
     annotations: dict[str, str] = Field(default_factory=dict)
     status: Literal["firing", "resolved"] = "firing"
     active_for: Duration = Field(default=timedelta(0), description="started this long before the step")

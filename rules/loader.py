@@ -420,8 +420,11 @@ def located_errors(exc: ValidationError, name: str, line_of: Callable[[Loc], int
     out = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
         msg = _msg(err["msg"])
+        if loc and loc[-1] == "[key]":  # pydantic's mark: the mapping key itself is wrong
+            loc = loc[:-1]
+            msg = f"invalid key {loc[-1]!r}: {msg}"
+        where = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {loc[-1]!r}"
         at = line_of(loc)

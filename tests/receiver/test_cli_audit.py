@@ -258,3 +258,24 @@ async def test_timeline_of_a_ladder_that_climbed(
         "Alert resolved",
     ]
     assert "**met** (http.request succeeded 30s after it fired)" in out
+
+
+@pytest.mark.parametrize(("argv", "events"), [
+    pytest.param(["--since", "1h"], ["admin.resume"], id="since-duration"),
+    pytest.param(["--until", "1h"], ["admin.started", "admin.pause"], id="until-duration"),
+    pytest.param(["--since", "3h", "--until", "90m"], ["admin.pause"], id="window"),
+    pytest.param(["--event", "admin.*", "--outcome", "nope"], [], id="nothing-left"),
+])
+def test_since_and_until_take_durations_back_from_now(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      argv: list[str], events: list[str]) -> None:
+    now = datetime.now().timestamp()
+    path = tmp_path / "audit.jsonl"
+    stamps = iter([now - 4 * 3600, now - 2 * 3600, now - 600])
+    log = AuditLog(path, clock=lambda: next(stamps))
+    log.record(AuditEvent.ADMIN_STARTED, rules=1)
+    log.record(AuditEvent.ADMIN_PAUSE, actor="bob", detail="x")
+    log.record(AuditEvent.ADMIN_RESUME, actor="bob")
+    asyncio.run(log.close())
+    code, out, _ = run(capsys, "audit", "list", "--json", str(path), *argv)
+    assert code == 0
+    assert [r["event"] for r in json.loads(out)["records"]] == events

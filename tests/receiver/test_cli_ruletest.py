@@ -276,6 +276,10 @@ BROKEN = [
     pytest.param("config: nope.yaml\n" + HEAD + "    alerts: [{labels: {a: b}}]\n",
                  ["web.test.yaml: config nope.yaml: cannot read config"], id="config-missing"),
     pytest.param("", ["web.test.yaml: the test file is empty"], id="empty"),
+    pytest.param(HEAD + "    alerts: [{labels: {bad-label: x}}]\n",
+                 ["web.test.yaml:4: tests.0.alerts.0.labels.bad-label: invalid key 'bad-label': "
+                  "String should match"],
+                 id="bad-label-name"),
 ]
 
 
