@@ -20,6 +20,7 @@ from typing import Any
 from receiver.cli_admin import add_admin_commands
 from receiver.cli_audit import add_audit_commands
 from receiver.cli_config import add_config_commands, listen_refusal
+from receiver.cli_output import table
 from receiver.cli_rules import add_rules_lint, add_rules_test
 from receiver.cli_simulate import add_simulate
 from receiver.errors import ConfigError, ReceiverError
@@ -74,9 +75,7 @@ def _actions_list(args: argparse.Namespace) -> int:
          ", ".join(a["permissions"]) or "-")
         for a in described
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print("\n".join(table(rows)))
     return EXIT_OK
 
 
