@@ -20,6 +20,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver.cli_output import table
 from remediations.secrets import SecretError, resolve_secret
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -78,16 +79,19 @@ def _approvals_list(args: argparse.Namespace) -> int:
     if not approvals:
         print("no pending approvals" if not args.all else "no approvals")
         return EXIT_OK
+    rows = [("ID", "STATUS", "PRIORITY", "RULE", "ALERT", "EXPIRES", "DECIDED BY")] + [
+        (a["id"], a["status"], str(a["payload"].get("priority", "?")), a["rule"],
+         a["payload"].get("alertname") or a["fingerprint"], _when(a["expires_at"]), a["decided_by"] or "-")
+        for a in approvals
+    ]
+    print("\n".join(table(rows)))
     for a in approvals:
-        payload = a["payload"]
-        print(f"{a['id']}  {a['status']:<9} {payload.get('priority', '?')}  rule {a['rule']}  "
-              f"alert {payload.get('alertname') or a['fingerprint']}  expires {_when(a['expires_at'])}")
-        for step in payload.get("steps", []):
-            for line in step["plan"]["steps"]:
-                print(f"    {line}")
-        if a["decided_by"]:
-            print(f"    decided by {a['decided_by']} at {_when(a['decided_at'])}"
-                  + (f": {a['comment']}" if a["comment"] else ""))
+        lines = [line for step in a["payload"].get("steps", []) for line in step["plan"]["steps"]]
+        print(f"\n{a['id']} plan:")
+        for n, line in enumerate(lines, start=1):
+            print(f"  {n}. {line}")
+        if a["comment"]:
+            print(f"  comment: {a['comment']}")
     return EXIT_OK
 
 

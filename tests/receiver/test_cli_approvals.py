@@ -48,6 +48,16 @@ async def test_show_an_approval_with_a_token_file(
     assert lines[-2:] == [f"approve: remediator approvals approve {approval['id']}",
                           f"reject:  remediator approvals reject {approval['id']}"]
 
+    code, out, err = await asyncio.to_thread(cli, "approvals", "list", "--url", url,
+                                             "--token-file", str(token))
+    lines = out.splitlines()
+    assert (code, err) == (0, "")
+    assert lines[0].split() == ["ID", "STATUS", "PRIORITY", "RULE", "ALERT", "EXPIRES", "DECIDED", "BY"]
+    assert lines[1].split()[:5] == [approval["id"], "pending", "P3", "purge-cache", "HighErrorRate"]
+    assert lines[1].index("pending") == lines[0].index("STATUS")  # aligned
+    assert lines[3:] == [f"{approval['id']} plan:", f"  1. POST {base}/purge/prod",
+                         "  2. expect status any 2xx"]
+
     code, out, _ = await asyncio.to_thread(cli, "approvals", "show", approval["id"], "--url", url,
                                            "--token-file", str(token), "--json")
     assert (code, json.loads(out)["id"]) == (0, approval["id"])
