@@ -1,9 +1,11 @@
-"""Escalation policies across restarts and replicas: in-process runtimes on one real store.
+"""Escalation policies and verify watches across restarts and replicas: in-process runtimes
+on one real store.
 
-A P1 still firing 30 minutes after it first arrived, and the same P2 (rule and subject)
-three times in 24 hours, are each escalated exactly once: by one process, by the process
-that replaced it, and by two replicas sharing one Redis key prefix whose housekeeping
-fires at the same moment. Notifiers are a real local HTTP receiver; time is injected.
+A P1 still firing 30 minutes after it first arrived, the same P2 (rule and subject) three
+times in 24 hours, and a watch that was not resolved in time are each escalated exactly
+once: by one process, by the process that replaced it, and by two replicas sharing one
+Redis key prefix whose housekeeping fires at the same moment. Notifiers are a real local
+HTTP receiver; time is injected.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
     prefix = f"test-policies-{uuid.uuid4().hex[:12]}"
     made: list[Cluster] = []
 
-    async def build(priority: str) -> tuple[Cluster, Target, Target]:
+    async def build(priority: str, **rule: Any) -> tuple[Cluster, Target, Target]:
         target, base = await serve_target(aiohttp_server)
         hook, hook_base = await serve_target(aiohttp_server)
         monkeypatch.setenv("TEST_HOOK_URL", hook_base + "/hook")
@@ -94,6 +96,7 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
             "match": ['alertname = "HighErrorRate"', 'namespace =~ ".+"'],
             "actions": [{"action": "http.request", "target": "api",
                          "params": {"method": "POST", "path": "/purge/{{ labels.namespace }}"}}],
+            **rule,
         }]))
         state = f"sqlite:///{tmp_path / 'state.db'}" if request.param == "sqlite" else REDIS_URL
         settings = Settings.model_validate({
@@ -217,3 +220,21 @@ async def test_two_replicas_count_p2_together_and_escalate_once(cluster: Any, cl
                          c.fire(b, alert(starts="2026-11-23T02:30:00.000Z")))
     assert titles(hook) == ["Escalation: recurring P2: root-cause review: HighErrorRate (P2)"]
     assert len(c.records("escalation.sent")) == 1
+
+
+async def test_a_watch_survives_a_restart_and_fails_once(cluster: Any, clock: FakeClock) -> None:
+    """The verify watch armed before a restart comes due in the process that replaced it (on
+    Redis: in whichever replica fires first): one verify.failed, one escalation."""
+    c, target, hook = await cluster("P3", verify={"resolved_within": "10m"})
+    first = await c.start()
+    await c.fire(first, alert())
+    await c.stop(first)
+    replicas = [await c.start()] + ([await c.start()] if cluster.kind == "redis" else [])
+    clock.advance(600)
+    await c.tick()
+    await c.tick()
+    assert len(target.calls) == 1
+    assert len(c.records("verify.failed")) == 1
+    assert titles(hook) == ["Escalation: not resolved after remediation: HighErrorRate (P3)"]
+    await c.fire(replicas[-1], alert(status="resolved", ends="2026-11-23T07:30:00Z"))
+    assert [r["rung"] for r in c.records("verify.resolved_late")] == [0]
