@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -254,7 +255,22 @@ def _compare_steps(section: str, expected: list[StepExpect], got: list[dict[str,
             diff(f"{where}.subject", x.subject, g["subject"])
         params = g.get("params") or {}
         for key, value in (x.params or {}).items():
-            diff(f"{where}.params.{key}", value, params.get(key, "<not set>"))
+            have = params.get(key, "<not set>")
+            diff(f"{where}.params.{key}", value, value if _same_number(value, have) else have)
+
+
+def _same_number(want: Any, have: Any) -> bool | None:
+    """Whether a number written in a test equals a decimal the plan carries as text (``1.5`` and
+    ``"1.5"``: params models keep decimals exact, so their JSON form is a string); None when
+    the two are not a number and a numeric string."""
+    pair = (want, have) if isinstance(have, str) else (have, want)
+    number, text = pair
+    if isinstance(number, bool) or not isinstance(number, int | float) or not isinstance(text, str):
+        return None
+    try:
+        return Decimal(text) == Decimal(str(number))
+    except ArithmeticError:
+        return False
 
 
 def _who(rule: str, alert: int | None) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from receiver.cli import main
+from receiver.ruletest import _same_number
 from tests.httptarget import ServerFactory, serve_target
 
 RULES = """\
@@ -384,3 +385,46 @@ def test_an_inline_config_is_checked_as_a_config_file_is(tmp_path: Path,
                     "    expect: [{rule: restart-web, outcome: executed}]\n")
     code, out, _ = run(capsys, "rules", "test", str(path))
     assert (code, out.splitlines()[-1]) == (0, "1 cases, 0 failed")
+
+
+@pytest.mark.parametrize(("want", "have", "same"), [
+    (1.5, "1.5", True),          # a params model keeps decimals exact: their JSON form is text
+    ("1.5", 1.5, True),
+    (2, "2.0", True),
+    (1.5, "1.6", False),
+    (1.5, "x1.5", False),        # not a number at all
+    (True, "1", None),           # a boolean is not a number here
+    ("shop", "shop", None),      # plain values compare as they are
+    (3, 3, None),
+])
+def test_a_number_matches_the_decimal_text_of_a_plan(want: Any, have: Any, same: bool | None) -> None:
+    assert _same_number(want, have) is same
+
+
+def test_a_decimal_param_is_expected_as_the_number_written_in_the_rule(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``factor: 1.5`` in a rule and in its test agree, though the plan carries ``"1.5"``."""
+    (tmp_path / "rules.yaml").write_text("""\
+rules:
+  - name: more-memory
+    match: ['alertname = "OOM"']
+    approval: auto
+    actions:
+      - action: kubernetes.set_memory_limit
+        target: prod
+        params: {namespace: shop, deployment: web, container: web, factor: 1.5, max: 4Gi}
+""")
+    suite = tmp_path / "mem.test.yaml"
+    for factor, code_wanted in ((1.5, 0), (1.6, 1)):
+        suite.write_text(f"""\
+rule_files: [rules.yaml]
+dry_run: true
+tests:
+  - name: factor
+    alerts: [{{labels: {{alertname: OOM}}}}]
+    expect:
+      - rule: more-memory
+        actions: [{{action: kubernetes.set_memory_limit, params: {{factor: {factor}, max: 4Gi}}}}]
+""")
+        code, out, _ = run(capsys, "rules", "test", str(suite))
+        assert code == code_wanted, out
