@@ -5,7 +5,8 @@ problem that stops rules from loading, and ``rules.lint`` the pure checks over t
 this adds what needs the real actions: which steps are destructive with the params given
 (``http.request`` with GET is not), and, with ``--config``, params the target's allow-list
 or the notifiers refuse before any alert arrives (only params without templates can be
-judged; templated ones are checked per decision).
+judged; templated ones are checked per decision), and ``escalate_to`` notifiers the config
+lacks.
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ def lint_actions(ruleset: RuleSet, *, registry: Registry, settings: Settings | N
                 if refused:
                     problems.append(Problem(source, lines.step.get((rule.name, n)), rule.name,
                                             f"{spec.action}: {refused}"))
+            unknown = sorted(set(rule.escalate_to or ()) - set(settings.notifiers))
+            if unknown:
+                problems.append(Problem(source, lines.rule.get(rule.name), rule.name,
+                                        f"escalate_to names notifiers the service config lacks: "
+                                        f"{', '.join(unknown)} (its escalations would fail to send)"))
     return sorted(problems, key=lambda p: (p.file, p.line or 0))
 
 

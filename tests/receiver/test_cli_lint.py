@@ -164,3 +164,20 @@ def test_ten_different_errors_are_all_reported_with_their_lines(tmp_path: Path,
     assert code == 1
     assert out.splitlines()[-1] == "10 errors, 0 warnings"
     assert len(out.splitlines()) == 11
+
+
+@pytest.mark.parametrize(("escalate_to", "errors"), [
+    ("[team]", []),
+    ("[team, pager, chat]", ["escalate_to names notifiers the service config lacks: chat, pager "
+                             "(its escalations would fail to send)"]),
+])
+def test_escalate_to_names_configured_notifiers(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                escalate_to: str, errors: list[str]) -> None:
+    monkeypatch.setenv("LINT_HOOK", "http://hooks.internal/x")
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n" + rule("a", "['alertname = \"X\"']", LOG, f"    escalate_to: {escalate_to}\n"))
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    code, report = lint_json(capsys, str(path), "--config", str(tmp_path / "c.yaml"))
+    assert code == (1 if errors else 0)
+    assert [(p["line"], p["rule"], p["message"]) for p in report["problems"]] == [(2, "a", e) for e in errors]
