@@ -32,7 +32,6 @@ from bench.targets import evaluate
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SHAPES: tuple[tuple[int, int], ...] = ((10, 16), (10, 1), (1, 16), (1, 1))  # alerts per request, connections
 MAIN_SHAPE = (10, 16)
-_DECIDED_EVENT = "action.planned"
 Log = Callable[[str], None]
 
 
@@ -129,26 +128,28 @@ class Bench:
         return out
 
     # -- remediator
-    def _drained(self, proc: Process, planned_before: int, queued_before: float) -> tuple[int, float]:
-        """Wait until every decision queued so far is audited; (planned count, time)."""
+    def _drained(self, proc: Process, decided_before: int, queued_before: float) -> tuple[int, float]:
+        """Wait until every decision queued so far has its plans on disk; (decisions, time)."""
         queued = _queued(proc) - queued_before
         deadline = time.perf_counter() + self.o.drain_limit
         while True:
-            planned = proc.audit_counts().get(_DECIDED_EVENT, 0) - planned_before
-            if planned >= queued or time.perf_counter() > deadline:
-                return planned, time.perf_counter()
+            proc.audit_counts()
+            decided = len(proc.decided) - decided_before
+            if decided >= queued or time.perf_counter() > deadline:
+                return decided, time.perf_counter()
             time.sleep(0.02)
 
     def measured(self, proc: Process, shape: tuple[int, int], rule_count: int,
                  run: int) -> tuple[LoadResult, float, bool]:
         """One run; (load, decisions/s from load start to the last one audited, drained)."""
-        planned_before = proc.audit_counts().get(_DECIDED_EVENT, 0)
+        proc.audit_counts()
+        decided_before = len(proc.decided)
         queued_before = _queued(proc)
         started = time.perf_counter()
         result = self.load(proc, shape, rule_count, run, self.o.seconds)
-        planned, done = self._drained(proc, planned_before, queued_before)
+        decided, done = self._drained(proc, decided_before, queued_before)
         queued = _queued(proc) - queued_before
-        return result, planned / (done - started), planned >= queued
+        return result, decided / (done - started), decided >= queued
 
     def remediator(self, store: str, rule_count: int,
                    shapes: tuple[tuple[int, int], ...]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ import rules
 
 SHIPPED_PACK = Path(rules.__file__).resolve().parent / "packs"
 _START_DEADLINE = 120.0
+# A dry-run decision ends with its steps' plans, or failed; its id is in those records.
+_DECIDED_EVENTS = frozenset({"action.planned", "decision.failed"})
 
 
 class ServerError(RuntimeError):
@@ -71,6 +73,7 @@ class Process:
         self._audit_offset = 0
         self._audit_counts: dict[str, int] = {}
         self._audit_tail = b""
+        self.decided: set[str] = set()  # decisions with a plan (or a failure) on disk
 
     @classmethod
     def remediator(cls, config: Path, *, workdir: Path, cpu: int | None) -> Process:
@@ -160,7 +163,8 @@ class Process:
         return out
 
     def audit_counts(self) -> dict[str, int]:
-        """Records on disk by event so far (reads only what was appended since the last call)."""
+        """Records on disk by event so far (reads only what was appended since the last call);
+        also collects the ids of the decisions that ended in :attr:`decided`."""
         path = self.workdir / "audit.jsonl"
         try:
             with path.open("rb") as f:
@@ -176,6 +180,9 @@ class Process:
             start = line.find(b'"event":"') + 9
             event = line[start:line.find(b'"', start)].decode()
             self._audit_counts[event] = self._audit_counts.get(event, 0) + 1
+            if event in _DECIDED_EVENTS:
+                start = line.find(b'"decision":"') + 12
+                self.decided.add(line[start:line.find(b'"', start)].decode())
         return dict(self._audit_counts)
 
     def stop(self, *, timeout: float = 30.0) -> int | None:
