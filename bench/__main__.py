@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(log=lambda line: print(line, file=sys.stderr, flush=True))
     if args.quick:
         options.seconds, options.rule_counts = 2.0, (10, 1_000)
-        options.storm_alerts, options.storm_seconds, options.drain_limit = 10_000, 10.0, 30.0
+        options.storm_alerts, options.storm_seconds = 10_000, 10.0
     if args.seconds:
         options.seconds = args.seconds
     if args.runs:

@@ -46,7 +46,8 @@ class Options:
     storm: bool = True
     storm_alerts: int = 100_000
     storm_seconds: float = 60.0
-    drain_limit: float = 60.0
+    drain_limit: float = 30.0  # longest wait for one run's backlog to drain
+    storm_drain_limit: float = 90.0
     server_cpu: int | None = 0
     load_cpu: int | None = 1
     workdir: Path | None = None
@@ -128,15 +129,22 @@ class Bench:
         return out
 
     # -- remediator
-    def _drained(self, proc: Process, decided_before: int, queued_before: float) -> tuple[int, float]:
-        """Wait until every decision queued so far has its plans on disk; (decisions, time)."""
+    def _drained(self, proc: Process, decided_before: int,
+                 queued_before: float) -> tuple[int, float, bool]:
+        """Wait until every decision queued so far has its plans on disk; (decisions, time, drained)."""
         queued = _queued(proc) - queued_before
         deadline = time.perf_counter() + self.o.drain_limit
         while True:
             proc.audit_counts()
             decided = len(proc.decided) - decided_before
-            if decided >= queued or time.perf_counter() > deadline:
-                return decided, time.perf_counter()
+            if decided >= queued:
+                done = time.perf_counter()
+                # requests still in flight when wrk stopped may have queued more since
+                queued = _queued(proc) - queued_before
+                if decided >= queued:
+                    return decided, done, True
+            if time.perf_counter() > deadline:
+                return decided, time.perf_counter(), False
             time.sleep(0.02)
 
     def measured(self, proc: Process, shape: tuple[int, int], rule_count: int,
@@ -147,9 +155,8 @@ class Bench:
         queued_before = _queued(proc)
         started = time.perf_counter()
         result = self.load(proc, shape, rule_count, run, self.o.seconds)
-        decided, done = self._drained(proc, decided_before, queued_before)
-        queued = _queued(proc) - queued_before
-        return result, decided / (done - started), decided >= queued
+        decided, done, drained = self._drained(proc, decided_before, queued_before)
+        return result, decided / (done - started), drained
 
     def remediator(self, store: str, rule_count: int,
                    shapes: tuple[tuple[int, int], ...]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,35 @@ class Process:
         return self._proc.returncode
 
 
-def audit_events(path: Path) -> list[dict[str, Any]]:
-    """Every record of an audit log (for the storm's checks)."""
+@dataclass
+class AuditSummary:
+    """What the storm checks in an audit log."""
+
+    events: dict[str, int] = field(default_factory=dict)
+    received: set[str] = field(default_factory=set)  # fingerprints with an alert.received
+    blast_paused: bool = False
+    paused_blocks: int = 0
+
+
+def _field(line: bytes, name: bytes) -> bytes | None:
+    start = line.find(b'"' + name + b'":"')
+    if start < 0:
+        return None
+    start += len(name) + 4
+    return line[start:line.find(b'"', start)]
+
+
+def read_audit(path: Path) -> AuditSummary:
+    """Stream an audit log (it may be hundreds of MB after a storm) and summarise it."""
+    out = AuditSummary()
     with path.open("rb") as f:
-        return [json.loads(line) for line in f]
+        for line in f:
+            event = (_field(line, b"event") or b"").decode()
+            out.events[event] = out.events.get(event, 0) + 1
+            if event == "alert.received":
+                out.received.add((_field(line, b"fingerprint") or b"").decode())
+            elif event == "admin.pause" and _field(line, b"source") == b"blast_radius":
+                out.blast_paused = True
+            elif event == "guard.blocked" and _field(line, b"reason") == b"paused":
+                out.paused_blocks += 1
+    return out

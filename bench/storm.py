@@ -2,10 +2,11 @@
 
 Part of the full run (``bench.run``) and runnable alone (``python -m bench --storm-only``).
 An aiohttp client on the other core sends the alerts at a steady pace (10 per request,
-re-sending on 503 as Alertmanager does); the server runs live with the shipped pack and
-one storm rule (a log line per deployment). Checked: the server stays up, its memory
-stays bounded, the blast radius trips and pauses automation, and no alert is lost from
-the audit (every accepted alert has its ``alert.received``, every queued decision ended).
+re-sending a refused request with exponential backoff, as Alertmanager does); the server
+runs live with the shipped pack and one storm rule (a log line per deployment). Checked:
+the server stays up, its memory stays bounded, the blast radius trips and pauses
+automation, and no alert is lost from the audit (every accepted alert has its
+``alert.received``, every queued decision ended).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import aiohttp
 
 from bench.payloads import storm_body
 from bench.rulegen import storm_rule_yaml
-from bench.server import SHIPPED_PACK, Process, audit_events, get, write_config
+from bench.server import SHIPPED_PACK, Process, get, read_audit, write_config
 from bench.stats import percentile
 from receiver.audit import verify_file
 
@@ -30,8 +31,8 @@ TARGETS = 1_000
 ALERTS_PER_REQUEST = 10
 BLAST_MAX = 20
 RSS_BOUND_MB = 150.0
-_RESEND_AFTER = 1.0
-_MAX_ATTEMPTS = 20
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 8.0  # seconds between re-sends of one refused request
+_GIVE_UP_AFTER = 120.0  # a request not accepted within this is counted as never accepted
 _INTAKE_REASONS = ("duplicate", "for_not_elapsed")
 
 
@@ -45,7 +46,8 @@ class _Client:
         self.latencies: list[float] = []
 
     async def send(self, session: aiohttp.ClientSession, body: str, prints: list[str]) -> None:
-        for _ in range(_MAX_ATTEMPTS):
+        first, delay = time.perf_counter(), _BACKOFF_FIRST
+        while time.perf_counter() - first < _GIVE_UP_AFTER:
             started = time.perf_counter()
             try:
                 async with session.post(f"{self.url}/webhook", data=body,
@@ -60,7 +62,8 @@ class _Client:
                 self.accepted.update(prints)
                 self.queued += int(answer["queued"])
                 return
-            await asyncio.sleep(_RESEND_AFTER)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_MAX)
         self.lost += len(prints)
 
 
@@ -119,7 +122,7 @@ def storm(options: Options, root: Path) -> dict[str, Any]:
         sent_for = asyncio.run(_send_all(client, alerts=options.storm_alerts, seconds=options.storm_seconds,
                                          proc=proc, rss=rss))
         drain_started = time.perf_counter()
-        deadline = drain_started + options.drain_limit
+        deadline = drain_started + options.storm_drain_limit
         while _decisions_ended(proc) < client.queued and time.perf_counter() < deadline:
             rss.append(proc.memory()[0])
             time.sleep(0.25)
@@ -130,21 +133,10 @@ def storm(options: Options, root: Path) -> dict[str, Any]:
         peak = proc.memory()[1]
     finally:
         exit_code = proc.stop(timeout=60)
-    received: set[str] = set()
-    received_records = 0
-    events: dict[str, int] = {}
-    blast_paused = False
-    paused_blocks = 0
-    for rec in audit_events(workdir / "audit.jsonl"):
-        event = rec["event"]
-        events[event] = events.get(event, 0) + 1
-        if event == "alert.received":
-            received_records += 1
-            received.add(rec["fingerprint"])
-        elif event == "admin.pause" and rec.get("source") == "blast_radius":
-            blast_paused = True
-        elif event == "guard.blocked" and rec.get("reason") == "paused":
-            paused_blocks += 1
+    audit = read_audit(workdir / "audit.jsonl")
+    received, events = audit.received, audit.events
+    received_records, blast_paused, paused_blocks = events.get("alert.received", 0), audit.blast_paused, \
+        audit.paused_blocks
     verify = verify_file(workdir / "audit.jsonl")
     missing = len(client.accepted - received)
     result = {
@@ -157,6 +149,7 @@ def storm(options: Options, root: Path) -> dict[str, Any]:
         "blast_radius_paused": blast_paused, "rss_mb_peak": round(peak, 1),
         "rss_mb_samples": [round(x, 1) for x in rss[:: max(1, len(rss) // 20)]],
         "alive": alive, "exit_code": exit_code, "audit_chain_ok": verify.ok, "audit_records": verify.records,
+        "audit_mb": round((workdir / "audit.jsonl").stat().st_size / 1e6, 1), "audit_events": events,
         "ack_p99_ms": round(percentile(client.latencies, 99) * 1000, 1) if client.latencies else None,
     }
     result["checks"] = {
