@@ -8,6 +8,9 @@ the claims long) and only then is 202 returned. If any step fails (store down, q
 full, audit disk failing), the claims are given back and the caller answers 503, so the
 resend that follows is handled as if this request had never come. A resolved alert
 closes what is open for it (pending approvals) once the answer is settled.
+While the backlog is known to be full, a request whose work does not fit is refused before
+its alerts are recorded (one ``intake.failed`` record names them): under overload, refused
+re-sends must not cost as much as accepted requests, or the overload feeds itself.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Intake:
         self._audit = audit
         self._metrics = metrics
         self._clock = clock
+        self._backlog_full = False  # the last enqueue found no room: check before recording
 
     def _record_alert(self, message: WebhookMessage, alert: Alert, actor: str) -> None:
         self._audit.record(
@@ -78,10 +82,15 @@ class Intake:
         now = as_datetime(self._clock)
         candidates: list[Decision] = []
         matched = 0
-        for alert in alerts:
+        found = [(alert, index.match(alert, now)) for alert in alerts]
+        for alert, _ in found:
             self._metrics.alerts_received.labels(alert.status).inc()
+        work = sum(not m.waiting for _, matches in found for m in matches)  # at most this many queued
+        if self._backlog_full and work:
+            await self._refuse_while_full(message, alerts, work)
+        for alert, matches in found:
             self._record_alert(message, alert, actor)
-            for match in index.match(alert, now):
+            for match in matches:
                 matched += 1
                 rule = match.rule
                 self._metrics.rule_matches.labels(rule.name).inc()
@@ -146,6 +155,7 @@ class Intake:
                                       ttl=self._settings.guards.dedup_ttl.total_seconds(),
                                       max_backlog=self._settings.queue.size)
         except StateError as exc:
+            self._backlog_full = isinstance(exc, BacklogFull)
             why = str(exc) if isinstance(exc, BacklogFull) else f"state store unavailable: {exc}"
             self._refuse(candidates, why)
             await self._release_quietly(claimed)
@@ -153,6 +163,25 @@ class Intake:
             raise Unavailable(why) from None
         self._metrics.decisions.labels(Outcome.QUEUED.value, Reason.QUEUED.value).inc(len(fresh))
         return IntakeSummary(received, matched, len(fresh))
+
+    async def _refuse_while_full(self, message: WebhookMessage, alerts: list[Alert], work: int) -> None:
+        """Refuse (:class:`Unavailable`) while the backlog has no room for ``work`` more items,
+        before anything is recorded (duplicates among them are not known yet: counted too)."""
+        size = self._settings.queue.size
+        try:
+            backlog = await self._state.backlog()
+        except StateError:
+            return  # the usual path meets the failure and answers for it
+        if backlog <= size - size // 10:  # a tenth free again: stop reading the backlog first
+            self._backlog_full = False
+        if backlog + work <= size:
+            return
+        why = str(BacklogFull(size))
+        _log.warning("intake.refused", reason=why, alerts=len(alerts))
+        self._audit.record(AuditEvent.INTAKE_FAILED, reason=why, answered=503, groupKey=message.groupKey,
+                           fingerprints=[a.fingerprint for a in alerts], decisions=[])
+        await self._sync_quietly()
+        raise Unavailable(why)
 
     async def _release_quietly(self, claimed: list[str]) -> None:
         if claimed:

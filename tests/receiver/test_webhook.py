@@ -185,6 +185,40 @@ async def test_full_queue_answers_503_and_queues_nothing(
     assert [f["reason"] for f in failed] == ["work queue full (1); send again later"]
 
 
+async def test_while_the_backlog_is_full_work_is_refused_before_it_is_recorded(
+        make_client: ClientFactory, make_settings: Any, fresh_clock: FakeClock) -> None:
+    """Once an enqueue found no room, a request with work is refused with one record until room is back."""
+    settings = make_settings(rules=RULES, queue={"size": 2, "workers": 1})
+    client = await make_client(settings)
+    runtime = runtime_of(client)
+    await runtime.feeder.stop()  # accepted work stays in the store's backlog
+    assert (await post(client, "01_firing_group_HighCPU_2_alerts")).status == 202
+    assert (await post(client, "04_firing_single_HighErrorRate")).status == 503  # found full
+    before = len(read_audit(settings.audit))
+    waiting = await post(client, "02_firing_single_ContainerOOMKilled")  # nothing to queue: accepted
+    assert await waiting.json() == {"received": 1, "matched": 1, "queued": 0}
+    after_waiting = len(read_audit(settings.audit))
+    assert after_waiting > before
+    refused = await post(client, "05_resolved_HighErrorRate")
+    assert refused.status == 503
+    assert refused.headers["Retry-After"] == "5"
+    records = read_audit(settings.audit)[after_waiting:]
+    assert [r["event"] for r in records] == ["intake.failed"]
+    assert records[0]["reason"] == "work queue full (2); send again later"
+    assert records[0]["fingerprints"] == [json.loads(fixture_body("05_resolved_HighErrorRate"))
+                                          ["alerts"][0]["fingerprint"]]
+    runtime.feeder.start()
+
+    async def drained() -> None:
+        while await runtime.state.backlog() or runtime.queue.unfinished:
+            await runtime.queue.wait_idle()
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(drained(), 10)
+    again = await post(client, "05_resolved_HighErrorRate")
+    assert await again.json() == {"received": 1, "matched": 1, "queued": 1}
+
+
 async def test_metrics_count_the_flow(make_client: ClientFactory, make_settings: Any,
                                       fresh_clock: FakeClock) -> None:
     """/metrics exposes received alerts, matches by rule, decisions and the reload gauge."""
