@@ -76,7 +76,9 @@ def markdown(results: dict[str, Any], *, note: str = "") -> str:
                            for k, v in storm["checks"].items())
         lines += ["", f"Storm: {storm['alerts']:,} alerts over {storm['seconds']:g} s across "
                   f"{storm['targets']:,} deployments, live, blast radius {storm['blast_radius']} per 10 min: "
-                  f"{storm['alerts_accepted']:,} accepted (answers {storm['statuses']}), "
+                  f"{storm['alerts_accepted']:,} accepted (answers {storm['statuses']}; "
+                  f"{storm.get('alerts_never_accepted', 0):,} still refused when the sender gave up after "
+                  f"120 s), "
                   f"{storm['alert_received_records']:,} `alert.received` records, "
                   f"{storm['decisions_ended']:,.0f} of {storm['decisions_queued']:,} decisions ended "
                   f"({storm['drain_s']} s after the last request), {storm['actions_succeeded']} actions ran "

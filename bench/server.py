@@ -206,6 +206,7 @@ class AuditSummary:
 
     events: dict[str, int] = field(default_factory=dict)
     received: set[str] = field(default_factory=set)  # fingerprints with an alert.received
+    refused: set[str] = field(default_factory=set)  # fingerprints an early 503 named (intake.failed)
     blast_paused: bool = False
     paused_blocks: int = 0
 
@@ -227,6 +228,8 @@ def read_audit(path: Path) -> AuditSummary:
             out.events[event] = out.events.get(event, 0) + 1
             if event == "alert.received":
                 out.received.add((_field(line, b"fingerprint") or b"").decode())
+            elif event == "intake.failed" and b'"fingerprints":' in line:
+                out.refused.update(json.loads(line).get("fingerprints") or ())
             elif event == "admin.pause" and _field(line, b"source") == b"blast_radius":
                 out.blast_paused = True
             elif event == "guard.blocked" and _field(line, b"reason") == b"paused":

@@ -15,9 +15,13 @@ async def test_read_audit_counts_what_the_storm_checks(tmp_path: Path) -> None:
     log.record(AuditEvent.ADMIN_PAUSE, actor="system", source="blast_radius", detail="20 per 600s")
     log.record(AuditEvent.GUARD_BLOCKED, decision="d1", reason="paused", detail="paused")
     log.record(AuditEvent.GUARD_BLOCKED, decision="d2", reason="duplicate", detail="seen")
+    log.record(AuditEvent.INTAKE_FAILED, reason="work queue full (2)", fingerprints=["cc", "dd"],
+               answered=503)
+    log.record(AuditEvent.INTAKE_FAILED, reason="audit log unavailable", decisions=[], answered=503)
     await log.close()
     summary = read_audit(tmp_path / "audit.jsonl")
-    assert summary.events == {"alert.received": 3, "admin.pause": 1, "guard.blocked": 2}
+    assert summary.events == {"alert.received": 3, "admin.pause": 1, "guard.blocked": 2, "intake.failed": 2}
+    assert summary.refused == {"cc", "dd"}
     assert summary.received == {"aa", "bb"}
     assert summary.blast_paused
     assert summary.paused_blocks == 1
