@@ -74,8 +74,8 @@ class RulesCoordinator:
         self._metrics.rules_loaded.set(len(index))
         self._metrics.reload_ok.set(1)
         self._metrics.reload_timestamp.set(self._clock.now())
-        for problem in warnings:
-            _log.warning("rules.warning", problem=str(problem))
+        for message, places in _by_message(warnings).items():
+            _log.warning("rules.warning", problem=message, count=len(places), at=places)
         _log.info("rules.loaded", rules=len(index), paths=[str(p) for p in self.paths])
 
     async def reload(self, audit: AuditLog, *, actor: str) -> ReloadReport:
@@ -97,3 +97,13 @@ class RulesCoordinator:
                          warnings=[str(p) for p in warnings])
             await audit.sync()
             return ReloadReport(ok=True, rules=len(index), problems=warnings)
+
+
+def _by_message(problems: list[Problem]) -> dict[str, list[str]]:
+    """Warnings that say the same thing (a target the config lacks, used by many steps) as one
+    message with every place it applies, so a start on the defaults logs a few lines, not dozens."""
+    out: dict[str, list[str]] = {}
+    for p in problems:
+        where = p.file if p.line is None else f"{p.file}:{p.line}"
+        out.setdefault(p.message, []).append(f"{where} (rule {p.rule!r})" if p.rule else where)
+    return out
