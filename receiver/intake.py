@@ -61,6 +61,7 @@ class Intake:
         self._metrics = metrics
         self._clock = clock
         self._backlog_full = False  # the last enqueue found no room: check before recording
+        self._reserved = 0  # work of requests on their way from that check to the store
 
     def _record_alert(self, message: WebhookMessage, alert: Alert, actor: str) -> None:
         self._audit.record(
@@ -117,7 +118,11 @@ class Intake:
             await self._sync_or_unavailable([], [])
             summary = IntakeSummary(len(alerts), matched, 0)
         else:
-            summary = await self._queue_decisions(candidates, len(alerts), matched)
+            self._reserved += work
+            try:
+                summary = await self._queue_decisions(candidates, len(alerts), matched)
+            finally:
+                self._reserved -= work
         resolved = [a for a in alerts if a.status == "resolved"]
         if resolved and self._on_resolved is not None:
             await self._close_resolved(resolved)
@@ -169,7 +174,7 @@ class Intake:
         before anything is recorded (duplicates among them are not known yet: counted too)."""
         size = self._settings.queue.size
         try:
-            backlog = await self._state.backlog()
+            backlog = await self._state.backlog() + self._reserved
         except StateError:
             return  # the usual path meets the failure and answers for it
         if backlog <= size - size // 10:  # a tenth free again: stop reading the backlog first
