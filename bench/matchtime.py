@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.payloads import fixture_bodies, render, request_id, templates
-from bench.rulegen import rule_yaml
+from bench.rulegen import write_rules
 from bench.server import SHIPPED_PACK
 from bench.stats import Spread, spread
 from receiver.payload import parse_webhook
@@ -35,8 +35,7 @@ def measure(rule_count: int, *, runs: int = 5, min_seconds: float = 0.2) -> tupl
     """(µs per alert over ``runs`` runs, seconds to load the rules, matches per pass)."""
     registry = default_registry()
     with tempfile.TemporaryDirectory(prefix="remediator-bench-") as tmp:
-        generated = Path(tmp) / "generated.yaml"
-        generated.write_text(rule_yaml(rule_count))
+        generated = write_rules(Path(tmp) / "generated", rule_count)
         started = time.perf_counter()
         ruleset = load_rules([SHIPPED_PACK, generated], catalogue=registry).ruleset
         loaded = time.perf_counter() - started

@@ -24,7 +24,7 @@ import redis
 from bench import matchtime
 from bench.load import LoadResult, run_wrk
 from bench.payloads import fixture_bodies, templates
-from bench.rulegen import rule_yaml
+from bench.rulegen import write_rules
 from bench.server import SHIPPED_PACK, Process, write_config
 from bench.stats import spread
 from bench.targets import evaluate
@@ -162,8 +162,7 @@ class Bench:
                    shapes: tuple[tuple[int, int], ...]) -> dict[str, Any]:
         workdir = self.root / f"serve-{store}-{rule_count}"
         workdir.mkdir()
-        generated = workdir / "generated.yaml"
-        generated.write_text(rule_yaml(rule_count))
+        generated = write_rules(workdir / "generated", rule_count)
         prefix = f"bench-{secrets.token_hex(4)}"
         state = f"sqlite:///{workdir / 'state.db'}" if store == "sqlite" else REDIS_URL
         config = write_config(workdir, rules=[SHIPPED_PACK, generated], state=state, prefix=prefix)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.payloads import fixture_bodies, render, request_id, templates
-from bench.rulegen import rule_yaml, storm_rule_yaml
+from bench.rulegen import rule_yaml, storm_rule_yaml, write_rules
 from receiver.payload import parse_webhook
 from remediations.registry import default_registry
 from rules.engine import RuleIndex
@@ -41,6 +41,14 @@ def test_every_generated_alert_matches_exactly_its_rule(tmp_path: Path) -> None:
             if alert.name.startswith("BenchAlert") and alert.status == "firing":  # rules default to firing
                 matched = [m.rule.name for m in index.match(alert, now)]
                 assert matched == [f"bench-rule-{int(alert.name[10:]):05d}"]
+
+
+def test_generated_rules_are_a_folder_of_files_of_100(tmp_path: Path) -> None:
+    folder = write_rules(tmp_path / "generated", 250)
+    assert sorted(p.name for p in folder.iterdir()) == ["generated-0000.yaml", "generated-0001.yaml",
+                                                       "generated-0002.yaml"]
+    names = [r.name for r in load_rules([folder], catalogue=default_registry()).ruleset.rules]
+    assert names == [f"bench-rule-{i:05d}" for i in range(250)]
 
 
 def test_the_storm_rule_loads(tmp_path: Path) -> None:
