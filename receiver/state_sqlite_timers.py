@@ -26,15 +26,19 @@ CREATE TABLE IF NOT EXISTS timer (
 CREATE INDEX IF NOT EXISTS timer_due ON timer (done, due_at);
 CREATE INDEX IF NOT EXISTS timer_fp ON timer (fingerprint, done);
 CREATE TABLE IF NOT EXISTS occurrence (
-    key TEXT NOT NULL, member TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (key, member)
+    key TEXT NOT NULL, member TEXT NOT NULL, at REAL NOT NULL, forget_at REAL NOT NULL,
+    PRIMARY KEY (key, member)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS occurrence_at ON occurrence (key, at);
+CREATE INDEX IF NOT EXISTS occurrence_forget ON occurrence (forget_at);
 """
 
 
 def purge(db: sqlite3.Connection, now: float) -> None:
-    """Forget tombstones and armed timers past their expiry (called by the store's purge)."""
+    """Forget tombstones and armed timers past their expiry, and occurrences past their window
+    (a key counted once and never again would otherwise stay forever); called by the store's purge."""
     db.execute("DELETE FROM timer WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM occurrence WHERE forget_at <= ?", (now,))
 
 
 class SqliteTimers:
@@ -89,8 +93,8 @@ class SqliteTimers:
         now = self._clock.now()
         with self._tx() as db:
             db.execute("DELETE FROM occurrence WHERE key = ? AND at <= ?", (key, now - window))
-            db.execute("INSERT INTO occurrence (key, member, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                       (key, member, now))
+            db.execute("INSERT INTO occurrence (key, member, at, forget_at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT DO NOTHING", (key, member, now, now + window))
             return int(db.execute("SELECT count(*) FROM occurrence WHERE key = ?", (key,)).fetchone()[0])
 
 

@@ -53,6 +53,22 @@ async def test_expired_rows_are_purged(tmp_path: Path) -> None:
     await store.close()
 
 
+async def test_occurrences_past_their_window_are_purged(tmp_path: Path) -> None:
+    """A (rule, subject) counted once and never again is forgotten once its window has passed."""
+    clock = FakeClock()
+    store = SqliteStateStore(tmp_path / "s.db", clock=clock)
+    await store.open()
+    for i in range(50):
+        await store.count_occurrence(f"rule\x1fpod-{i}", "a", window=100)
+    await store.count_occurrence("rule\x1flong", "a", window=10_000)
+    clock.advance(101)
+    await store.claim([f"k-{i}" for i in range(999)], ttl=1)
+    await store.claim(["purge"], ttl=1)
+    db = store._conn()
+    assert db.execute("SELECT key FROM occurrence").fetchall() == [("rule\x1flong",)]
+    await store.close()
+
+
 async def test_unusable_store_raises_state_error(tmp_path: Path) -> None:
     """A closed store or an unopenable file is a StateError, never a bare sqlite error."""
     store = SqliteStateStore(tmp_path / "s.db", clock=FakeClock())
