@@ -72,7 +72,7 @@ class Runtime:
         self.policies = Policies(settings, store=self.state, timers=self.timers, escalations=self.escalations,
                                  clock=clock, rules=self.rules)
         self.approvals = Approvals(settings, store=self.state, audit=self.audit, announcer=self.announcer,
-                                   clock=clock, enqueue=self._enqueue_one)
+                                   clock=clock, enqueue=self._enqueue_one, on_declined=self.verifier.declined)
         self.intake = Intake(settings=settings, rules=self.rules, state=self.state, audit=self.audit,
                              metrics=self.metrics, clock=clock, on_resolved=self._resolved)
         self.feeder = Feeder(store=self.state, queue=self.queue, consumer=self.consumer,

@@ -7,6 +7,8 @@ blocked or failed; the runtime hands it the timers a resolved notification took
 (:meth:`resolved`). A watch that comes due (``receiver.timers``) is ``verify.failed``:
 then the next rung is queued (``else: next``) or people are told (``else: escalate``).
 A resolution after the failure is recorded as ``verify.resolved_late``.
+``receiver.guards.approvals`` calls :meth:`declined` (wired by the runtime) when an
+approval is rejected or expires unanswered: a climbed rung's stops the ladder the same way.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from receiver.escalation import Case, Escalations
 from receiver.metrics import Metrics
 from receiver.reload import RulesCoordinator
 from receiver.settings import Settings
-from receiver.state import StateStore, Timer
+from receiver.state import Approval, ApprovalStatus, StateStore, Timer, WorkItem
 from receiver.timers import TimerKind, Timers
-from receiver.workitems import alert_from_data, alert_to_data, decision_item
+from receiver.workitems import alert_from_data, alert_to_data, decision_from_item, decision_item
 from rules.alert import Alert
 from rules.durations import format_duration
 from rules.model import Rule
@@ -126,6 +128,22 @@ class Verifier:
             about={"fingerprint": d.alert.fingerprint}, rule=d.rule.name, priority=d.priority.value,
             response_target=d.response_target.total_seconds(), alertname=d.alert.name, decision=d.id,
             rung=d.rung, to=d.rule.escalate_to))
+
+    async def declined(self, approval: Approval) -> None:
+        """An approval was rejected or expired unanswered: a climbed rung's ends the ladder there."""
+        item = WorkItem(id=approval.decision, payload={**approval.payload, "rule": approval.rule})
+        d = decision_from_item(item, self._rules.index)
+        if isinstance(d, str):
+            _log.warning("verify.declined_rule_gone", rule=d, approval=approval.id)
+            return
+        if approval.status is ApprovalStatus.REJECTED:
+            why = f": {approval.comment}" if approval.comment else ""
+            reason = Reason.REJECTED
+            detail = f"approval {approval.id} was rejected by {approval.decided_by}{why}"
+        else:
+            ttl = format_duration(timedelta(seconds=approval.expires_at - approval.created_at))
+            reason, detail = Reason.EXPIRED, f"approval {approval.id} expired unanswered after {ttl}"
+        await self.stopped(d, reason=reason, detail=detail)
 
     async def _forget(self, timer: Timer) -> None:
         """A failed watch's late-resolution record lapsed: nothing to do."""

@@ -5,7 +5,9 @@ Requested by ``receiver.executor`` when a live decision needs one; decided throu
 CLI that calls it. An approval holds the rendered plans, the diagnostics the rule asked
 for and the alert; it expires after ``guards.approval_ttl``; a resolved notification for
 the alert cancels it. Approving queues the plans as work (``receiver.workitems``), so
-approving twice, from any replica, runs once: only one call moves it out of pending.
+approving twice, from any replica, runs once: only one call moves it out of pending. The
+one call that rejects it or expires it unanswered hands it to ``on_declined`` (the runtime
+passes ``receiver.verify``'s, which escalates a ladder stopped there); a cancelled one is not.
 """
 
 from __future__ import annotations
@@ -49,13 +51,15 @@ class Approvals:
     """Requests, decisions, cancellations and expiry of approvals."""
 
     def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, announcer: Announcer,
-                 clock: Clock, enqueue: Callable[[WorkItem], Awaitable[None]]) -> None:
+                 clock: Clock, enqueue: Callable[[WorkItem], Awaitable[None]],
+                 on_declined: Callable[[Approval], Awaitable[None]] | None = None) -> None:
         self._ttl = settings.guards.approval_ttl.total_seconds()
         self._store = store
         self._audit = audit
         self._announcer = announcer
         self._clock = clock
         self._enqueue = enqueue
+        self._on_declined = on_declined
 
     async def request(self, d: Decision, *, steps: Sequence[Mapping[str, Any]],
                       diagnostics: Sequence[Mapping[str, Any]]) -> Approval:
@@ -117,7 +121,13 @@ class Approvals:
         await self._audit.sync()
         if approve:
             await self._queue_run(approval)
+        else:
+            await self._declined(approval)
         return approval
+
+    async def _declined(self, approval: Approval) -> None:
+        if self._on_declined is not None:
+            await self._on_declined(approval)
 
     async def _queue_run(self, approval: Approval) -> None:
         """Queue an approved plan and mark it queued (``requeue_approved`` repairs a gap between)."""
@@ -153,6 +163,8 @@ class Approvals:
         expired_now = moved.status is ApprovalStatus.EXPIRED and moved.decided_at == now
         if result.changed or expired_now:
             self._record(moved)
+            if result.changed and to is ApprovalStatus.EXPIRED:
+                await self._declined(moved)  # not one expired while cancelling: that alert resolved
             return moved.status is to
         return False
 

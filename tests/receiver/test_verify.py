@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from receiver.errors import Conflict
+from receiver.state import Approval, ApprovalStatus
 from receiver.timers import LEASE
 from tests.conftest import ClientFactory, read_audit, rules_yaml, runtime_of
 from tests.fakeclock import FakeClock
@@ -269,3 +271,96 @@ async def test_dry_run_watches_nothing_and_says_so(build: Any, clock: FakeClock)
     assert await s.tick() == 0
     assert s.target.calls == []
     assert s.records("verify.watching") == []
+
+
+def asks_on_rung_1() -> list[dict[str, Any]]:
+    """Rung 0 runs on its own; rung 1 (the scale-up) waits for a human."""
+    return [{"actions": [post("/restart")], "verify": {"resolved_within": "5m"}},
+            {"actions": [post("/scale")], "approval": "required"}]
+
+
+async def climb_to_the_approval(s: Setup, clock: FakeClock) -> Approval:
+    await s.fire(alert())
+    clock.advance(300)
+    assert await s.tick() == 1  # rung 0 did not resolve it: rung 1 asks
+    [pending] = await s.runtime.approvals.list([ApprovalStatus.PENDING])
+    assert pending.payload["rung"] == 1
+    return pending
+
+
+def escalations_sent(s: Setup) -> list[Any]:
+    return [c for c in s.slack.calls if c[2]["text"].startswith("Escalation:")]
+
+
+@pytest.mark.parametrize("closed_by", ["housekeeping", "a late answer"])
+async def test_a_climbed_rungs_approval_that_expires_stops_the_ladder_escalated_once(
+        build: Any, clock: FakeClock, closed_by: str) -> None:
+    """Rung 1's approval expires unanswered while the alert still fires: one ladder_stopped
+    escalation, however many replicas' housekeeping or late answers meet the expiry."""
+    s = await build({"ladder": asks_on_rung_1()})
+    pending = await climb_to_the_approval(s, clock)
+    clock.advance(30 * 60)
+    for _ in range(2):
+        if closed_by == "housekeeping":
+            await s.runtime.approvals.expire_due()
+        else:
+            with pytest.raises(Conflict, match="expired"):
+                await s.runtime.approvals.decide(pending.id, approve=True, actor="alice", comment=None)
+    await s.settle()
+    assert s.paths() == ["/svc/restart"]
+    [expired] = s.records("approval.expired")
+    [sent] = s.records("escalation.sent")
+    assert (sent["reason"], sent["rung"], sent["rule"], sent["notifiers"]) == ("ladder_stopped", 1, "fix-it",
+                                                                               ["chat"])
+    assert sent["detail"] == (f"rung 1 of fix-it did not run to the end (expired): approval {pending.id} "
+                              "expired unanswered after 30m")
+    assert sent["sent"] == ["chat: slack 200"]
+    [(_, _, slack, _)] = escalations_sent(s)
+    assert slack["text"].startswith("Escalation: remediation ladder stopped: HighErrorRate (P3)")
+    assert expired["decision"] == sent["decision"] == pending.decision
+
+
+async def test_a_climbed_rungs_rejected_approval_stops_the_ladder_naming_the_rejecter(
+        build: Any, clock: FakeClock) -> None:
+    s = await build({"ladder": asks_on_rung_1()})
+    pending = await climb_to_the_approval(s, clock)
+    await s.runtime.approvals.decide(pending.id, approve=False, actor="bob", comment="scale needs a ticket")
+    with pytest.raises(Conflict, match="rejected by bob"):
+        await s.runtime.approvals.decide(pending.id, approve=False, actor="carol", comment=None)
+    clock.advance(3600)
+    await s.runtime.approvals.expire_due()
+    await s.settle()
+    assert s.paths() == ["/svc/restart"]
+    [sent] = s.records("escalation.sent")
+    assert (sent["reason"], sent["rung"]) == ("ladder_stopped", 1)
+    assert sent["detail"] == (f"rung 1 of fix-it did not run to the end (rejected): approval {pending.id} "
+                              "was rejected by bob: scale needs a ticket")
+    [(_, _, slack, _)] = escalations_sent(s)
+    assert "rejected by bob" in slack["text"]
+
+
+async def test_an_approval_the_resolution_cancelled_does_not_escalate(build: Any, clock: FakeClock) -> None:
+    """The alert resolved while rung 1 waited: the approval is cancelled and nobody is paged."""
+    s = await build({"ladder": asks_on_rung_1()})
+    await climb_to_the_approval(s, clock)
+    clock.advance(60)
+    await s.fire(alert(status="resolved", ends="2026-11-23T06:55:00Z"))
+    [resolved] = s.records("alert.resolved")
+    assert resolved["approvals_cancelled"] == 1
+    clock.advance(3600)
+    assert await s.runtime.approvals.expire_due() == 0
+    await s.settle()
+    assert [r["event"] for r in s.records() if r["event"].startswith("approval.")] == [
+        "approval.requested", "approval.cancelled"]
+    assert s.records("escalation.sent") == escalations_sent(s) == []
+
+
+async def test_the_first_rungs_expired_approval_is_no_ladder_stopping(build: Any, clock: FakeClock) -> None:
+    """Nothing climbed: the first rung's approval expiring is audited, not escalated."""
+    s = await build({"ladder": [{**asks_on_rung_1()[0], "approval": "required"}, asks_on_rung_1()[1]]})
+    await s.fire(alert())
+    clock.advance(3600)
+    assert await s.runtime.approvals.expire_due() == 1
+    await s.settle()
+    assert len(s.records("approval.expired")) == 1
+    assert s.records("escalation.sent") == escalations_sent(s) == []
