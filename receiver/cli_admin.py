@@ -48,7 +48,12 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any]
     if body is not None:
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    except ValueError:
+        raise _Failed(EXIT_USAGE, f"--url: {args.url!r} is not an http(s) URL") from None
+    if request.type not in ("http", "https"):
+        raise _Failed(EXIT_USAGE, f"--url: {args.url!r} is not an http(s) URL")
     try:
         with urllib.request.urlopen(request, timeout=_TIMEOUT) as resp:  # noqa: S310 - http(s) only
             return json.loads(resp.read() or b"null")

@@ -50,7 +50,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in _files(args):
         if not path.is_file():
-            _err(f"{path}: no such file")
+            _err(f"{path}: {'a directory, not an audit file' if path.is_dir() else 'no such file'}")
             status = EXIT_USAGE
             continue
         report = verify_file(path)

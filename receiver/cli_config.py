@@ -38,7 +38,12 @@ def listen_refusal(settings: Settings, *, insecure_no_auth: bool) -> str | None:
 
 def _settings(path: Path, problems: list[str]) -> Settings | None:
     name = str(path)
-    data, line_of, yaml_problems = read_yaml(path.read_text(encoding="utf-8"), name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{name}: cannot read the config: {exc}")
+        return None
+    data, line_of, yaml_problems = read_yaml(text, name)
     if yaml_problems:
         problems += [str(p) for p in yaml_problems]
         return None
@@ -68,7 +73,7 @@ def _summary(settings: Settings, rules: int) -> dict[str, Any]:
 def _config_check(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():
-        print(f"remediator: {path}: no such file")
+        print(f"remediator: {path}: {'a directory, not a config file' if path.is_dir() else 'no such file'}")
         return EXIT_USAGE
     problems: list[str] = []
     settings = _settings(path, problems)
