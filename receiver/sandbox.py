@@ -169,7 +169,8 @@ class Observer:
             details = plan.get("details") or {}
             step = {"action": rec.get("action"), "target": rec.get("target"),
                     "params": details.get("params"), "subject": details.get("subject"),
-                    "steps": list(plan.get("steps") or []), "read_from_target": not details.get("recorded")}
+                    "steps": list(plan.get("steps") or []),
+                    "read_from_target": not (details.get("recorded") or details.get("target_missing"))}
             (s.actions if rec.get("kind") == "action" else s.diagnose).append(step)
         elif event == AuditEvent.GUARD_BLOCKED:
             waiting = rec.get("outcome") == "awaiting_approval"

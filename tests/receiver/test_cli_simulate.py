@@ -227,3 +227,23 @@ def test_plan_reads_the_real_target_and_ends_nothing(
     assert any(str(pid) in line for line in step["steps"]), step["steps"]
     code, text, _ = run(capsys, "simulate", str(payload), "--config", str(config), "--plan")
     assert "    plan 1. postgres.terminate_idle on main, as read from the target now:" in text.splitlines()
+
+
+def test_plan_of_a_target_the_config_lacks_is_not_said_to_be_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A dry run (--plan) against a target the config lacks: nothing was read, and the report
+    does not claim it was."""
+    rules = rules_yaml([{"name": "idle", "match": ['alertname = "PgIdle"'], "approval": "auto",
+                         "actions": [{"action": "postgres.terminate_idle", "target": "main",
+                                      "params": {"idle_for": "10m"}}]}])
+    payload = tmp_path / "pg.json"
+    payload.write_bytes(body(alert(alertname="PgIdle")))
+    config = str(config_file(tmp_path, rules, dry_run=True))
+    code, out, err = run(capsys, "simulate", str(payload), "--config", config, "--plan", "--json")
+    assert (code, err) == (0, "")
+    (decision,) = json.loads(out)["alerts"][0]["decisions"]
+    (step,) = decision["plan"]
+    assert step["read_from_target"] is False
+    assert "does not define" in step["steps"][0]
+    _, text, _ = run(capsys, "simulate", str(payload), "--config", config, "--plan")
+    assert "as read from the target now" not in text
