@@ -325,7 +325,7 @@ def needed_permissions(pack: RuleSet) -> set[tuple[str, str, str]]:
     registry = default_registry()
     wanted: set[tuple[str, str, str]] = set()
     for rule in pack.rules:
-        for spec in (*rule.diagnose, *rule.actions):
+        for spec in (*rule.diagnose, *rule.all_actions):  # every rung of a ladder too
             action = registry.get(spec.action)
             assert action is not None
             if "kubernetes" not in (action.target_kinds or ()):

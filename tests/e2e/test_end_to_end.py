@@ -199,11 +199,11 @@ def pg() -> Iterator[PgWorld]:
     tag = uuid.uuid4().hex[:10]
     world = PgWorld(role=f"rmd_e2e_{tag}", db=f"rmd_e2e_{tag}", other_db=f"rmd_e2e_other_{tag}")
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOREPLICATION").format(
-            sql.Identifier(world.role)))
-        for db in (world.db, world.other_db):
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
         try:
+            admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOREPLICATION").format(
+                sql.Identifier(world.role)))
+            for db in (world.db, world.other_db):
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
             world.victims = [world.open(world.db, app=f"e2e-idle-{i}") for i in range(3)]
             world.spared = {
                 "busy": world.open(world.db, app="e2e-busy", query="SELECT pg_sleep(60)"),
