@@ -31,3 +31,8 @@ class NotFound(ReceiverError):
 
 class Conflict(ReceiverError):
     """The API was asked to do something the current state forbids (409)."""
+
+
+class Undelivered(ReceiverError):
+    """An escalation reached not every notifier: one failed for now (5xx, 429, timeout, no
+    connection) and may take it later; the timer that sent it is tried again after its lease."""

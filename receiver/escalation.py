@@ -8,6 +8,10 @@ the announcing ones, through ``receiver.announce`` (which audits a notifier's fa
 The notice carries the priority, the response target, what was tried and an excerpt of
 the audit log; its ``dedup_key`` is stable per incident and reason, so PagerDuty never
 pages twice for one. Each is audited ``escalation.sent`` and counted by reason.
+A caller that tries again (a timer handler, the P2 policy) asks for ``retry``: then a
+notifier failing for now raises :class:`Undelivered` and nothing counts as sent yet; sent
+again, the notice reaches every notifier again (at least once: PagerDuty deduplicates by
+the key, Slack and webhooks may see it twice).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import structlog
 from receiver.announce import Announcer
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.decisions import Escalation
+from receiver.errors import Undelivered
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 from remediations.notify_delivery import Notice
@@ -81,8 +86,12 @@ class Escalations:
         self._audit = audit
         self._metrics = metrics
 
-    async def send(self, case: Case) -> list[str]:
-        """Deliver ``case``; audited ``escalation.sent`` with what was sent (maybe nothing)."""
+    async def send(self, case: Case, *, retry: bool = False) -> list[str]:
+        """Deliver ``case``; audited ``escalation.sent`` with what was sent (maybe nothing).
+
+        ``retry``: the caller sends it again later, so a notifier that failed for now raises
+        :class:`Undelivered` (its ``notify.failed`` audited) instead.
+        """
         records = await self._records(case.about)
         tried = _tried(records)
         to = list(case.to) if case.to else (self._settings.notifiers or self._announcer.default)
@@ -106,7 +115,12 @@ class Escalations:
                        if v is not None},
                     **{k: v for k, v in case.about.items() if k != "event"}, **case.fields},
         )
-        sent = await self._announcer.announce(notice, to=to)
+        sent, failed = await self._announcer.deliver(notice, to=to)
+        if retry and failed:
+            _log.warning("escalation.undelivered", reason=case.reason, rule=case.rule,
+                         dedup_key=case.dedup_key, failed=failed)
+            raise Undelivered(f"escalation {case.dedup_key}: {', '.join(failed)} failed for now; "
+                              "it is sent again later")
         self._metrics.escalations.labels(case.reason.value).inc()
         self._audit.record(AuditEvent.ESCALATION_SENT, reason=case.reason, detail=case.detail,
                            dedup_key=case.dedup_key, notifiers=to, sent=sent, rule=case.rule,

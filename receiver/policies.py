@@ -6,8 +6,9 @@ decision starts (a P1 arms a timer: still firing ``escalation.p1_unresolved.afte
 it first arrived → escalate; its resolution disarms it), :meth:`Policies.planned` once its
 subjects are known (a P2 answered by one rule on one subject ``count`` times within
 ``within`` → one root-cause review escalation per window). Both fire once across replicas
-and restarts: the P1 timer is claimed once (``receiver.timers``), the P2 escalation is a
-dedup claim in the state store.
+and restarts: the P1 timer is claimed once (``receiver.timers``; a notifier failing for now
+fails it, so it is sent again after the lease), the P2 escalation is a dedup claim in the
+state store, given back when the sending fails so that the next occurrence sends it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import timedelta
 
 from receiver.clock import Clock
 from receiver.decisions import Decision, Escalation
+from receiver.errors import Undelivered
 from receiver.escalation import Case, Escalations
 from receiver.reload import RulesCoordinator
 from receiver.settings import Settings
@@ -67,7 +69,7 @@ class Policies:
                    "a human should take it over",
             about={"fingerprint": timer.fingerprint}, rule=p["rule"], priority=p["priority"],
             response_target=p["response_target"], alertname=alert.name, decision=p["decision"],
-            to=rule.escalate_to if rule is not None else None))
+            to=rule.escalate_to if rule is not None else None), retry=True)
 
     def _since(self, at: float) -> timedelta:
         return timedelta(seconds=round(self._clock.now() - at))
@@ -81,13 +83,20 @@ class Policies:
         for subject in dict.fromkeys(subjects or [d.alert.fingerprint]):
             key = f"p2\x1f{d.rule.name}\x1f{subject}"
             count = await self._store.count_occurrence(key, d.id, window=window)
-            if count < policy.count or not (await self._store.claim([f"escalated\x1f{key}"], ttl=window))[0]:
+            escalated = f"escalated\x1f{key}"
+            if count < policy.count or not (await self._store.claim([escalated], ttl=window))[0]:
                 continue
-            await self._escalations.send(Case(
-                reason=Escalation.P2_RECURRING, key=key,
-                detail=f"{d.rule.name} answered a P2 on {subject} {count} times within "
-                       f"{format_duration(policy.within)}: the remediation treats a symptom, a root-cause "
-                       "review is due",
-                about={"rule": d.rule.name}, rule=d.rule.name, priority=d.priority.value,
-                response_target=d.response_target.total_seconds(), alertname=d.alert.name, decision=d.id,
-                to=d.rule.escalate_to, fields={"subject": subject, "occurrences": str(count)}))
+            try:
+                await self._escalations.send(Case(
+                    reason=Escalation.P2_RECURRING, key=key,
+                    detail=f"{d.rule.name} answered a P2 on {subject} {count} times within "
+                           f"{format_duration(policy.within)}: the remediation treats a symptom, a "
+                           "root-cause review is due",
+                    about={"rule": d.rule.name}, rule=d.rule.name, priority=d.priority.value,
+                    response_target=d.response_target.total_seconds(), alertname=d.alert.name,
+                    decision=d.id, to=d.rule.escalate_to,
+                    fields={"subject": subject, "occurrences": str(count)}), retry=True)
+            except BaseException as exc:  # given back: the next occurrence in the window sends it
+                await self._store.release([escalated])
+                if not isinstance(exc, Undelivered):
+                    raise

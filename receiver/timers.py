@@ -5,7 +5,10 @@ and register what to do when a kind of timer is due. ``fire_due`` is called by e
 replica's housekeeping loop (as approvals expire) and reads the injected clock, so tests
 move time and call it by hand. A due timer is claimed atomically by one replica for a
 lease; a handler that returns finishes it; one that raises (the store or the audit log
-failing) or a replica that dies leaves it to be claimed again once the lease runs out.
+failing, an escalation a notifier did not take for now) or a replica that dies leaves it to
+be claimed again once the lease runs out. Timers are claimed one at a time, each just before
+its handler runs, so a lease covers one handler (at most a notifier's longest timeout,
+120 s, and the store's and audit log's writes), never a queue of slow ones.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ from enum import StrEnum
 import structlog
 
 from receiver.audit import AuditError
-from receiver.errors import StateError
+from receiver.errors import StateError, Undelivered
 from receiver.state import StateStore, Timer
 
 _log = structlog.get_logger("remediator.timers")
-LEASE = 120.0  # seconds a claimed timer is held before another replica may take it
-_BATCH = 100
+LEASE = 180.0  # seconds a claimed timer is held before another replica may take it: one handler
 
 
 class TimerKind(StrEnum):
@@ -59,22 +61,20 @@ class Timers:
     async def fire_due(self) -> int:
         """Fire every timer due now that no replica holds; how many were handled."""
         handled = 0
-        while True:
-            due = await self._store.claim_due_timers(lease=LEASE, limit=_BATCH)
-            for timer in due:
-                handler = self._handlers.get(timer.kind)
-                if handler is not None:
-                    try:
-                        await handler(timer)
-                    except (StateError, AuditError) as exc:  # claimed again after the lease
-                        _log.error("timer.failed", timer=timer.id, kind=timer.kind, error=str(exc))
-                        continue
-                    except Exception:  # a bug must not stop housekeeping; it is logged, retried later
-                        _log.exception("timer.crashed", timer=timer.id, kind=timer.kind)
-                        continue
-                else:
-                    _log.warning("timer.unknown_kind", timer=timer.id, kind=timer.kind)
-                await self._store.finish_timer(timer.id)
-                handled += 1
-            if len(due) < _BATCH:
-                return handled
+        while due := await self._store.claim_due_timers(lease=LEASE, limit=1):
+            [timer] = due
+            handler = self._handlers.get(timer.kind)
+            if handler is not None:
+                try:
+                    await handler(timer)
+                except (StateError, AuditError, Undelivered) as exc:  # claimed again after the lease
+                    _log.error("timer.failed", timer=timer.id, kind=timer.kind, error=str(exc))
+                    continue
+                except Exception:  # a bug must not stop housekeeping; it is logged, retried later
+                    _log.exception("timer.crashed", timer=timer.id, kind=timer.kind)
+                    continue
+            else:
+                _log.warning("timer.unknown_kind", timer=timer.id, kind=timer.kind)
+            await self._store.finish_timer(timer.id)
+            handled += 1
+        return handled

@@ -152,16 +152,16 @@ class Verifier:
         p = timer.payload
         now = self._clock.now()
         rule = self._rules.index.rule(p["rule"])
-        self._metrics.verifications.labels("failed").inc()
         climb = p["otherwise"] == "next" and rule is not None and p["rung"] + 1 < len(rule.steps)
-        self._audit.record(AuditEvent.VERIFY_FAILED, decision=p["decision"], rule=p["rule"],
-                           fingerprint=timer.fingerprint, rung=p["rung"], resolved_within=p["window"],
-                           otherwise="next" if climb else "escalate",
-                           detail=f"the alert did not resolve within "
-                                  f"{format_duration(timedelta(seconds=p['window']))} of the remediation")
-        await self._timers.arm(Timer(
-            id=f"late\x1f{p['decision']}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
-            due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=p))
+        if await self._timers.arm(Timer(  # once per watch: a retried handler records nothing twice
+                id=f"late\x1f{p['decision']}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
+                due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=p)):
+            self._metrics.verifications.labels("failed").inc()
+            self._audit.record(AuditEvent.VERIFY_FAILED, decision=p["decision"], rule=p["rule"],
+                               fingerprint=timer.fingerprint, rung=p["rung"], resolved_within=p["window"],
+                               otherwise="next" if climb else "escalate",
+                               detail=f"the alert did not resolve within "
+                                      f"{format_duration(timedelta(seconds=p['window']))} of the remediation")
         alert = alert_from_data(p["alert"])
         if climb:
             assert rule is not None
@@ -175,7 +175,7 @@ class Verifier:
                    f"{format_duration(timedelta(seconds=p['window']))}{why}",
             about={"fingerprint": timer.fingerprint}, rule=p["rule"], priority=p["priority"],
             response_target=p["response_target"], alertname=alert.name, decision=p["decision"],
-            rung=p["rung"], to=rule.escalate_to if rule is not None else None))
+            rung=p["rung"], to=rule.escalate_to if rule is not None else None), retry=True)
 
     async def _climb(self, p: Any, rule: Rule, alert: Alert) -> None:
         """Queue the next rung as a decision of its own: every guard meets it again."""

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from receiver.payload import parse_webhook
 from receiver.runtime import Runtime
 from receiver.settings import Settings
+from receiver.timers import LEASE
 from remediations.registry import default_registry
 from tests.conftest import read_audit, rules_yaml
 from tests.fakeclock import FakeClock
@@ -86,9 +87,10 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
     prefix = f"test-policies-{uuid.uuid4().hex[:12]}"
     made: list[Cluster] = []
 
-    async def build(priority: str, **rule: Any) -> tuple[Cluster, Target, Target]:
+    async def build(priority: str, *, hook_statuses: tuple[int, ...] = (200,),
+                    **rule: Any) -> tuple[Cluster, Target, Target]:
         target, base = await serve_target(aiohttp_server)
-        hook, hook_base = await serve_target(aiohttp_server)
+        hook, hook_base = await serve_target(aiohttp_server, list(hook_statuses))
         monkeypatch.setenv("TEST_HOOK_URL", hook_base + "/hook")
         rules = tmp_path / "rules.yaml"
         rules.write_text(rules_yaml([{
@@ -178,6 +180,44 @@ async def test_a_p2_three_times_in_24_hours_escalates_once_across_restarts(clust
     assert sent["reason"] == "p2_recurring"
     assert "3 times within 1d" in sent["detail"]
     assert hook.calls[0][2]["fields"]["subject"].endswith("/purge/prod")
+
+
+async def test_a_p1_escalation_the_notifier_refused_for_now_is_sent_after_the_lease(
+        cluster: Any, clock: FakeClock) -> None:
+    """The notifier answers 503 to the P1 escalation: the timer is tried again after its lease."""
+    c, _, hook = await cluster("P1", hook_statuses=(503, 200))
+    replica = await c.start()
+    await c.fire(replica, alert())
+    clock.advance(1800)
+    await c.tick()
+    assert len(hook.calls) == 1
+    assert c.records("escalation.sent") == []
+    clock.advance(LEASE)
+    await c.tick()
+    await c.tick()
+    assert titles(hook) == ["Escalation: P1 still firing: HighErrorRate (P1)"] * 2
+    [sent] = c.records("escalation.sent")
+    assert sent["reason"] == "p1_unresolved"
+
+
+async def test_a_p2_escalation_whose_first_send_failed_is_sent_by_the_next_occurrence(
+        cluster: Any, clock: FakeClock) -> None:
+    """The root-cause escalation at the third occurrence meets a 503: its claim is given back,
+    so the fourth occurrence in the window sends it; a fifth adds nothing."""
+    c, _, hook = await cluster("P2", hook_statuses=(503, 200))
+    replica = await c.start()
+    for n in range(3):
+        await c.fire(replica, alert(starts=f"2026-11-23T0{n}:00:00.000Z"))
+        clock.advance(3600)
+    assert len(hook.calls) == 1
+    assert c.records("escalation.sent") == []
+    assert [r["notifier"] for r in c.records("notify.failed")] == ["oncall"]
+    for n in range(3, 5):
+        await c.fire(replica, alert(starts=f"2026-11-23T0{n}:00:00.000Z"))
+        clock.advance(3600)
+    assert titles(hook) == ["Escalation: recurring P2: root-cause review: HighErrorRate (P2)"] * 2
+    [sent] = c.records("escalation.sent")
+    assert "4 times within 1d" in sent["detail"]
 
 
 async def test_p2_occurrences_slide_out_of_the_window(cluster: Any, clock: FakeClock) -> None:

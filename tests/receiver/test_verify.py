@@ -69,10 +69,10 @@ class Setup:
 @pytest.fixture
 def build(make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory,
           monkeypatch: pytest.MonkeyPatch) -> Any:
-    async def make(rule: dict[str, Any], **extra: Any) -> Setup:
+    async def make(rule: dict[str, Any], *, pager_statuses: tuple[int, ...] = (202,), **extra: Any) -> Setup:
         target, base = await serve_target(aiohttp_server)
         slack, slack_base = await serve_target(aiohttp_server)
-        pager, pager_base = await serve_target(aiohttp_server, [202])
+        pager, pager_base = await serve_target(aiohttp_server, list(pager_statuses))
         monkeypatch.setenv("TEST_SLACK_URL", slack_base + "/slack")
         monkeypatch.setenv("TEST_PD_KEY", "pd-routing-key")
         spec = {"name": "fix-it", "approval": "auto", "priority": "P3",
@@ -161,6 +161,38 @@ async def test_a_timer_whose_firer_died_fires_again_with_the_same_dedup_key(buil
     keys = [c[2]["dedup_key"] for c in s.pager.calls]
     assert len(keys) == 1
     assert keys[0] == s.records("escalation.sent")[0]["dedup_key"]
+
+
+async def test_an_escalation_a_notifier_refused_for_now_is_sent_again_after_the_lease(
+        build: Any, clock: FakeClock) -> None:
+    """PagerDuty answers 503 to the first page: the timer is not finished (nothing counts as sent,
+    the failure is audited), and after the lease it is sent again with the same dedup key and
+    taken; verify.failed is recorded once across both attempts. Chat, which took the first,
+    hears it twice (at least once)."""
+    s = await build({"actions": [post("/restart")], "verify": {"resolved_within": "5m"},
+                     "escalate_to": ["chat", "pager"]}, pager_statuses=(503, 202))
+    await s.fire(alert())
+    clock.advance(300)
+    assert await s.tick() == 0
+    assert len(s.pager.calls) == 1
+    assert s.records("escalation.sent") == []
+    [failed] = s.records("notify.failed")
+    assert failed["notifier"] == "pager"
+    assert "503" in failed["error"]
+    clock.advance(LEASE - 1)
+    assert await s.tick() == 0  # still held
+    assert len(s.pager.calls) == 1
+    clock.advance(1)
+    assert await s.tick() == 1
+    assert await s.tick() == 0
+    [sent] = s.records("escalation.sent")
+    assert [c[2]["dedup_key"] for c in s.pager.calls] == [sent["dedup_key"]] * 2
+    assert len(sent["sent"]) == 2
+    assert len(s.slack.calls) == 2
+    assert len(s.records("verify.failed")) == 1
+    metrics = await (await s.client.get("/metrics")).text()
+    assert 'remediator_verifications_total{outcome="failed"} 1.0' in metrics
+    assert 'remediator_escalations_total{reason="verify_failed"} 1.0' in metrics
 
 
 def paths_of(tried: list[str]) -> list[str]:
