@@ -7,7 +7,9 @@ log in one group, then the work is put in the state store's durable queue (which
 the claims long) and only then is 202 returned. If any step fails (store down, queue
 full, audit disk failing), the claims are given back and the caller answers 503, so the
 resend that follows is handled as if this request had never come. A resolved alert
-closes what is open for it (pending approvals) once the answer is settled.
+closes what is open for it (pending approvals, verify watches) once the answer is settled;
+if the store fails there, the answer is 503 too (work queued by the request stays queued:
+the re-send finds it claimed), so the resolution comes again.
 While the backlog is known to be full, a request whose work does not fit is refused before
 its alerts are recorded (one ``intake.failed`` record names them): under overload, refused
 re-sends must not cost as much as accepted requests, or the overload feeds itself.
@@ -129,12 +131,19 @@ class Intake:
         return summary
 
     async def _close_resolved(self, resolved: list[Alert]) -> None:
+        """Close what is open for resolved alerts; a store failure is :class:`Unavailable`, so
+        Alertmanager re-sends and the resolution is not lost (closing again changes nothing)."""
         assert self._on_resolved is not None
         try:
             for alert in resolved:
                 await self._on_resolved(alert)
-        except StateError as exc:  # the approvals then expire by themselves
+        except StateError as exc:
+            why = f"state store unavailable: {exc}"
             _log.error("intake.close_resolved_failed", error=str(exc))
+            self._audit.record(AuditEvent.INTAKE_FAILED, reason=why, answered=503, decisions=[],
+                               fingerprints=[a.fingerprint for a in resolved])
+            await self._sync_quietly()
+            raise Unavailable(why) from None
         await self._sync_quietly()
 
     async def _queue_decisions(self, candidates: list[Decision], received: int,

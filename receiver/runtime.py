@@ -94,7 +94,7 @@ class Runtime:
 
     async def _resolved(self, alert: Alert) -> None:
         cancelled = await self.approvals.cancel_for(alert.fingerprint, "the alert resolved")
-        self.verifier.resolved(await self.timers.take(alert.fingerprint))
+        await self.verifier.resolved(alert)
         ends = alert.ends_at.timestamp() if alert.ends_at is not None else self.clock.now()
         self.audit.record(AuditEvent.ALERT_RESOLVED, fingerprint=alert.fingerprint, alertname=alert.name,
                           startsAt=alert.starts_at_raw,

@@ -189,6 +189,10 @@ class StateStore(Protocol):
         """Claim each key for ``ttl`` seconds; True where this call claimed it first."""
         ...
 
+    async def claimed(self, key: str) -> bool:
+        """Whether ``key`` is claimed now (neither released nor lapsed); claims nothing."""
+        ...
+
     async def release(self, keys: Sequence[str]) -> None:
         """Give claims back (intake could not complete what it claimed them for)."""
         ...

@@ -204,6 +204,11 @@ class RedisStateStore(state_redis_timers.RedisTimers):
                                               args=[_num(now), _num(now + ttl), _gc_ms(ttl)])
         return [bool(w) for w in won]
 
+    async def claimed(self, key: str) -> bool:
+        with self._errors():
+            held = await self._conn().get(self._key("dedup", key))
+        return held is not None and float(held) > self._clock.now()
+
     async def release(self, keys: Sequence[str]) -> None:
         if keys:
             with self._errors():

@@ -147,6 +147,10 @@ class SqliteStateStore(state_sqlite_timers.SqliteTimers):
         state_sqlite_timers.purge(db, now)
         self._writes_since_purge = 0
 
+    async def claimed(self, key: str) -> bool:
+        now = self._clock.now()
+        return bool(self._read("SELECT 1 FROM dedup WHERE key = ? AND expires_at > ?", (key, now)))
+
     async def release(self, keys: Sequence[str]) -> None:
         if keys:
             with self._tx() as db:

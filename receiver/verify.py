@@ -3,12 +3,18 @@
 Built by ``receiver.runtime``. The executor calls :meth:`Verifier.acted` when a rung's
 actions all succeeded (a watch is armed when the rung has ``verify``), :meth:`skipped` for
 a dry run (nothing acted, nothing to watch) and :meth:`stopped` when a climbed rung ends
-blocked or failed; the runtime hands it the timers a resolved notification took
-(:meth:`resolved`). A watch that comes due (``receiver.timers``) is ``verify.failed``:
+blocked or failed; the runtime tells it of each resolved alert (:meth:`resolved`), whose
+open timers it takes. A watch that comes due (``receiver.timers``) is ``verify.failed``:
 then the next rung is queued (``else: next``) or people are told (``else: escalate``).
 A resolution after the failure is recorded as ``verify.resolved_late``.
 ``receiver.guards.approvals`` calls :meth:`declined` (wired by the runtime) when an
 approval is rejected or expires unanswered: a climbed rung's stops the ladder the same way.
+
+A resolution also leaves a marker per firing (fingerprint, startsAt; a dedup claim kept
+``guards.dedup_ttl``) in the state store, because taking the timers alone can miss one: a
+watch not armed yet (its action still running) or held by the replica firing it. The
+marker is read after a watch is armed and before a due watch fails, climbs or escalates,
+so a resolution is not lost to either race.
 """
 
 from __future__ import annotations
@@ -48,6 +54,11 @@ def _iso(ts: float) -> str:
 def incident_key(rule: str, alert: Alert) -> str:
     """One firing of one alert answered by one rule: what every rung of a ladder shares."""
     return f"{rule}\x1f{alert.fingerprint}\x1f{alert.starts_at_raw}"
+
+
+def _resolved_marker(alert: Alert) -> str:
+    """The dedup key a resolved notification claims for one firing of one alert."""
+    return f"resolved\x1f{alert.fingerprint}\x1f{alert.starts_at_raw}"
 
 
 class Verifier:
@@ -96,9 +107,27 @@ class Verifier:
             self._audit.record(AuditEvent.VERIFY_WATCHING, decision=decision, rule=rule.name,
                                fingerprint=alert.fingerprint, rung=rung, resolved_within=window,
                                due=_iso(now + window), otherwise=step.otherwise)
+        await self._settle_if_resolved(alert)  # it resolved while the actions ran: verified now
 
-    def resolved(self, taken: Sequence[Timer]) -> None:
-        """The alert resolved and these timers were taken: watches are verified, failed ones late."""
+    async def resolved(self, alert: Alert) -> None:
+        """The alert resolved: mark the firing resolved, take its timers (watches are verified,
+        failed ones late). The marker comes first: a watch armed after the take then sees it."""
+        ttl = self._settings.guards.dedup_ttl.total_seconds()
+        await self._store.claim([_resolved_marker(alert)], ttl=ttl)
+        self._record_resolution(await self._timers.take(alert.fingerprint))
+
+    async def _settle_if_resolved(self, alert: Alert) -> bool:
+        """If this firing resolved already, do what its resolution did; True then.
+
+        Taking the timers is atomic, so a resolution and this settle record each watch once.
+        """
+        if not await self._store.claimed(_resolved_marker(alert)):
+            return False
+        self._record_resolution(await self._timers.take(alert.fingerprint))
+        return True
+
+    def _record_resolution(self, taken: Sequence[Timer]) -> None:
+        """Watches taken before they failed are verified; failed ones are resolved late."""
         now = self._clock.now()
         for timer in taken:
             p = timer.payload
@@ -151,18 +180,23 @@ class Verifier:
     async def _expired(self, timer: Timer) -> None:
         p = timer.payload
         now = self._clock.now()
+        alert = alert_from_data(p["alert"])
         rule = self._rules.index.rule(p["rule"])
         climb = p["otherwise"] == "next" and rule is not None and p["rung"] + 1 < len(rule.steps)
-        if await self._timers.arm(Timer(  # once per watch: a retried handler records nothing twice
-                id=f"late\x1f{p['decision']}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
-                due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=p)):
+        first = await self._timers.arm(Timer(  # once per watch: a retried handler records nothing twice
+            id=f"late\x1f{p['decision']}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
+            due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=p))
+        # A resolution that came while this replica held the due watch (so could not take
+        # it) left its marker: no verify.failed; the settle below records it late, once.
+        if first and not await self._store.claimed(_resolved_marker(alert)):
             self._metrics.verifications.labels("failed").inc()
             self._audit.record(AuditEvent.VERIFY_FAILED, decision=p["decision"], rule=p["rule"],
                                fingerprint=timer.fingerprint, rung=p["rung"], resolved_within=p["window"],
                                otherwise="next" if climb else "escalate",
                                detail=f"the alert did not resolve within "
                                       f"{format_duration(timedelta(seconds=p['window']))} of the remediation")
-        alert = alert_from_data(p["alert"])
+        if await self._settle_if_resolved(alert):
+            return  # resolved: recorded late (by the resolution or here), no next rung, no escalation
         if climb:
             assert rule is not None
             await self._climb(p, rule, alert)

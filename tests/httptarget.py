@@ -1,6 +1,7 @@
 """A real local HTTP target for ``http.request``: scripted statuses, every call recorded.
 
-Counting calls here is how tests prove an action ran exactly once (or never).
+Counting calls here is how tests prove an action ran exactly once (or never). A test that
+sets ``hold`` keeps every call in flight (``entered`` set) until it sets ``hold``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ class Target:
         self.statuses = statuses
         self.delay = delay
         self.calls: list[tuple[str, str, Any, str | None]] = []
+        self.hold: asyncio.Event | None = None
+        self.entered = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else None
         self.calls.append((request.method, request.path_qs, body, request.headers.get("X-Token")))
+        self.entered.set()
+        if self.hold is not None:
+            await self.hold.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         status = self.statuses[min(len(self.calls), len(self.statuses)) - 1]

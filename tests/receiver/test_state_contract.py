@@ -80,6 +80,19 @@ async def test_claims_are_first_wins_expire_and_release(make_store: StoreFactory
     assert await store.claim(["a", "b"], ttl=60) == [True, True]
 
 
+async def test_claimed_reads_a_claim_without_making_one(make_store: StoreFactory, clock: FakeClock) -> None:
+    """``claimed`` sees a live claim through any replica, not a lapsed or released one, and claims nothing."""
+    one, two = await opened(make_store), await opened(make_store)
+    assert await two.claimed("k") is False
+    assert await one.claim(["k"], ttl=60) == [True]  # the read above claimed nothing
+    assert await two.claimed("k") is True
+    clock.advance(60)
+    assert await one.claimed("k") is False
+    assert await one.claim(["k"], ttl=60) == [True]
+    await two.release(["k"])
+    assert await one.claimed("k") is False
+
+
 async def test_claims_are_seen_by_another_replica(make_store: StoreFactory) -> None:
     """A claim made through one store is refused through another on the same state."""
     one, two = await opened(make_store), await opened(make_store)

@@ -231,6 +231,81 @@ async def test_a_ladder_climbs_until_the_rung_that_worked(build: Any, clock: Fak
     assert len({r["decision"] for r in started}) == resolved_after + 1  # a decision per rung
 
 
+async def test_a_resolution_while_the_action_runs_verifies_it_and_nothing_climbs(build: Any,
+                                                                                 clock: FakeClock) -> None:
+    """The resolved notification comes while rung 0's action is still in flight (no watch to
+    take yet): once the action ends the watch is verified at once, and no rung runs after it."""
+    s = await build({"ladder": ladder(), "cooldown": "1h"})
+    s.target.hold = asyncio.Event()
+    assert (await s.client.post("/webhook", data=body(alert()), headers=JSON)).status == 202
+    await asyncio.wait_for(s.target.entered.wait(), 10)
+    clock.advance(30)
+    resp = await s.client.post("/webhook", data=body(alert(status="resolved", ends="2026-11-23T06:43:00Z")),
+                               headers=JSON)
+    assert resp.status == 202
+    s.target.hold.set()
+    await s.settle()
+    [verified] = s.records("verify.succeeded")
+    assert (verified["rung"], verified["time_to_resolve_seconds"]) == (0, 0.0)
+    for _ in range(4):
+        clock.advance(300)
+        assert await s.tick() == 0
+    assert s.paths() == ["/svc/restart"]
+    assert s.records("verify.failed") == s.records("rung.started") == s.records("escalation.sent") == []
+    assert s.records("verify.resolved_late") == []
+
+
+@pytest.mark.parametrize("rule", [
+    {"ladder": ladder()},
+    {"actions": [post("/restart")], "verify": {"resolved_within": "5m", "else": "escalate"}},
+], ids=["climb", "escalate"])
+async def test_a_resolution_while_the_due_watch_is_held_neither_climbs_nor_escalates(
+        build: Any, clock: FakeClock, rule: dict[str, Any]) -> None:
+    """A replica holds the due watch when the resolution comes (the take cannot have it): when
+    the watch is handled, it is recorded as resolved late, once; no rung 1, no escalation."""
+    s = await build({**rule, "escalate_to": ["pager"]})
+    await s.fire(alert())
+    clock.advance(300)
+    [held] = await s.runtime.state.claim_due_timers(lease=LEASE, limit=10)  # and then it died
+    assert held.kind == "verify"
+    await s.fire(alert(status="resolved", ends="2026-11-23T06:48:00Z"))
+    assert s.records("verify.succeeded") == s.records("verify.resolved_late") == []
+    clock.advance(LEASE)
+    assert await s.tick() == 1
+    clock.advance(86_400 * 3)
+    assert await s.tick() == 0
+    [late] = s.records("verify.resolved_late")
+    assert (late["rung"], late["decision"]) == (0, held.payload["decision"])
+    assert s.paths() == ["/svc/restart"]
+    assert s.records("verify.failed") == s.records("rung.started") == s.records("escalation.sent") == []
+    assert s.pager.calls == []
+
+
+async def test_a_resolution_the_store_fails_to_close_is_refused_and_comes_again(build: Any,
+                                                                              clock: FakeClock) -> None:
+    """The store fails while a resolution closes the watch: 503 (never a 202 that loses it), and
+    Alertmanager's re-send verifies the watch."""
+    s = await build({"ladder": ladder()})
+    await s.fire(alert())
+    clock.advance(60)
+    resolved = body(alert(status="resolved", ends="2026-11-23T06:43:28Z"))
+    await s.runtime.state.close()
+    resp = await s.client.post("/webhook", data=resolved, headers=JSON)
+    assert resp.status == 503
+    assert "state store unavailable" in (await resp.json())["detail"]
+    await s.runtime.state.open()
+    assert (await s.client.post("/webhook", data=resolved, headers=JSON)).status == 202
+    await s.settle()
+    [failed] = s.records("intake.failed")
+    fingerprint = s.records("verify.watching")[0]["fingerprint"]
+    assert (failed["answered"], failed["fingerprints"]) == (503, [fingerprint])
+    [verified] = s.records("verify.succeeded")
+    assert verified["time_to_resolve_seconds"] == 60.0
+    clock.advance(86_400)
+    assert await s.tick() == 0
+    assert s.records("verify.failed") == s.records("rung.started") == []
+
+
 async def test_the_last_rung_unresolved_escalates(build: Any, clock: FakeClock) -> None:
     s = await build({"ladder": ladder(), "cooldown": "1h"})
     await s.fire(alert())
