@@ -16,7 +16,7 @@ from bench.payloads import fixture_bodies, render, request_id, templates
 from bench.rulegen import write_rules
 from bench.server import SHIPPED_PACK
 from bench.stats import Spread, spread
-from receiver.payload import parse_webhook
+from receiver.flow.payload import parse_webhook
 from remediations.registry import default_registry
 from rules.alert import Alert
 from rules.engine import RuleIndex

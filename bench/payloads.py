@@ -1,7 +1,7 @@
 """Alertmanager v4 bodies for the load generator, built from the captured fixtures.
 
 Called by ``bench.run`` and ``bench.storm``. A *template* is a real webhook body (JSON, one
-line) whose alerts come from ``../shared/fixtures/alertmanager`` with their labels varied;
+line) whose alerts come from ``tests/fixtures/alertmanager`` with their labels varied;
 every place that must differ between requests holds :data:`MARK`. The load generator
 (``bench/rotate.lua`` for wrk, :func:`render` in Python) puts a unique id there for each
 request, so every alert has its own fingerprint and instance and dedup never short-circuits
@@ -22,7 +22,7 @@ from bench.rulegen import NAMESPACES, alert_name
 
 MARK = "@@ID@@"
 ZERO_TIME = "0001-01-01T00:00:00Z"
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "alertmanager"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "alertmanager"
 
 
 def fixture_bodies(folder: Path = FIXTURES) -> list[dict[str, Any]]:

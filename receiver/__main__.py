@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from receiver.cli import main
+from receiver.cli.main import main
 
 raise SystemExit(main())

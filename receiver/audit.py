@@ -1,6 +1,6 @@
 """The audit log: append-only JSON Lines, one record per event, chained with SHA-256.
 
-The webhook handler (``receiver.intake``) and the workers (``receiver.executor``) call
+The webhook handler (``receiver.flow.intake``) and the workers (``receiver.flow.workers``) call
 :meth:`AuditLog.record` (cheap, in memory) and then ``await`` :meth:`AuditLog.sync`, which
 group-commits everything pending with one write + fsync in a worker thread.
 ``remediator audit verify`` calls :func:`verify_file`.

@@ -1,7 +1,7 @@
 """Errors of the service around the flow; all derive from the one base in ``rules.errors``.
 
 Raised by settings loading, the state store, the audit log and intake; turned into HTTP
-answers only in ``receiver.handlers`` and into CLI messages only in ``receiver.cli``.
+answers only in ``receiver.http.handlers`` and into CLI messages only in ``receiver.cli.main``.
 """
 
 from __future__ import annotations

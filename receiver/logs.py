@@ -1,6 +1,6 @@
 """structlog set-up: JSON lines to stdout, or a console renderer on a terminal.
 
-Called once by ``receiver.cli`` before serving; the sandboxed commands (``rules test``,
+Called once by ``receiver.cli.main`` before serving; the sandboxed commands (``rules test``,
 ``simulate``) run the pipeline under :func:`errors_to_stderr` instead. Every log line carries the bound
 context (request, decision, rule, fingerprint); secrets are ``remediations.secrets.Secret``
 objects, which render as ``<secret …>``, and the ``Authorization`` header is never bound.

@@ -1,6 +1,6 @@
 """The runtime: the one object that owns every part of a running service.
 
-Built by ``receiver.app.create_app`` and stored under one app key; opened and closed by
+Built by ``receiver.http.app.create_app`` and stored under one app key; opened and closed by
 the app's cleanup context. Handlers reach settings, rules, state, audit, queue,
 workers and metrics through it; nothing is global.
 """
@@ -15,26 +15,28 @@ import socket
 import structlog
 from prometheus_client import CollectorRegistry
 
-from receiver.announce import Announcer
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
 from receiver.errors import StateError
-from receiver.escalation import Escalations
-from receiver.executor import Executor, Guards
-from receiver.feeder import Feeder
-from receiver.guards.approvals import Approvals
-from receiver.guards.circuit import Breakers
-from receiver.guards.killswitch import KillSwitch
-from receiver.intake import Intake
+from receiver.flow.announce import Announcer
+from receiver.flow.escalation import Escalations
+from receiver.flow.feeder import Feeder
+from receiver.flow.guards.approvals import Approvals
+from receiver.flow.guards.circuit import Breakers
+from receiver.flow.guards.killswitch import KillSwitch
+from receiver.flow.intake import Intake
+from receiver.flow.policies import Policies
+from receiver.flow.reload import RulesCoordinator
+from receiver.flow.steps import Runner
+from receiver.flow.timers import Timers
+from receiver.flow.verify import Verifier
+from receiver.flow.workers import Executor, Guards
+from receiver.flow.workqueue import WorkQueue
 from receiver.metrics import Metrics
-from receiver.policies import Policies
-from receiver.reload import RulesCoordinator
-from receiver.runner import Runner
 from receiver.settings import Settings
-from receiver.state import StateStore, WorkItem, open_state_store
-from receiver.timers import Timers
-from receiver.verify import Verifier
-from receiver.workqueue import WorkQueue
+from receiver.store.connect import open_store
+from receiver.store.protocol import StateStore
+from receiver.store.values import WorkItem
 from remediations.registry import Registry
 from rules.alert import Alert
 
@@ -53,7 +55,7 @@ class Runtime:
         self.clock = clock
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.metrics = Metrics(metrics_registry or CollectorRegistry())
-        self.state = state or open_state_store(settings.state, clock=clock, prefix=settings.state_prefix)
+        self.state = state or open_store(settings.state, clock=clock, prefix=settings.state_prefix)
         self.audit = AuditLog(settings.audit, clock=clock.now)
         self.rules = RulesCoordinator(settings, registry=registry, metrics=self.metrics, clock=clock)
         self.queue = WorkQueue(settings.queue.workers * 4)

@@ -1,6 +1,6 @@
 """The service configuration: one YAML file, every key defaulted, unknown keys refused.
 
-Loaded by ``receiver.cli`` (``--config``) and handed to ``receiver.app.create_app``.
+Loaded by ``receiver.cli.main`` (``--config``) and handed to ``receiver.http.app.create_app``.
 Secrets are references (``env:NAME``, ``file:/path``) resolved here, never literals.
 """
 
@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from receiver.errors import ConfigError
-from receiver.guards.maintenance import MaintenanceWindow
+from receiver.flow.guards.maintenance import MaintenanceWindow
 from remediations.notifiers import Notifier
 from remediations.secrets import SecretRef
 from remediations.targets import Target
@@ -128,7 +128,7 @@ class RecurringPolicy(_Strict):
 
 
 class EscalationSettings(_Strict):
-    """The built-in escalation policies (``receiver.escalation``); null turns one off."""
+    """The built-in escalation policies (``receiver.flow.escalation``); null turns one off."""
 
     notifiers: list[str] | None = Field(
         default=None, description="Who hears escalations; unset: guards.announce, else every notifier"

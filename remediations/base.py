@@ -1,7 +1,7 @@
 """The action interface: what every remediation implements, and what it returns.
 
 Actions are registered in ``remediations.registry.Registry`` and run only by
-``receiver.executor``: ``plan()`` (read-only, the exact calls in words a human approves,
+``receiver.flow.workers``: ``plan()`` (read-only, the exact calls in words a human approves,
 also the whole of a dry run) and then, if every guard agrees, ``execute()`` under a
 timeout. ``TemporaryError`` is retried with backoff; ``PermanentError`` is not.
 """

@@ -1,6 +1,6 @@
 """``docker.restart`` and ``docker.diagnose``: the Docker Engine actions of the catalogue.
 
-Run by ``receiver.executor`` against a ``kind: docker`` target (``remediations.targets.
+Run by ``receiver.flow.workers`` against a ``kind: docker`` target (``remediations.targets.
 DockerTarget``). A container is chosen by its exact name or by a label (``key`` or
 ``key=value``, e.g. ``com.docker.compose.service=superset-web``); every container acted on
 must have a name that fully matches the target's ``containers`` pattern, checked against

@@ -1,6 +1,6 @@
 """``http.request``: one HTTP call to a target's ``base_url`` (cache invalidation, re-trigger).
 
-Run by ``receiver.executor``. The URL is the target's ``base_url`` joined with ``path``
+Run by ``receiver.flow.workers``. The URL is the target's ``base_url`` joined with ``path``
 and checked after templating, so no label can point it elsewhere; redirects are not
 followed for the same reason. 5xx, 408, 429, timeouts and connection errors are
 temporary; any other unexpected status is permanent.

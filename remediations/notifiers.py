@@ -1,9 +1,9 @@
 """Notifier configuration: where messages go (Slack, PagerDuty, a generic webhook).
 
 Parsed by ``receiver.settings`` (the ``notifiers:`` map) and handed to actions through
-``ActionContext.notifiers``; the ``notify.*`` actions in ``remediations.notify`` and the
+``ActionContext.notifiers``; the ``notify.*`` actions in ``remediations.notify.actions`` and the
 guards' announcements (approvals, blast radius, circuit breaker) send through
-``remediations.notify.deliver``. URLs and keys are secret references.
+``remediations.notify.actions.deliver``. URLs and keys are secret references.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Redis actions: ``redis.diagnose`` (read-only evidence) and ``redis.flushdb`` (one logical DB).
 
-Run by ``receiver.executor`` against a :class:`~remediations.targets.RedisTarget`. Each
+Run by ``receiver.flow.workers`` against a :class:`~remediations.targets.RedisTarget`. Each
 call opens one connection (redis.asyncio) with socket timeouts and closes it. The
 logical DB is always the action's ``db`` param, checked against the target's ``dbs``
 allow-list after templating; a DB number in the target's URL is overridden, never used,

@@ -1,6 +1,6 @@
 """The registry of actions: one object, built by ``default_registry()``, never a global.
 
-``receiver.app`` builds one and passes it down; the rule loader sees it as an
+``receiver.http.app`` builds one and passes it down; the rule loader sees it as an
 ``ActionCatalogue``; tests build their own with the actions they need.
 """
 
@@ -72,21 +72,21 @@ def default_registry() -> Registry:
     # Imported here so `rules lint` and the layering test do not load every backend SDK.
     from remediations.docker import DockerDiagnose, DockerRestart  # noqa: PLC0415
     from remediations.http import HttpRequest  # noqa: PLC0415
-    from remediations.kubernetes import (  # noqa: PLC0415
+    from remediations.kubernetes.diagnose import KubernetesDiagnose  # noqa: PLC0415
+    from remediations.kubernetes.memory import KubernetesSetMemoryLimit  # noqa: PLC0415
+    from remediations.kubernetes.rollout import (  # noqa: PLC0415
         KubernetesDeletePod,
         KubernetesRolloutRestart,
         KubernetesRolloutUndo,
     )
-    from remediations.kubernetes_diagnose import KubernetesDiagnose  # noqa: PLC0415
-    from remediations.kubernetes_memory import KubernetesSetMemoryLimit  # noqa: PLC0415
-    from remediations.kubernetes_scale import KubernetesScale  # noqa: PLC0415
-    from remediations.notify import (  # noqa: PLC0415
+    from remediations.kubernetes.scale import KubernetesScale  # noqa: PLC0415
+    from remediations.notify.actions import (  # noqa: PLC0415
         NotifyLog,
         NotifyPagerDuty,
         NotifySlack,
         NotifyWebhook,
     )
-    from remediations.postgres import Activity, CancelLongQueries, TerminateIdle  # noqa: PLC0415
+    from remediations.postgres.actions import Activity, CancelLongQueries, TerminateIdle  # noqa: PLC0415
     from remediations.redis import RedisDiagnose, RedisFlushDb  # noqa: PLC0415
 
     return Registry([

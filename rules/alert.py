@@ -1,6 +1,6 @@
 """The alert as the rule engine sees it: one Alertmanager alert, already decoded.
 
-Built by ``receiver.payload`` from the webhook body (and by rule tests from YAML); read
+Built by ``receiver.flow.payload`` from the webhook body (and by rule tests from YAML); read
 by ``rules.engine``, ``rules.templating`` and ``rules.priority``. Pure data, no I/O.
 """
 

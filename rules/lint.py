@@ -1,6 +1,6 @@
 """Lint checks over a loaded rule set: what loads but is probably not what was meant.
 
-Called by ``receiver.cli_rules`` (``remediator rules lint``) after ``rules.loader`` loaded
+Called by ``receiver.cli.rules`` (``remediator rules lint``) after ``rules.loader`` loaded
 the set (the loader reports everything that does not load). Pure: the caller says where
 each rule is (``lines``) and which action steps are destructive (it knows the actions).
 Every rule that matches an alert acts, so an identical match is not "unreachable" as an

@@ -408,7 +408,7 @@ class _NoCatalogue:
 def read_yaml(text: str, name: str) -> tuple[Any, Callable[[Loc], int | None], list[Problem]]:
     """Any YAML document read as rule files are: its data (None when empty or broken), the
     line of a data path (or of its closest ancestor), and the problems found (bad YAML,
-    duplicate keys). ``receiver.ruletest`` reads rule test files with it."""
+    duplicate keys). ``receiver.tools.ruletest`` reads rule test files with it."""
     ctx = _File(name, _NoCatalogue(), None, {})
     data = ctx.parse(text)
     return data, ctx.line, ctx.problems()

@@ -12,16 +12,16 @@ import yaml
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
-from receiver.app import create_app
-from receiver.keys import RUNTIME
+from receiver.http.app import create_app
+from receiver.http.keys import RUNTIME
 from receiver.runtime import Runtime
 from receiver.settings import Settings, settings_from_mapping
 from remediations.registry import Registry
-from tests.dockerd import Engine, EngineUnavailable, import_busybox, start_engine, stop_engine
-from tests.fakeclock import FakeClock
+from tests.support.dockerd import Engine, EngineUnavailable, import_busybox, start_engine, stop_engine
+from tests.support.fakeclock import FakeClock
+from tests.support.paths import ALERTMANAGER
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -30,7 +30,7 @@ ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 def fixtures_dir() -> Path:
     """The captured Alertmanager 0.25 webhook requests."""
     if not FIXTURES.is_dir():
-        pytest.fail(f"Alertmanager fixtures not found at {FIXTURES} (shared/ must sit beside the repo)")
+        pytest.fail(f"Alertmanager fixtures not found at {FIXTURES}")
     return FIXTURES
 
 

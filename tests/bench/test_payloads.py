@@ -8,7 +8,7 @@ import pytest
 
 from bench.payloads import MARK, fixture_bodies, render, request_id, storm_body, templates
 from bench.rulegen import alert_name
-from receiver.payload import parse_webhook
+from receiver.flow.payload import parse_webhook
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from bench.load import LoadError, parse
 from bench.report import BEGIN, END, markdown, replace_section
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def test_parse_wrk_result() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.payloads import fixture_bodies, render, request_id, templates
 from bench.rulegen import rule_yaml, storm_rule_yaml, write_rules
-from receiver.payload import parse_webhook
+from receiver.flow.payload import parse_webhook
 from remediations.registry import default_registry
 from rules.engine import RuleIndex
 from rules.loader import default_pack_paths, load_rules

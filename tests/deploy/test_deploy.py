@@ -27,8 +27,8 @@ from remediations.registry import default_registry
 from rules.loader import default_pack_paths, load_rules
 from rules.matchers import MatchType
 from rules.model import RuleSet
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests promise to fit (strict schemas)

@@ -27,7 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 DEPLOY = REPO / "deploy"
 READY_DEADLINE = 20.0
 PORT_TRIES = 5

@@ -37,11 +37,12 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from tests.conftest import read_audit
-from tests.dockerd import IMAGE, Engine, remove_prefixed
 from tests.e2e.stack import Proc, alertmanager_config, prometheus_config, start_alertmanager, start_prometheus
-from tests.serveproc import listening_url, reap, start_serve
+from tests.support.dockerd import IMAGE, Engine, remove_prefixed
+from tests.support.paths import REPO
+from tests.support.serveproc import listening_url, reap, start_serve
 
-PACKS = Path(__file__).resolve().parents[2] / "rules" / "packs"
+PACKS = REPO / "rules" / "packs"
 PG_ADMIN = make_conninfo(host="127.0.0.1", port=5432, user="postgres", dbname="test")
 DRY = 'max(e2e_firing{scenario="dryrun"}) > 0'
 LIVE = 'max(e2e_firing{scenario="live"}) > 0'

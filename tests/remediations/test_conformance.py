@@ -87,13 +87,13 @@ def test_samples_cover_every_target_kind() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_name_description_and_module(name: str) -> None:
-    """The name is backend.verb, the action lives in that backend's module, the description is one line."""
+    """The name is backend.verb, it lives in its backend's module or package, the description is one line."""
     action = action_of(name)
     match = NAME.match(action.name)
     assert match, f"{action.name!r} is not backend.verb"
     backend = match["backend"]
     module = type(action).__module__
-    assert module == f"remediations.{backend}" or module.startswith(f"remediations.{backend}_"), module
+    assert module == f"remediations.{backend}" or module.startswith(f"remediations.{backend}."), module
     assert action.description.strip()
     assert "\n" not in action.description
     assert action.timeout > 0

@@ -1,6 +1,6 @@
 """``docker.restart`` and ``docker.diagnose`` against a real, private Docker engine.
 
-The engine (``tests.dockerd``) is Debian's dockerd on its own socket, started once per
+The engine (``tests.support.dockerd``) is Debian's dockerd on its own socket, started once per
 session; each test names its containers with its own prefix and force-removes them at the
 end. Params, the allow-list and error classification are tables; the rest runs for real.
 """
@@ -32,7 +32,7 @@ from remediations.docker import DockerDiagnose, DockerRestart, _classify, _Docke
 from remediations.targets import DockerTarget, HttpTarget
 from rules.alert import Alert
 from rules.templating import compile_value, render_value
-from tests.dockerd import (
+from tests.support.dockerd import (
     IMAGE,
     Engine,
     remove_prefixed,

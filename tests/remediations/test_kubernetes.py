@@ -1,4 +1,4 @@
-"""``kubernetes.*`` actions: the real ``kubernetes`` client against the fake API server of tests.kubeapi."""
+"""``kubernetes.*``: the real ``kubernetes`` client against the in-test API server (tests.support.kubeapi)."""
 
 from __future__ import annotations
 
@@ -28,22 +28,27 @@ from remediations.base import (
     TargetNotAllowed,
     TemporaryError,
 )
-from remediations.kubernetes import KubernetesDeletePod, KubernetesRolloutRestart, KubernetesRolloutUndo
-from remediations.kubernetes_api import KubernetesAction, label_selector
-from remediations.kubernetes_diagnose import KubernetesDiagnose
-from remediations.kubernetes_memory import (
+from remediations.kubernetes.api import KubernetesAction, label_selector
+from remediations.kubernetes.diagnose import KubernetesDiagnose
+from remediations.kubernetes.memory import (
     KubernetesSetMemoryLimit,
     format_bytes,
     new_limit,
     parse_quantity,
 )
-from remediations.kubernetes_scale import KubernetesScale, compute
+from remediations.kubernetes.rollout import (
+    KubernetesDeletePod,
+    KubernetesRolloutRestart,
+    KubernetesRolloutUndo,
+)
+from remediations.kubernetes.scale import KubernetesScale, compute
 from remediations.registry import Registry
 from remediations.targets import HttpTarget, KubernetesTarget
 from rules.alert import Alert
 from rules.loader import load_rules
 from rules.model import ActionSpec
-from tests.kubeapi import JSON_PATCH, STRATEGIC, FakeKube, container
+from tests.support.kubeapi import JSON_PATCH, STRATEGIC, FakeKube, container
+from tests.support.paths import REPO
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 WEB = {"namespace": "prod", "deployment": "web"}
@@ -960,7 +965,7 @@ async def test_the_write_is_the_one_kubectl_makes(kube: Cluster, args: tuple[str
 
 def test_the_rule_examples_of_the_reference_page_load(tmp_path: Path) -> None:
     """docs/actions/kubernetes.md's rule examples load cleanly: no errors, no warnings."""
-    page = (Path(__file__).resolve().parents[2] / "docs" / "actions" / "kubernetes.md").read_text()
+    page = (REPO / "docs" / "actions" / "kubernetes.md").read_text()
     example = page.split("## Rule examples", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "rules.yaml").write_text(example)
     registry = Registry([cls() for cls in ALL_ACTIONS])

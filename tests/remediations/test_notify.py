@@ -31,8 +31,15 @@ from remediations.base import (
     TemporaryError,
 )
 from remediations.notifiers import Notifier, NotifierConfig
-from remediations.notify import Notice, NotifyLog, NotifyPagerDuty, NotifySlack, NotifyWebhook, deliver
-from remediations.notify_delivery import pagerduty_body, slack_body
+from remediations.notify.actions import (
+    Notice,
+    NotifyLog,
+    NotifyPagerDuty,
+    NotifySlack,
+    NotifyWebhook,
+    deliver,
+)
+from remediations.notify.delivery import pagerduty_body, slack_body
 from remediations.targets import HttpTarget
 from rules.alert import Alert
 from rules.model import ActionSpec

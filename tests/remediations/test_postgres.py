@@ -30,7 +30,7 @@ from remediations.base import (
     TargetNotAllowed,
     TemporaryError,
 )
-from remediations.postgres import Activity, CancelLongQueries, TerminateIdle
+from remediations.postgres.actions import Activity, CancelLongQueries, TerminateIdle
 from remediations.secrets import Secret
 from remediations.targets import PostgresTarget, RedisTarget
 from rules.alert import Alert

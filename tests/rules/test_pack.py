@@ -12,16 +12,16 @@ from typing import Any
 
 import pytest
 
-from receiver.cli import main
+from receiver.cli.main import main
 from remediations.registry import default_registry
 from rules.alert import Alert
 from rules.engine import RuleIndex
 from rules.loader import default_pack_paths, load_rules
 from rules.model import RuleSet
 from rules.priority import PriorityPolicy
+from tests.support.paths import ALERTMANAGER
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 
 CONCERNS = ["availability", "cpu", "disk", "errors", "latency", "oom", "postgres-connections",
             "postgres-queries", "queues", "redis"]
@@ -86,7 +86,7 @@ def test_pack_without_targets_warns_once_per_target_use() -> None:
 def test_fixture_alerts_meet_expected_rules(pack: RuleSet, body: Path | None) -> None:
     """Every captured alert meets the rule for its alertname (none when resolved)."""
     if body is None:
-        pytest.fail(f"Alertmanager fixtures not found in {FIXTURES} (shared/ must sit beside the repo)")
+        pytest.fail(f"Alertmanager fixtures not found in {FIXTURES}")
     index = RuleIndex(pack)
     for alert in _alerts(body):
         want = EXPECTED[alert.name] if alert.status == "firing" else None

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from receiver.cli import main
+from receiver.cli.main import main
 from rules.loader import default_pack_paths
+from tests.support.paths import REPO
 
-PACKS = Path(__file__).resolve().parents[2] / "rules" / "packs"
+PACKS = REPO / "rules" / "packs"
 TEST_FILES = sorted(PACKS.glob("*.test.yaml"))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -15,8 +14,9 @@ from rules.catalogue import ActionInfo
 from rules.durations import DURATION_PATTERN
 from rules.matchers import MATCHER_PATTERN
 from rules.schema import DRAFT, SCHEMA_ID, rule_file_schema, schema_json
+from tests.support.paths import REPO
 
-SHIPPED = Path(__file__).resolve().parents[2] / "rules" / "rule-file.schema.json"
+SHIPPED = REPO / "rules" / "rule-file.schema.json"
 
 
 class _Level(BaseModel):

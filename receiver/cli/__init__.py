@@ -1,0 +1,1 @@
+"""The ``remediator`` command line: one module per command group."""

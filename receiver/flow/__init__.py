@@ -1,0 +1,1 @@
+"""The flow of one alert: decode, intake, queue, workers, steps, verify and escalate."""

@@ -1,0 +1,188 @@
+"""Approvals: a human says yes or no to a decision's plan before it runs.
+
+Requested by ``receiver.flow.workers`` when a live decision needs one; decided through
+``receiver.http.api`` (``POST /api/v1/approvals/{id}/approve|reject``, approver role) or the
+CLI that calls it. An approval holds the rendered plans, the diagnostics the rule asked
+for and the alert; it expires after ``guards.approval_ttl``; a resolved notification for
+the alert cancels it. Approving queues the plans as work (``receiver.flow.workitems``), so
+approving twice, from any replica, runs once: only one call moves it out of pending. The
+one call that rejects it or expires it unanswered hands it to ``on_declined`` (the runtime
+passes ``receiver.flow.verify``'s, which escalates a ladder stopped there); a cancelled one is not.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from receiver.audit import AuditEvent, AuditLog
+from receiver.clock import Clock
+from receiver.decisions import Decision
+from receiver.errors import Conflict, NotFound
+from receiver.flow.announce import Announcer
+from receiver.flow.workitems import alert_to_data, approved_item
+from receiver.settings import Settings
+from receiver.store.protocol import StateStore
+from receiver.store.values import Approval, ApprovalStatus, WorkItem
+from remediations.notify.delivery import Notice
+
+_EVENTS = {
+    ApprovalStatus.APPROVED: AuditEvent.APPROVAL_APPROVED,
+    ApprovalStatus.REJECTED: AuditEvent.APPROVAL_REJECTED,
+    ApprovalStatus.EXPIRED: AuditEvent.APPROVAL_EXPIRED,
+    ApprovalStatus.CANCELLED: AuditEvent.APPROVAL_CANCELLED,
+}
+
+
+_KEEP = 7 * 24 * 3600.0  # how long an approved plan may still be queued after the approval
+_GRACE = 30.0  # the approving call queues it itself within this
+
+
+def _queued_marker(approval_id: str) -> str:
+    return f"approval-queued\x1f{approval_id}"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Approvals:
+    """Requests, decisions, cancellations and expiry of approvals."""
+
+    def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, announcer: Announcer,
+                 clock: Clock, enqueue: Callable[[WorkItem], Awaitable[None]],
+                 on_declined: Callable[[Approval], Awaitable[None]] | None = None) -> None:
+        self._ttl = settings.guards.approval_ttl.total_seconds()
+        self._store = store
+        self._audit = audit
+        self._announcer = announcer
+        self._clock = clock
+        self._enqueue = enqueue
+        self._on_declined = on_declined
+
+    async def request(self, d: Decision, *, steps: Sequence[Mapping[str, Any]],
+                      diagnostics: Sequence[Mapping[str, Any]]) -> Approval:
+        """Store a pending approval for ``d``'s action steps, audit it and announce it."""
+        now = self._clock.now()
+        approval = Approval(
+            id=secrets.token_hex(8), status=ApprovalStatus.PENDING, created_at=now,
+            expires_at=now + self._ttl, decision=d.id, rule=d.rule.name, fingerprint=d.alert.fingerprint,
+            payload={"steps": list(steps), "diagnostics": list(diagnostics), "alert": alert_to_data(d.alert),
+                     "priority": d.priority.value, "alertname": d.alert.name,
+                     "labels": dict(d.alert.labels), "dry_run": d.dry_run, "rung": d.rung,
+                     "response_target": d.response_target.total_seconds()},
+        )
+        await self._store.put_approval(approval)
+        self._audit.record(AuditEvent.APPROVAL_REQUESTED, approval=approval.id, decision=d.id,
+                           rule=d.rule.name, fingerprint=d.alert.fingerprint, priority=d.priority,
+                           expires_at=_iso(approval.expires_at),
+                           plans=[s["plan"] for s in steps])
+        await self._audit.sync()
+        lines = [f"{n}. {step}" for n, step in enumerate(
+            (line for s in steps for line in s["plan"]["steps"]), start=1)]
+        await self._announcer.announce(Notice(
+            title=f"Approval needed: {d.rule.name} ({d.priority}) for {d.alert.name or d.alert.fingerprint}",
+            severity="critical" if d.priority == "P1" else "warning",
+            text="\n".join([*lines, "", f"Approve: remediator approvals approve {approval.id}",
+                            f"Reject:  remediator approvals reject {approval.id}",
+                            f"Expires: {_iso(approval.expires_at)}"]),
+            dedup_key=f"remediator-approval-{approval.id}",
+            fields={"approval": approval.id, "rule": d.rule.name, "priority": d.priority.value,
+                    "fingerprint": d.alert.fingerprint},
+        ))
+        return approval
+
+    async def get(self, approval_id: str) -> Approval:
+        approval = await self._store.get_approval(approval_id)
+        if approval is None:
+            raise NotFound(f"no approval {approval_id!r}")
+        return approval
+
+    async def list(self, statuses: Sequence[ApprovalStatus] | None = None) -> list[Approval]:
+        return await self._store.list_approvals(statuses)
+
+    async def decide(self, approval_id: str, *, approve: bool, actor: str, comment: str | None) -> Approval:
+        """Approve (and queue the plans) or reject; :class:`Conflict` when it is no longer pending."""
+        current = await self.get(approval_id)
+        if current.status is ApprovalStatus.PENDING and current.expires_at <= self._clock.now():
+            await self._close(current, ApprovalStatus.EXPIRED, "expired unanswered")
+            await self._audit.sync()
+        to = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        result = await self._store.decide_approval(approval_id, to, actor=actor, comment=comment)
+        approval = result.approval
+        if approval is None:
+            raise NotFound(f"no approval {approval_id!r}")
+        if not result.changed:
+            who = f" by {approval.decided_by}" if approval.decided_by else ""
+            raise Conflict(f"approval {approval_id} is {approval.status.value}{who}, not pending; "
+                           "nothing was run")
+        self._record(approval)
+        await self._audit.sync()
+        if approve:
+            await self._queue_run(approval)
+        else:
+            await self._declined(approval)
+        return approval
+
+    async def _declined(self, approval: Approval) -> None:
+        if self._on_declined is not None:
+            await self._on_declined(approval)
+
+    async def _queue_run(self, approval: Approval) -> None:
+        """Queue an approved plan and mark it queued (``requeue_approved`` repairs a gap between)."""
+        await self._enqueue(approved_item(approval.id, approval.decision))
+        await self._store.claim([_queued_marker(approval.id)], ttl=_KEEP)
+
+    async def requeue_approved(self) -> int:
+        """Queue approved plans whose queueing was cut short (a store error or a crash right
+        after the approval); how many. A plan queued twice still runs once: its steps carry
+        execute-once markers."""
+        now = self._clock.now()
+        queued = 0
+        for approval in await self._store.list_approvals([ApprovalStatus.APPROVED]):
+            recent = approval.decided_at is not None and now - _KEEP < approval.decided_at <= now - _GRACE
+            if recent and (await self._store.claim([_queued_marker(approval.id)], ttl=_KEEP))[0]:
+                await self._enqueue(approved_item(approval.id, approval.decision))
+                queued += 1
+        return queued
+
+    def _record(self, approval: Approval) -> None:
+        self._audit.record(_EVENTS[approval.status], approval=approval.id, decision=approval.decision,
+                           rule=approval.rule, fingerprint=approval.fingerprint, actor=approval.decided_by,
+                           comment=approval.comment)
+
+    async def _close(self, approval: Approval, to: ApprovalStatus, why: str) -> bool:
+        """Move a pending approval to ``to`` (or to expired, when it is past its expiry)."""
+        now = self._clock.now()
+        result = await self._store.decide_approval(approval.id, to, actor="system", comment=why)
+        moved = result.approval
+        if moved is None:
+            return False
+        # The store expires an overdue approval instead of cancelling it: audit that too.
+        expired_now = moved.status is ApprovalStatus.EXPIRED and moved.decided_at == now
+        if result.changed or expired_now:
+            self._record(moved)
+            if result.changed and to is ApprovalStatus.EXPIRED:
+                await self._declined(moved)  # not one expired while cancelling: that alert resolved
+            return moved.status is to
+        return False
+
+    async def cancel_for(self, fingerprint: str, why: str) -> int:
+        """Cancel the pending approvals of an alert (it resolved); how many were cancelled."""
+        closed = 0
+        for approval in await self._store.pending_approvals_for(fingerprint):
+            closed += await self._close(approval, ApprovalStatus.CANCELLED, why)
+        return closed
+
+    async def expire_due(self) -> int:
+        """Expire pending approvals past their expiry; how many."""
+        now = self._clock.now()
+        closed = 0
+        for approval in await self._store.list_approvals([ApprovalStatus.PENDING]):
+            if approval.expires_at <= now:
+                closed += await self._close(approval, ApprovalStatus.EXPIRED, "expired unanswered")
+        if closed:
+            await self._audit.sync()
+        return closed

@@ -1,0 +1,75 @@
+"""Circuit breakers per target: after N consecutive failures there, automatic attempts stop.
+
+Used by ``receiver.flow.guards.pipeline``: checked before approval and again before execute;
+every final outcome of an execution is recorded. When a breaker opens it is audited
+(``circuit.opened``) and escalated (``receiver.flow.escalation``, reason ``circuit_open``; a
+plain announcement when ``escalation.circuit_open`` is off); it closes after the cool-off
+or when an admin resets it (``POST /api/v1/circuits/{target}/reset``).
+"""
+
+from __future__ import annotations
+
+from receiver.audit import AuditEvent, AuditLog
+from receiver.clock import Clock
+from receiver.decisions import Escalation, Reason
+from receiver.flow.announce import Announcer
+from receiver.flow.escalation import Case, Escalations
+from receiver.flow.guards import Blocked, Guard
+from receiver.settings import Settings
+from receiver.store.protocol import StateStore
+from receiver.store.values import Circuit
+from remediations.notify.delivery import Notice
+
+
+class Breakers:
+    """The breakers of every target, in the state store."""
+
+    def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, announcer: Announcer,
+                 clock: Clock, escalations: Escalations) -> None:
+        self._threshold = settings.guards.circuit_breaker.failures
+        self._cooloff = settings.guards.circuit_breaker.cooloff.total_seconds()
+        self._store = store
+        self._audit = audit
+        self._announcer = announcer
+        self._escalations = escalations if settings.escalation.circuit_open else None
+        self._clock = clock
+
+    async def check(self, target: str) -> None:
+        circuit = await self._store.circuit(target)
+        if circuit.is_open(self._clock.now()):
+            assert circuit.open_until is not None
+            raise Blocked(Guard.CIRCUIT_BREAKER, Reason.CIRCUIT_OPEN,
+                          f"target {target} failed {circuit.failures} times in a row; automatic "
+                          f"attempts stop for {circuit.open_until - self._clock.now():.0f}s more "
+                          "or until an admin resets it",
+                          retry_after=circuit.open_until - self._clock.now())
+
+    async def record(self, target: str, *, ok: bool, decision: str, detail: str) -> Circuit:
+        circuit = await self._store.record_result(target, ok=ok, threshold=self._threshold,
+                                                  cooloff=self._cooloff)
+        # Every failure from the threshold on (re)opens it: at the threshold, or the trial
+        # attempt after a cool-off failing again.
+        if not ok and circuit.failures >= self._threshold:
+            self._audit.record(AuditEvent.CIRCUIT_OPENED, target=target, failures=circuit.failures,
+                               open_until=circuit.open_until, decision=decision, detail=detail)
+            text = (f"{circuit.failures} consecutive failures on {target}; the last: {detail}\n"
+                    f"Automatic attempts there stop for {self._cooloff:.0f}s. A human should look.")
+            if self._escalations is not None:
+                await self._escalations.send(Case(
+                    reason=Escalation.CIRCUIT_OPEN, key=target, detail=text, about={"target": target},
+                    decision=decision, fields={"failures": str(circuit.failures)},
+                    headline=f"circuit open for target {target}"))
+            else:
+                await self._announcer.announce(Notice(
+                    title=f"remediator: circuit open for target {target}", severity="critical", text=text,
+                    dedup_key=f"remediator-circuit-{target}",
+                    fields={"target": target, "failures": str(circuit.failures), "decision": decision},
+                ))
+        return circuit
+
+    async def reset(self, target: str, *, actor: str) -> Circuit:
+        before = await self._store.reset_circuit(target)
+        self._audit.record(AuditEvent.ADMIN_CIRCUIT_RESET, target=target, actor=actor,
+                           failures=before.failures)
+        await self._audit.sync()
+        return before

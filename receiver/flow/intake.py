@@ -1,0 +1,229 @@
+"""Intake: the cheap, inline part of a webhook — match, classify, dedup, audit, queue.
+
+Called by ``receiver.http.handlers.webhook`` once per request, after the body is decoded.
+Nothing here waits for a remediation. The order keeps promises to Alertmanager: dedup
+keys are claimed (briefly), every record of the request is made durable in the audit
+log in one group, then the work is put in the state store's durable queue (which makes
+the claims long) and only then is 202 returned. If any step fails (store down, queue
+full, audit disk failing), the claims are given back and the caller answers 503, so the
+resend that follows is handled as if this request had never come. A resolved alert
+closes what is open for it (pending approvals, verify watches) once the answer is settled;
+if the store fails there, the answer is 503 too (work queued by the request stays queued:
+the re-send finds it claimed), so the resolution comes again.
+While the backlog is known to be full, a request whose work does not fit is refused before
+its alerts are recorded (one ``intake.failed`` record names them): under overload, refused
+re-sends must not cost as much as accepted requests, or the overload feeds itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from receiver.audit import AuditError, AuditEvent, AuditLog
+from receiver.clock import Clock, as_datetime
+from receiver.decisions import Decision, Outcome, Reason, decision_identity
+from receiver.errors import StateError, Unavailable
+from receiver.flow.guards import Guard
+from receiver.flow.payload import WebhookMessage
+from receiver.flow.reload import RulesCoordinator
+from receiver.flow.workitems import decision_item
+from receiver.metrics import Metrics
+from receiver.settings import Settings
+from receiver.store.protocol import StateStore
+from receiver.store.values import BacklogFull
+from rules.alert import Alert
+from rules.priority import classify
+
+_log = structlog.get_logger("remediator.intake")
+_PENDING_CLAIM = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeSummary:
+    """What the 202 answer reports."""
+
+    received: int
+    matched: int
+    queued: int
+
+
+class Intake:
+    """Turns one decoded webhook into queued decisions."""
+
+    def __init__(self, *, settings: Settings, rules: RulesCoordinator, state: StateStore,
+                 audit: AuditLog, metrics: Metrics, clock: Clock,
+                 on_resolved: Callable[[Alert], Awaitable[None]] | None = None) -> None:
+        self._on_resolved = on_resolved
+        self._settings = settings
+        self._rules = rules
+        self._state = state
+        self._audit = audit
+        self._metrics = metrics
+        self._clock = clock
+        self._backlog_full = False  # the last enqueue found no room: check before recording
+        self._reserved = 0  # work of requests on their way from that check to the store
+
+    def _record_alert(self, message: WebhookMessage, alert: Alert, actor: str) -> None:
+        self._audit.record(
+            AuditEvent.ALERT_RECEIVED,
+            fingerprint=alert.fingerprint, status=alert.status, alertname=alert.name,
+            labels=dict(alert.labels), startsAt=alert.starts_at_raw,
+            endsAt=alert.ends_at, receiver=message.receiver, groupKey=message.groupKey,
+            truncatedAlerts=message.truncatedAlerts, actor=actor,
+        )
+
+    async def accept(self, message: WebhookMessage, alerts: list[Alert], *, actor: str) -> IntakeSummary:
+        """Match, classify and dedup ``alerts``; queue the new decisions durably recorded."""
+        if message.truncatedAlerts:
+            _log.warning("intake.truncated", truncated=message.truncatedAlerts, received=len(alerts),
+                         group=message.groupKey,
+                         hint="Alertmanager's max_alerts cut this notification; raise it or narrow the group")
+        index = self._rules.index
+        policy = self._settings.priorities
+        now = as_datetime(self._clock)
+        candidates: list[Decision] = []
+        matched = 0
+        found = [(alert, index.match(alert, now)) for alert in alerts]
+        for alert, _ in found:
+            self._metrics.alerts_received.labels(alert.status).inc()
+        work = sum(not m.waiting for _, matches in found for m in matches)  # at most this many queued
+        if self._backlog_full and work:
+            await self._refuse_while_full(message, alerts, work)
+        for alert, matches in found:
+            self._record_alert(message, alert, actor)
+            for match in matches:
+                matched += 1
+                rule = match.rule
+                self._metrics.rule_matches.labels(rule.name).inc()
+                priority = classify(alert, rule.priority, policy)
+                dry_run = self._settings.dry_run or rule.dry_run
+                key, decision_id = decision_identity(rule.name, alert, dry_run=dry_run)
+                target = policy.response_target(priority)
+                self._audit.record(
+                    AuditEvent.RULE_MATCHED, decision=decision_id, rule=rule.name,
+                    fingerprint=alert.fingerprint, alertname=alert.name, priority=priority,
+                    response_target_seconds=target.total_seconds(), dry_run=dry_run,
+                    waiting_for=match.waiting,
+                )
+                if match.waiting:
+                    self._metrics.decided(Outcome.SKIPPED, Reason.FOR_NOT_ELAPSED)
+                    self._audit.record(
+                        AuditEvent.GUARD_BLOCKED, decision=decision_id, rule=rule.name,
+                        fingerprint=alert.fingerprint, guard=Guard.FOR, reason=Reason.FOR_NOT_ELAPSED,
+                        detail=f"active since {alert.starts_at_raw}, rule wants {rule.for_}",
+                    )
+                    continue
+                candidates.append(Decision(decision_id, key, rule, alert, priority, target, dry_run))
+        if not alerts or not candidates:
+            await self._sync_or_unavailable([], [])
+            summary = IntakeSummary(len(alerts), matched, 0)
+        else:
+            self._reserved += work
+            try:
+                summary = await self._queue_decisions(candidates, len(alerts), matched)
+            finally:
+                self._reserved -= work
+        resolved = [a for a in alerts if a.status == "resolved"]
+        if resolved and self._on_resolved is not None:
+            await self._close_resolved(resolved)
+        return summary
+
+    async def _close_resolved(self, resolved: list[Alert]) -> None:
+        """Close what is open for resolved alerts; a store failure is :class:`Unavailable`, so
+        Alertmanager re-sends and the resolution is not lost (closing again changes nothing)."""
+        assert self._on_resolved is not None
+        try:
+            for alert in resolved:
+                await self._on_resolved(alert)
+        except StateError as exc:
+            why = f"state store unavailable: {exc}"
+            _log.error("intake.close_resolved_failed", error=str(exc))
+            self._audit.record(AuditEvent.INTAKE_FAILED, reason=why, answered=503, decisions=[],
+                               fingerprints=[a.fingerprint for a in resolved])
+            await self._sync_quietly()
+            raise Unavailable(why) from None
+        await self._sync_quietly()
+
+    async def _queue_decisions(self, candidates: list[Decision], received: int,
+                               matched: int) -> IntakeSummary:
+        claimed: list[str] = []
+        try:
+            # A short claim first: if this process dies before the work is durable, the
+            # claim lapses quickly and Alertmanager's retry is not taken for a duplicate.
+            fresh_flags = await self._state.claim([d.dedup_key for d in candidates], ttl=_PENDING_CLAIM)
+            fresh = [d for d, ok in zip(candidates, fresh_flags, strict=True) if ok]
+            claimed = [d.dedup_key for d in fresh]
+            for d, ok in zip(candidates, fresh_flags, strict=True):
+                if not ok:
+                    self._metrics.guard_blocks.labels(Guard.DEDUP.value).inc()
+                    self._metrics.decided(Outcome.BLOCKED, Reason.DUPLICATE)
+                    self._audit.record(
+                        AuditEvent.GUARD_BLOCKED, decision=d.id, rule=d.rule.name,
+                        fingerprint=d.alert.fingerprint, guard=Guard.DEDUP, reason=Reason.DUPLICATE,
+                        detail="this firing was already handled by this rule",
+                    )
+            await self._sync_or_unavailable(claimed, [d.id for d in candidates])
+            await self._state.enqueue([decision_item(d) for d in fresh],
+                                      ttl=self._settings.guards.dedup_ttl.total_seconds(),
+                                      max_backlog=self._settings.queue.size)
+        except StateError as exc:
+            self._backlog_full = isinstance(exc, BacklogFull)
+            why = str(exc) if isinstance(exc, BacklogFull) else f"state store unavailable: {exc}"
+            self._refuse(candidates, why)
+            await self._release_quietly(claimed)
+            await self._sync_quietly()
+            raise Unavailable(why) from None
+        self._metrics.decisions.labels(Outcome.QUEUED.value, Reason.QUEUED.value).inc(len(fresh))
+        return IntakeSummary(received, matched, len(fresh))
+
+    async def _refuse_while_full(self, message: WebhookMessage, alerts: list[Alert], work: int) -> None:
+        """Refuse (:class:`Unavailable`) while the backlog has no room for ``work`` more items,
+        before anything is recorded (duplicates among them are not known yet: counted too)."""
+        size = self._settings.queue.size
+        try:
+            backlog = await self._state.backlog() + self._reserved
+        except StateError:
+            return  # the usual path meets the failure and answers for it
+        if backlog <= size - size // 10:  # a tenth free again: stop reading the backlog first
+            self._backlog_full = False
+        if backlog + work <= size:
+            return
+        why = str(BacklogFull(size))
+        _log.warning("intake.refused", reason=why, alerts=len(alerts))
+        self._audit.record(AuditEvent.INTAKE_FAILED, reason=why, answered=503, groupKey=message.groupKey,
+                           fingerprints=[a.fingerprint for a in alerts], decisions=[])
+        await self._sync_quietly()
+        raise Unavailable(why)
+
+    async def _release_quietly(self, claimed: list[str]) -> None:
+        if claimed:
+            try:
+                await self._state.release(claimed)
+            except StateError as rel:  # they lapse after the short pending claim
+                _log.error("state.release_failed", error=str(rel), keys=len(claimed))
+
+    def _refuse(self, candidates: list[Decision], why: str) -> None:
+        _log.warning("intake.refused", reason=why, decisions=len(candidates))
+        self._audit.record(AuditEvent.INTAKE_FAILED, reason=why,
+                           decisions=[d.id for d in candidates], answered=503)
+
+    async def _sync_quietly(self) -> None:
+        try:
+            await self._audit.sync()
+        except AuditError as exc:
+            _log.error("audit.sync_failed", error=str(exc))
+
+    async def _sync_or_unavailable(self, claimed: list[str], decision_ids: list[str]) -> None:
+        """Make this request's records durable; on failure give claims back and refuse."""
+        try:
+            await self._audit.sync()
+        except AuditError as exc:
+            _log.error("audit.sync_failed", error=str(exc))
+            # Lands with the next write that succeeds, after this request's other records.
+            self._audit.record(AuditEvent.INTAKE_FAILED, reason=f"audit log unavailable: {exc}",
+                               decisions=decision_ids, answered=503)
+            await self._release_quietly(claimed)
+            raise Unavailable(f"audit log unavailable: {exc}") from None

@@ -1,0 +1,93 @@
+"""The local buffer between the feeder and the workers.
+
+The feeder (``receiver.flow.feeder``) takes work from the state store's queue only as far as
+this buffer has room, and workers (``receiver.flow.workers``) take it from here. Accepted
+work is durable in the store, not here: what sits in this buffer when the process dies
+is taken again at start-up (SQLite) or by another replica (Redis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from receiver.store.values import WorkItem
+
+
+class WorkQueue:
+    """A FIFO of work items with a soft capacity the feeder respects."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: deque[WorkItem] = deque()
+        self._ready = asyncio.Condition()
+        self._in_flight: dict[str, WorkItem] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    def depth(self) -> int:
+        return len(self._items)
+
+    @property
+    def unfinished(self) -> int:
+        """Items queued here or being worked on."""
+        return len(self._items) + len(self._in_flight)
+
+    def free(self) -> int:
+        return max(0, self._capacity - self.unfinished)
+
+    def in_flight(self) -> list[str]:
+        """Store refs of every item held here (queued or being worked on)."""
+        return [i.ref for i in self._items] + list(self._in_flight)
+
+    async def wait_room(self) -> None:
+        await self._room.wait()
+
+    async def put(self, items: list[WorkItem]) -> None:
+        if not items:
+            return
+        self._items.extend(items)
+        self._idle.clear()
+        if self.free() == 0:
+            self._room.clear()
+        async with self._ready:
+            self._ready.notify(len(items))
+
+    async def get(self) -> WorkItem:
+        async with self._ready:
+            await self._ready.wait_for(lambda: bool(self._items))
+            item = self._items.popleft()
+        self._in_flight[item.ref] = item
+        return item
+
+    def done(self, item: WorkItem) -> None:
+        """An item taken with :meth:`get` is finished (or abandoned to the store)."""
+        self._in_flight.pop(item.ref, None)
+        self._room.set()
+        if self.unfinished == 0:
+            self._idle.set()
+
+    async def requeue(self, item: WorkItem) -> None:
+        """Put an item taken with :meth:`get` back at the end (it stays held by this process)."""
+        self._in_flight.pop(item.ref, None)
+        self._items.append(item)
+        async with self._ready:
+            self._ready.notify(1)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    def drain_unstarted(self) -> list[WorkItem]:
+        """Take every item no worker has started (at shutdown)."""
+        items = list(self._items)
+        self._items.clear()
+        self._room.set()
+        if self.unfinished == 0:
+            self._idle.set()
+        return items

@@ -1,0 +1,1 @@
+"""The HTTP face of the service: server, app, middlewares, auth, the handlers and /api/v1."""

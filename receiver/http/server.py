@@ -1,0 +1,75 @@
+"""Running the service: listen (TLS when configured), handle signals, shut down cleanly.
+
+Called by ``remediator serve``. SIGTERM and SIGINT stop intake (503), let running work
+drain within ``drain_timeout``, flush the audit and exit; SIGHUP reloads the rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+
+import structlog
+from aiohttp import web
+
+from receiver.errors import ConfigError, ReceiverError
+from receiver.http.app import create_app
+from receiver.http.keys import RUNTIME
+from receiver.settings import Settings, TlsSettings
+
+_log = structlog.get_logger("remediator")
+
+
+def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """A server context from ``tls:``; a ``client_ca`` makes client certificates mandatory."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    if tls.client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(cafile=str(tls.client_ca))
+    return ctx
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT."""
+    app = create_app(settings)
+    runtime = app[RUNTIME]
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[object]] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(runtime.rules.reload(runtime.audit, actor="SIGHUP"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    await runner.setup()
+    # Signals are ours before anyone can learn the address: an early SIGHUP reloads, never kills.
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        try:
+            context = ssl_context(settings.tls) if settings.tls else None
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"tls: cannot load the certificate or key: {exc}") from None
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ReceiverError(f"cannot listen on {settings.listen}: {exc.strerror or exc}") from None
+        scheme = "https" if context else "http"
+        for address in runner.addresses:
+            host, port = address[0], address[1]
+            _log.info("remediator.listening", url=f"{scheme}://{host}:{port}")
+        await stop.wait()
+        _log.info("remediator.stopping")
+        runtime.begin_drain()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await asyncio.gather(*reloads, return_exceptions=True)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""The state store: one protocol, its values, and the SQLite and Redis stores behind it."""

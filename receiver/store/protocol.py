@@ -1,0 +1,167 @@
+"""Shared state behind one interface: what must outlive a process or be seen by every replica.
+
+Opened and closed by ``receiver.runtime``. Intake claims dedup keys and enqueues work;
+the work feeder takes it; guards read and update pauses, cooldown/rate/blast budgets,
+circuit breakers, target locks and approvals. Two stores implement it and pass one
+contract suite (``tests/receiver/store/test_contract.py``): ``receiver.store.sqlite.store``
+(the default, one replica, durable across restarts) and ``receiver.store.redis.store``
+(several replicas). Every time comes from the injected clock, so TTLs behave the same in
+both and tests move time by hand; Redis TTLs only bound how long garbage lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from receiver.store.values import (
+    Admission,
+    Approval,
+    ApprovalStatus,
+    Budget,
+    Circuit,
+    Pause,
+    Timer,
+    Transition,
+    WorkItem,
+)
+
+
+class StateStore(Protocol):
+    """What the receiver keeps outside its process memory. Every method may raise StateError."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise :class:`StateError` when the store cannot be used."""
+        ...
+
+    # -- dedup: one key per firing; also the execute-once marker of each step
+    async def claim(self, keys: Sequence[str], *, ttl: float) -> list[bool]:
+        """Claim each key for ``ttl`` seconds; True where this call claimed it first."""
+        ...
+
+    async def claimed(self, key: str) -> bool:
+        """Whether ``key`` is claimed now (neither released nor lapsed); claims nothing."""
+        ...
+
+    async def release(self, keys: Sequence[str]) -> None:
+        """Give claims back (intake could not complete what it claimed them for)."""
+        ...
+
+    # -- the work queue
+    async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
+        """Persist ``items`` and extend their dedup claims to ``ttl``, all or nothing.
+
+        Raise :class:`BacklogFull` (adding nothing) when the queue would exceed ``max_backlog``.
+        """
+        ...
+
+    async def take(self, consumer: str, count: int, *, block: float) -> list[WorkItem]:
+        """Up to ``count`` items nobody has taken, waiting up to ``block`` seconds for one."""
+        ...
+
+    async def reclaim(self, consumer: str, *, idle: float, count: int) -> list[WorkItem]:
+        """Take over items another consumer took and has not touched for ``idle`` seconds."""
+        ...
+
+    async def touch(self, consumer: str, refs: Sequence[str]) -> None:
+        """Say that ``consumer`` is still working on ``refs`` (resets their idle time)."""
+        ...
+
+    async def complete(self, refs: Sequence[str]) -> None:
+        """Remove finished items."""
+        ...
+
+    async def backlog(self) -> int:
+        """Items queued or being worked on."""
+        ...
+
+    # -- kill switch and blast-radius pause
+    async def get_pause(self) -> Pause | None: ...
+
+    async def set_pause(self, pause: Pause) -> bool:
+        """Pause unless already paused; True when this call paused."""
+        ...
+
+    async def clear_pause(self) -> Pause | None:
+        """Resume; returns the pause that was lifted, if any."""
+        ...
+
+    # -- cooldown, rate limit and blast radius, checked and spent atomically
+    async def admit(self, budget: Budget, *, spend: bool) -> Admission:
+        """Check every budget; when all allow it and ``spend``, spend them all at once.
+
+        Idempotent per ``budget.member``: budgets that member already spent neither block
+        it nor are spent twice (a decision taken up again after a crash pays once).
+        """
+        ...
+
+    # -- circuit breakers per target
+    async def circuit(self, target: str) -> Circuit: ...
+
+    async def record_result(self, target: str, *, ok: bool, threshold: int, cooloff: float) -> Circuit:
+        """Count a success (closes) or a failure (opens at ``threshold`` for ``cooloff`` seconds)."""
+        ...
+
+    async def reset_circuit(self, target: str) -> Circuit:
+        """Close a circuit by hand; returns the state it had."""
+        ...
+
+    # -- target locks with fencing tokens
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
+        """A fencing token (larger than any before for ``key``), or None when held by another."""
+        ...
+
+    async def lock_valid(self, key: str, token: int) -> bool:
+        """Whether ``token`` still holds the lock (not expired, not taken over)."""
+        ...
+
+    async def release_lock(self, key: str, token: int) -> None: ...
+
+    # -- approvals
+    async def put_approval(self, approval: Approval) -> None: ...
+
+    async def get_approval(self, approval_id: str) -> Approval | None: ...
+
+    async def list_approvals(self, statuses: Sequence[ApprovalStatus] | None = None) -> list[Approval]:
+        """Newest first."""
+        ...
+
+    async def decide_approval(self, approval_id: str, to: ApprovalStatus, *, actor: str,
+                              comment: str | None) -> Transition:
+        """Move a pending approval to ``to`` exactly once across replicas.
+
+        A pending approval past its expiry becomes ``expired`` instead (and ``changed`` is
+        False unless ``to`` was ``expired``). A non-pending one is returned unchanged.
+        """
+        ...
+
+    async def pending_approvals_for(self, fingerprint: str) -> list[Approval]: ...
+
+    # -- timers (verify watches, escalation timers) and occurrence counts
+    async def put_timer(self, timer: Timer) -> bool:
+        """Arm ``timer`` unless its id is armed, held, finished or taken; True when this call armed it."""
+        ...
+
+    async def claim_due_timers(self, *, lease: float, limit: int) -> list[Timer]:
+        """Up to ``limit`` timers due now that nobody holds, held by this call for ``lease`` seconds.
+
+        One replica gets each; one that is not finished within the lease is due again.
+        """
+        ...
+
+    async def finish_timer(self, timer_id: str) -> None:
+        """A claimed timer was handled: it never fires again."""
+        ...
+
+    async def take_timers(self, fingerprint: str, kinds: Sequence[str]) -> list[Timer]:
+        """Disarm and return the armed timers of ``fingerprint`` of these kinds that nobody holds."""
+        ...
+
+    async def count_occurrence(self, key: str, member: str, *, window: float) -> int:
+        """Count ``member`` under ``key`` (once however often), forget those older than
+        ``window`` seconds; how many are counted now."""
+        ...

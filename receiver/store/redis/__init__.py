@@ -1,0 +1,1 @@
+"""The Redis state store (several replicas: every read-modify-write one Lua script)."""

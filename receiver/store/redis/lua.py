@@ -1,0 +1,218 @@
+"""The Lua scripts behind ``receiver.store.redis.store``: every read-modify-write runs as one script.
+
+Registered once per client by ``RedisStateStore.open``. Conventions: times are the injected
+clock's seconds, formatted by Python (``repr``) and compared here with ``tonumber``, so
+what is stored is exactly what Python computed (Lua's ``tostring`` would round it);
+Redis TTLs (``PEXPIRE``) only collect garbage and are always passed in milliseconds.
+"""
+
+from __future__ import annotations
+
+# Lengthen an existing key's TTL to at least ``ms`` milliseconds; never shortens one.
+_EXTEND = """
+local function extend(key, ms)
+  local left = redis.call('PTTL', key)
+  if left ~= -2 and left < tonumber(ms) then redis.call('PEXPIRE', key, ms) end
+end
+"""
+
+CLAIM = """
+-- KEYS: dedup keys. ARGV: now, expires_at, gc_ms. A key is free when absent or expired.
+local now = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if held and tonumber(held) > now then
+    out[i] = 0
+  else
+    redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+    out[i] = 1
+  end
+end
+return out
+"""
+
+ENQUEUE = """
+-- KEYS[1]: stream; KEYS[2..]: dedup keys to extend.
+-- ARGV: max_backlog, expires_at, gc_ms, n, then per item: id, has_dedup, dedup_key, payload.
+local n = tonumber(ARGV[4])
+if redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then return -1 end
+for i = 0, n - 1 do
+  local at = 5 + i * 4
+  if ARGV[at + 1] == '1' then
+    redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'dedup_key', ARGV[at + 2], 'payload', ARGV[at + 3])
+  else
+    redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'payload', ARGV[at + 3])
+  end
+end
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2], 'XX', 'PX', ARGV[3])
+end
+return n
+"""
+
+TAKE = _EXTEND + """
+-- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, count, now, gc_ms.
+-- Returns {1, entries} or, when nothing is new, {0, id to wait after}.
+local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+if got and #got[1][2] > 0 then
+  for _, entry in ipairs(got[1][2]) do redis.call('HSET', KEYS[2], entry[1], ARGV[4]) end
+  extend(KEYS[2], ARGV[5])
+  return {1, got[1][2]}
+end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then return {0, last[1][1]} end
+return {0, '0-0'}
+"""
+
+RECLAIM = _EXTEND + """
+-- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, now, cutoff, count, gc_ms.
+-- Ownership is the PEL's; idle time is the touched hash's (clock seconds). An entry with no
+-- touched time (its taker died between reading and recording) is timed from first sight.
+local group, consumer, now = ARGV[1], ARGV[2], ARGV[3]
+local cutoff, want = tonumber(ARGV[4]), tonumber(ARGV[5])
+local out = {}
+local start = '-'
+while #out < want do
+  local batch = redis.call('XPENDING', KEYS[1], group, start, '+', 100)
+  if #batch == 0 then break end
+  for _, pending in ipairs(batch) do
+    local id, owner, deliveries = pending[1], pending[2], pending[4]
+    if #out < want and owner ~= consumer then
+      local touched = redis.call('HGET', KEYS[2], id)
+      if not touched then
+        redis.call('HSET', KEYS[2], id, now)
+      elseif tonumber(touched) <= cutoff then
+        local claimed = redis.call('XCLAIM', KEYS[1], group, consumer, 0, id)
+        if claimed[1] then
+          redis.call('HSET', KEYS[2], id, now)
+          out[#out + 1] = {id, deliveries + 1, claimed[1][2]}
+        else  -- deleted from the stream: nothing left to do
+          redis.call('XACK', KEYS[1], group, id)
+          redis.call('HDEL', KEYS[2], id)
+        end
+      end
+    end
+  end
+  start = '(' .. batch[#batch][1]
+end
+extend(KEYS[2], ARGV[6])
+return out
+"""
+
+TOUCH = _EXTEND + """
+-- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, now, gc_ms, refs...
+-- Only the consumer that owns an entry (in the PEL) can touch it.
+for i = 5, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then redis.call('HSET', KEYS[2], ARGV[i], ARGV[3]) end
+end
+extend(KEYS[2], ARGV[4])
+return 0
+"""
+
+ADMIT = """
+-- KEYS: cooldown hash (until, member), rate zset, blast zset (members scored by spend time).
+-- ARGV: now, spend, member, then the cooldown (applies, spend it, until, gc_ms),
+-- the rate window (applies, max, cutoff, gc_ms) and the blast window (applies, max, cutoff, gc_ms).
+-- Idempotent per member: what it spent already neither blocks it nor is spent again.
+-- Returns {verdict, until or oldest score or ''}.
+local now, member = tonumber(ARGV[1]), ARGV[3]
+if ARGV[4] == '1' then
+  local held = redis.call('HMGET', KEYS[1], 'until', 'member')
+  if held[1] and tonumber(held[1]) > now and held[2] ~= member then return {'cooldown', held[1]} end
+end
+local windows = {{KEYS[2], 8, 'rate_limit'}, {KEYS[3], 12, 'blast_radius'}}
+local unspent = {}
+for _, w in ipairs(windows) do
+  local key, at = w[1], w[2]
+  if ARGV[at] == '1' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[at + 2])
+    if not redis.call('ZSCORE', key, member) then
+      if redis.call('ZCARD', key) >= tonumber(ARGV[at + 1]) then
+        local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+        return {w[3], oldest[2] or ''}
+      end
+      unspent[#unspent + 1] = w
+    end
+  end
+end
+if ARGV[2] == '1' then
+  if ARGV[5] == '1' and redis.call('HGET', KEYS[1], 'member') ~= member then
+    redis.call('HSET', KEYS[1], 'until', ARGV[6], 'member', member)
+    redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  end
+  for _, w in ipairs(unspent) do
+    redis.call('ZADD', w[1], ARGV[1], member)
+    redis.call('PEXPIRE', w[1], ARGV[w[2] + 3])
+  end
+end
+return {'ok', ''}
+"""
+
+RECORD_FAILURE = """
+-- KEYS[1]: circuit hash. ARGV: threshold, open_until, gc_ms. Returns the failure count.
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+if failures >= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'open_until', ARGV[2])
+else
+  redis.call('HDEL', KEYS[1], 'open_until')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return failures
+"""
+
+ACQUIRE_LOCK = """
+-- KEYS[1]: lock hash, KEYS[2]: fencing counter (never expires, never resets).
+-- ARGV: now, owner, expires_at, gc_ms. Returns the token, or nil when held by another.
+local held = redis.call('HMGET', KEYS[1], 'owner', 'expires_at')
+if held[1] and tonumber(held[2]) > tonumber(ARGV[1]) then return false end
+local token = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'token', token, 'expires_at', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return token
+"""
+
+RELEASE_LOCK = """
+-- KEYS[1]: lock hash. ARGV: token. Only the holder of the token releases.
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+PUT_APPROVAL = _EXTEND + """
+-- KEYS: approval hash, index zset (id by created_at), pending set of its fingerprint.
+-- ARGV: id, status, created_at, expires_at, fingerprint, body, gc_ms, approval key prefix.
+-- Returns 0 when the id exists already.
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'expires_at', ARGV[4], 'fingerprint', ARGV[5],
+           'body', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+extend(KEYS[2], ARGV[7])
+if ARGV[2] == 'pending' then
+  redis.call('SADD', KEYS[3], ARGV[1])
+  extend(KEYS[3], ARGV[7])
+end
+-- the oldest index entries whose record is gone (its TTL passed) leave the index
+for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, 9)) do
+  if redis.call('EXISTS', ARGV[8] .. old) == 0 then redis.call('ZREM', KEYS[2], old) end
+end
+return 1
+"""
+
+DECIDE_APPROVAL = _EXTEND + """
+-- KEYS: approval hash, index zset. ARGV: now, to, decision if moved to `to`,
+-- decision if expired instead, keep_ms, pending set key prefix, id.
+-- Returns {0} when missing, else {1, changed, status, body, decision}.
+local rec = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'fingerprint', 'body', 'decision')
+if not rec[1] then return {0} end
+if rec[1] ~= 'pending' then return {1, 0, rec[1], rec[4], rec[5] or ''} end
+local instead = tonumber(ARGV[1]) >= tonumber(rec[2]) and ARGV[2] ~= 'expired'
+local status, decision, changed = ARGV[2], ARGV[3], 1
+if instead then status, decision, changed = 'expired', ARGV[4], 0 end
+redis.call('HSET', KEYS[1], 'status', status, 'decision', decision)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('SREM', ARGV[6] .. rec[3], ARGV[7])
+extend(KEYS[2], ARGV[5])
+return {1, changed, status, rec[4], decision}
+"""

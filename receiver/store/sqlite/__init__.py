@@ -1,0 +1,1 @@
+"""The SQLite state store (the default: one replica, one file)."""

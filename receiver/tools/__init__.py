@@ -1,0 +1,1 @@
+"""The SRE tools behind the CLI: sandbox, simulate, rule tests, rule lint, audit views."""

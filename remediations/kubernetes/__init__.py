@@ -1,0 +1,1 @@
+"""The Kubernetes actions: the shared API part, rollouts, scale, memory, diagnose."""

@@ -1,0 +1,165 @@
+"""``kubernetes.scale``: set a Deployment's replicas through its scale subresource, within bounds.
+
+Run by ``receiver.flow.workers``; shares ``remediations.kubernetes.api`` with the other
+Kubernetes actions. ``replicas`` is a count (``5``), a change (``"+2"``, ``"-1"``) or a
+factor (``"x1.5"``, rounded up); the result is clamped to the params' ``min``/``max`` and
+the target's ``min_replicas``/``max_replicas``, and 0 is refused unless ``allow_zero``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from remediations.base import ActionContext, PermanentError, Plan, Result
+from remediations.kubernetes.api import DeploymentParams, KubernetesAction
+
+_COUNT = re.compile(r"^\d{1,6}$")
+_DELTA = re.compile(r"^[+-]\d{1,6}$")
+_FACTOR = re.compile(r"^x(\d{1,3}(?:\.\d{1,4})?)$")
+
+
+def _replicas(value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("replicas must not be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("replicas must be a whole count (5) or a string (\"+2\", \"-1\", \"x1.5\")")
+    if _COUNT.match(value):
+        return int(value)  # a template renders "5": the same as 5
+    if _DELTA.match(value):
+        return value
+    factor = _FACTOR.match(value)
+    if factor and Decimal(factor[1]) > 0:
+        return value
+    raise ValueError("replicas must be a count (5), a change (+2, -1) or a factor above 0 (x1.5, x0.5)")
+
+
+Replicas = Annotated[int | str, BeforeValidator(_replicas)]
+
+
+class ScaleParams(DeploymentParams):
+    replicas: Replicas = Field(
+        description='A count (5), a change ("+2", "-1") or a factor ("x1.5", rounded up)')
+    min: int | None = Field(default=None, ge=0, description="Never fewer replicas than this")
+    max: int | None = Field(default=None, ge=0, description="Never more replicas than this")
+    allow_zero: bool = Field(default=False, description="Allow scaling to 0 replicas")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScaleParams:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        if self.replicas == 0 and not self.allow_zero:
+            raise ValueError("replicas 0 needs allow_zero: true")
+        return self
+
+
+def asked(replicas: int | str) -> str:
+    return str(replicas)
+
+
+def scales_down(replicas: int | str) -> bool:
+    """Without reading the current count: could these replicas be fewer than now?"""
+    if isinstance(replicas, int) or replicas.startswith("-"):
+        return True
+    if replicas.startswith("x"):
+        return Decimal(replicas[1:]) < 1
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleChange:
+    current: int
+    wanted: int  # before clamping; may be negative ("-5" from 3)
+    replicas: int
+    clamp: str | None  # "max 5" when a bound moved the count
+
+    def note(self, replicas: int | str) -> str:
+        return f"asked {asked(replicas)}" + (f", clamped to {self.clamp}" if self.clamp else "")
+
+
+def compute(current: int, replicas: int | str, *, low: int, high: int) -> ScaleChange:
+    """The count to set: asked, then clamped to [low, high]."""
+    if low > high:
+        raise PermanentError(f"the replica bounds conflict: min {low} is above max {high}")
+    if isinstance(replicas, int):
+        wanted = replicas
+    elif replicas.startswith("x"):
+        wanted = math.ceil(Decimal(current) * Decimal(replicas[1:]))
+    else:
+        wanted = current + int(replicas)
+    if wanted > high:
+        return ScaleChange(current, wanted, high, f"max {high}")
+    if wanted < low:
+        return ScaleChange(current, wanted, low, f"min {low}")
+    return ScaleChange(current, wanted, wanted, None)
+
+
+class KubernetesScale(KubernetesAction[ScaleParams]):
+    """``kubectl scale deployment/NAME --replicas=N``, bounded."""
+
+    name = "kubernetes.scale"
+    description = "Set a Deployment's replicas (count, +/- change or factor), clamped to bounds"
+    params_model = ScaleParams
+    destructive = True
+    execute_is_idempotent = True  # re-reads the object; does nothing when it already matches
+    permissions = ("get apps/deployments/scale", "patch apps/deployments/scale")
+
+    def is_destructive(self, params: ScaleParams) -> bool:
+        return scales_down(params.replicas)
+
+    def bounds(self, ctx: ActionContext, params: ScaleParams) -> tuple[int, int]:
+        target = self.target(ctx)
+        low = max(params.min or 0, target.min_replicas)
+        high = target.max_replicas if params.max is None else min(params.max, target.max_replicas)
+        return low, high
+
+    async def plan(self, ctx: ActionContext, params: ScaleParams) -> Plan:
+        api = await self.api(ctx)
+        scale = await api.read_scale(params.namespace, params.deployment)
+        current = int((scale.get("spec") or {}).get("replicas") or 0)
+        low, high = self.bounds(ctx, params)
+        change = compute(current, params.replicas, low=low, high=high)
+        where = self.where(params)
+        details: dict[str, Any] = {"namespace": params.namespace, "deployment": params.deployment,
+                                   "asked": asked(params.replicas), "from": current, "to": change.replicas,
+                                   "wanted": change.wanted, "min": low, "max": high, "clamp": change.clamp}
+        if change.replicas == current:
+            return Plan(action=self.name, target=ctx.target_name, destructive=False, details=details,
+                        steps=(f"deployment {where} already has {current} replicas "
+                               f"({change.note(params.replicas)}): nothing to do",))
+        if change.replicas == 0 and not params.allow_zero:
+            raise PermanentError(f"scaling {where} from {current} to 0 replicas "
+                                 f"({change.note(params.replicas)}) needs allow_zero: true")
+        return Plan(
+            action=self.name, target=ctx.target_name, destructive=change.replicas < current, details=details,
+            steps=(f"scale {where} from {current} to {change.replicas} replicas "
+                   f"({change.note(params.replicas)})",
+                   f"PATCH deployment {where}/scale (strategic merge patch): "
+                   f"spec.replicas = {change.replicas}"),
+        )
+
+    async def execute(self, ctx: ActionContext, params: ScaleParams, plan: Plan) -> Result:
+        planned_from, planned_to = plan.details["from"], plan.details["to"]
+        where = self.where(params)
+        if planned_from == planned_to:
+            return Result(summary=f"deployment {where} already has {planned_to} replicas; nothing done",
+                          details={"replicas": planned_to, "patched": False})
+        api = await self.api(ctx)
+        scale = await api.read_scale(params.namespace, params.deployment)
+        current = int((scale.get("spec") or {}).get("replicas") or 0)
+        if current == planned_to:
+            return Result(summary=f"deployment {where} already has {planned_to} replicas; nothing done",
+                          details={"replicas": planned_to, "patched": False})
+        if current != planned_from:
+            raise PermanentError(f"deployment {where} changed since the plan: {current} replicas, planned "
+                                 f"from {planned_from} to {planned_to}; nothing done")
+        await api.patch_scale(params.namespace, params.deployment, {"spec": {"replicas": planned_to}})
+        return Result(summary=f"scaled {where} from {planned_from} to {planned_to} replicas",
+                      details={"from": planned_from, "replicas": planned_to, "patched": True})

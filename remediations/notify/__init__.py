@@ -1,0 +1,1 @@
+"""Notifications: the ``notify.*`` actions and the delivery to each notifier kind."""

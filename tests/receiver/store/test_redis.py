@@ -1,0 +1,294 @@
+"""The Redis state store beyond the shared contract: its keys, its errors, its blocking reads.
+
+Runs against the real local Redis; every test uses its own key prefix and drops it after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from receiver.errors import StateError
+from receiver.store.redis.store import RedisStateStore
+from receiver.store.values import Approval, ApprovalStatus, Budget, Pause, WorkItem
+from tests.support.fakeclock import FakeClock
+from tests.support.redisdb import REDIS_URL, drop_prefix
+
+# A database of its own, so "no key outside the prefix" can be checked on the whole keyspace.
+KEYS_URL = "redis://127.0.0.1:6379/12"  # DBs 14 and 15 belong to the redis action tests
+DAY_MS = 86_400_000
+
+StoreFactory = Callable[..., RedisStateStore]
+
+
+@pytest.fixture
+async def make_store(clock: FakeClock) -> AsyncIterator[StoreFactory]:
+    """Builds stores on a unique prefix (shared by every store of the test); closes and drops them."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    built: list[RedisStateStore] = []
+
+    def build(url: str = REDIS_URL) -> RedisStateStore:
+        store = RedisStateStore(url, clock=clock, prefix=prefix)
+        built.append(store)
+        return store
+
+    yield build
+    for store in built:
+        await store.close()
+    for url in (REDIS_URL, KEYS_URL):
+        await drop_prefix(prefix, url)
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[aioredis.Redis]:
+    """A plain client on the test Redis, to look at (or break) what the store wrote."""
+    client = aioredis.from_url(REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def opened(factory: StoreFactory, url: str = REDIS_URL) -> RedisStateStore:
+    store = factory(url)
+    await store.open()
+    return store
+
+
+def approval(approval_id: str, clock: FakeClock) -> Approval:
+    return Approval(id=approval_id, status=ApprovalStatus.PENDING, created_at=clock.now(),
+                    expires_at=clock.now() + 1800, decision="d", rule="r", fingerprint="fp", payload={})
+
+
+async def all_keys(client: aioredis.Redis) -> set[str]:
+    return {key async for key in client.scan_iter(count=1000)}
+
+
+async def test_every_key_is_under_the_prefix_and_expires(make_store: StoreFactory, clock: FakeClock) -> None:
+    """After every method ran, new keys are all under the prefix; all expire (at least a day out) but
+    the stream, the fencing counter and the pause."""
+    client = aioredis.from_url(KEYS_URL, decode_responses=True)
+    try:
+        before = await all_keys(client)
+        store = await opened(make_store, KEYS_URL)
+        prefix = store._prefix
+        await store.ping()
+        await store.claim(["k1", "k2", "k3"], ttl=60)
+        await store.release(["k3"])
+        await store.enqueue([WorkItem(id=f"w{i}", payload={"i": i}, dedup_key=f"k{i}") for i in (1, 2)],
+                            ttl=3600, max_backlog=10)
+        first, second = await store.take("c1", 2, block=0)
+        await store.touch("c1", [first.ref])
+        clock.advance(120)
+        await store.reclaim("c2", idle=60, count=1)
+        await store.complete([first.ref])
+        assert await store.backlog() == 1
+        await store.set_pause(Pause(source="admin", actor="a", detail="d", since=clock.now()))
+        await store.get_pause()
+        await store.admit(Budget(member="m", cooldown_key="c", cooldown=60, rate_key="r", rate_max=5,
+                                 rate_window=60, blast_max=5, blast_window=60), spend=True)
+        await store.record_result("t1", ok=False, threshold=1, cooloff=60)
+        await store.record_result("t2", ok=False, threshold=3, cooloff=60)
+        await store.record_result("t2", ok=True, threshold=3, cooloff=60)
+        await store.circuit("t1")
+        token = await store.acquire_lock("l1", "me", ttl=60)
+        assert token is not None
+        assert await store.lock_valid("l1", token)
+        await store.release_lock("l1", token)
+        await store.acquire_lock("l2", "me", ttl=60)
+        await store.put_approval(approval("a1", clock))
+        await store.put_approval(approval("a2", clock))
+        await store.decide_approval("a1", ApprovalStatus.APPROVED, actor="x", comment=None)
+        await store.list_approvals()
+        await store.pending_approvals_for("fp")
+        assert second.ref
+
+        created = await all_keys(client) - before
+        assert created
+        assert {k for k in created if not k.startswith(f"{prefix}:")} == set()
+        ttls = {k: await client.pttl(k) for k in created}
+        forever = {k for k, ttl in ttls.items() if ttl == -1}
+        assert forever == {f"{prefix}:work", f"{prefix}:fence", f"{prefix}:pause"}
+        assert await client.type(f"{prefix}:work") == "stream"
+        assert {k: ttl for k, ttl in ttls.items() if k not in forever and ttl < DAY_MS - 60_000} == {}
+    finally:
+        await client.aclose()
+
+
+async def test_stores_with_other_prefixes_do_not_see_each_other(make_store: StoreFactory,
+                                                               clock: FakeClock) -> None:
+    """The prefix is the namespace: another prefix on the same Redis has its own claims."""
+    one = await opened(make_store)
+    other = RedisStateStore(REDIS_URL, clock=clock, prefix=f"test-{uuid.uuid4().hex[:12]}")
+    await other.open()
+    try:
+        assert await one.claim(["k"], ttl=60) == [True]
+        assert await other.claim(["k"], ttl=60) == [True]
+    finally:
+        await other.close()
+        await drop_prefix(other._prefix)
+
+
+async def test_unreachable_redis_raises_state_error(make_store: StoreFactory) -> None:
+    """With no Redis listening, open, ping, claim and enqueue raise StateError (and close still works)."""
+    store = make_store("redis://127.0.0.1:1/0")
+    with pytest.raises(StateError, match="redis state store"):
+        await store.open()
+    with pytest.raises(StateError):
+        await store.ping()
+    with pytest.raises(StateError):
+        await store.claim(["k"], ttl=60)
+    with pytest.raises(StateError):
+        await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+
+
+async def test_unopened_store_raises_state_error(make_store: StoreFactory) -> None:
+    """Using a store before open() is a StateError, not an AttributeError."""
+    with pytest.raises(StateError, match="not open"):
+        await make_store().claim(["k"], ttl=60)
+
+
+@pytest.mark.parametrize("url", [
+    pytest.param("redis://user:s3cretpw@127.0.0.1:1/0", id="userinfo-unreachable"),
+    pytest.param("redis://user:s3cr%40tpw@127.0.0.1:1/0", id="userinfo-percent-encoded"),
+    pytest.param("redis://:s3cretpw@127.0.0.1:6379/0", id="wrong-password-real-redis"),
+    pytest.param("unix:///nonexistent/redis.sock?password=s3cretpw", id="query-password"),
+])
+async def test_password_never_appears_in_errors(make_store: StoreFactory, url: str) -> None:
+    """Whatever fails, the StateError names the store without the URL's password."""
+    store = make_store(url)
+    with pytest.raises(StateError) as info:
+        await store.open()
+    with pytest.raises(StateError) as again:
+        await store.claim(["k"], ttl=60)
+    for message in (str(info.value), str(again.value)):
+        assert "s3cr" not in message
+        assert "***" in message
+
+
+async def test_redis_refusals_become_state_errors(make_store: StoreFactory, raw: aioredis.Redis) -> None:
+    """A command Redis refuses (a key of the wrong type) is a StateError, not a redis exception."""
+    store = await opened(make_store)
+    await raw.set(f"{store._prefix}:circuit:t", "not a hash")
+    with pytest.raises(StateError, match="WRONGTYPE"):
+        await store.circuit("t")
+
+
+async def test_blocked_take_does_not_hold_up_other_commands(make_store: StoreFactory) -> None:
+    """While a take waits for work, claims through the same store still answer at once."""
+    store = await opened(make_store)
+    waiting = asyncio.create_task(store.take("c1", 1, block=5))
+    await asyncio.sleep(0.05)
+    async with asyncio.timeout(1):
+        assert await store.claim(["k"], ttl=60) == [True]
+    assert not waiting.done()
+    await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    async with asyncio.timeout(3):
+        assert [i.id for i in await waiting] == ["w"]
+
+
+async def test_blocked_take_times_out_empty(make_store: StoreFactory) -> None:
+    """A take with nothing to do returns no items once its (real, short) wait is over."""
+    store = await opened(make_store)
+    async with asyncio.timeout(3):
+        assert await store.take("c1", 1, block=0.2) == []
+
+
+async def test_cancelled_take_leaves_the_store_usable(make_store: StoreFactory) -> None:
+    """Cancelling a blocked take (shutdown) loses no work and the store keeps working."""
+    store = await opened(make_store)
+    waiting = asyncio.create_task(store.take("c1", 1, block=5))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    assert [i.id for i in await store.take("c2", 1, block=1)] == ["w"]
+
+
+async def test_completed_work_leaves_nothing_behind(make_store: StoreFactory, raw: aioredis.Redis) -> None:
+    """Complete removes the entry from the stream, the pending list and the touched times."""
+    store = await opened(make_store)
+    await store.enqueue([WorkItem(id=f"w{i}", payload={}) for i in range(3)], ttl=60, max_backlog=10)
+    taken = await store.take("c1", 3, block=0)
+    await store.complete([i.ref for i in taken])
+    prefix = store._prefix
+    assert await raw.xlen(f"{prefix}:work") == 0
+    assert (await raw.xpending(f"{prefix}:work", f"{prefix}:workers"))["pending"] == 0
+    assert not await raw.exists(f"{prefix}:work:touched")
+
+
+async def test_delivery_without_a_touch_time_is_reclaimed_after_idle(
+    make_store: StoreFactory, raw: aioredis.Redis, clock: FakeClock
+) -> None:
+    """An entry a consumer read but never recorded (it died in between) is timed from first sight."""
+    store = await opened(make_store)
+    await store.enqueue([WorkItem(id="w", payload={"x": 1})], ttl=60, max_backlog=10)
+    prefix = store._prefix
+    await raw.xreadgroup(f"{prefix}:workers", "ghost", {f"{prefix}:work": ">"}, count=1)
+    assert await store.reclaim("rescuer", idle=60, count=10) == []
+    clock.advance(61)
+    reclaimed = await store.reclaim("rescuer", idle=60, count=10)
+    assert [(i.id, dict(i.payload), i.deliveries) for i in reclaimed] == [("w", {"x": 1}, 2)]
+
+
+async def test_reclaim_drops_pending_entries_deleted_from_the_stream(
+    make_store: StoreFactory, raw: aioredis.Redis, clock: FakeClock
+) -> None:
+    """An entry deleted behind the store's back is not handed out again and leaves no touched time."""
+    store = await opened(make_store)
+    await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    (item,) = await store.take("dead", 1, block=0)
+    prefix = store._prefix
+    await raw.xdel(f"{prefix}:work", item.ref)
+    clock.advance(61)
+    assert await store.reclaim("rescuer", idle=60, count=10) == []
+    assert (await raw.xpending(f"{prefix}:work", f"{prefix}:workers"))["pending"] == 0
+    assert not await raw.exists(f"{prefix}:work:touched")
+
+
+async def test_touch_by_another_consumer_does_not_keep_work(make_store: StoreFactory,
+                                                           clock: FakeClock) -> None:
+    """Only the consumer that holds an entry resets its idle time."""
+    store = await opened(make_store)
+    await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    (item,) = await store.take("dead", 1, block=0)
+    clock.advance(50)
+    await store.touch("impostor", [item.ref])
+    clock.advance(20)
+    assert [i.id for i in await store.reclaim("rescuer", idle=60, count=10)] == ["w"]
+
+
+async def test_lost_consumer_group_is_recreated(make_store: StoreFactory) -> None:
+    """If Redis loses the stream and its group (flush, restart without persistence), work flows again."""
+    store = await opened(make_store)
+    await drop_prefix(store._prefix)
+    assert await store.reclaim("c1", idle=0, count=10) == []
+    await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    assert [i.id for i in await store.take("c1", 1, block=0)] == ["w"]
+
+
+async def test_fencing_tokens_grow_after_the_lock_key_is_gone(make_store: StoreFactory,
+                                                              raw: aioredis.Redis) -> None:
+    """Tokens come from a counter that outlives each lock's key (collected by its TTL)."""
+    store = await opened(make_store)
+    first = await store.acquire_lock("tgt", "r1", ttl=60)
+    assert first is not None
+    await raw.delete(f"{store._prefix}:lock:tgt")
+    second = await store.acquire_lock("tgt", "r2", ttl=60)
+    assert second is not None
+    assert second > first
+
+
+async def test_clock_times_are_stored_exactly(make_store: StoreFactory, clock: FakeClock) -> None:
+    """Fractional clock times go through the Lua scripts without rounding."""
+    clock.t = 1_795_000_000.123456
+    store = await opened(make_store)
+    opened_circuit = await store.record_result("t", ok=False, threshold=1, cooloff=0.000_001)
+    assert (await store.circuit("t")).open_until == opened_circuit.open_until == clock.now() + 0.000_001
+    await store.admit(Budget(member="m", cooldown_key="c", cooldown=0.5), spend=True)
+    clock.advance(0.25)
+    refused = await store.admit(Budget(member="n", cooldown_key="c", cooldown=0.5), spend=False)
+    assert refused.retry_after == (1_795_000_000.123456 + 0.5) - clock.now()

@@ -1,0 +1,81 @@
+"""The SQLite state store: dedup claims with TTLs on an injected clock, across reopen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from receiver.errors import StateError
+from receiver.store.connect import open_store
+from receiver.store.sqlite.store import SqliteStateStore
+from tests.support.fakeclock import FakeClock
+
+
+async def test_claims_are_first_wins_and_expire(tmp_path: Path) -> None:
+    """A key is claimed once until its TTL passes, then it can be claimed again."""
+    clock = FakeClock()
+    store = SqliteStateStore(tmp_path / "s.db", clock=clock)
+    await store.open()
+    assert await store.claim(["a", "b", "a"], ttl=60) == [True, True, False]
+    assert await store.claim(["a"], ttl=60) == [False]
+    clock.advance(60)
+    assert await store.claim(["a", "b"], ttl=60) == [True, True]
+    await store.close()
+
+
+async def test_claims_survive_reopen(tmp_path: Path) -> None:
+    """A claim made before a restart still holds after it."""
+    clock = FakeClock()
+    first = SqliteStateStore(tmp_path / "s.db", clock=clock)
+    await first.open()
+    await first.claim(["k"], ttl=600)
+    await first.close()
+    second = SqliteStateStore(tmp_path / "s.db", clock=clock)
+    await second.open()
+    assert await second.claim(["k"], ttl=600) == [False]
+    await second.release(["k"])
+    assert await second.claim(["k"], ttl=600) == [True]
+    await second.close()
+
+
+async def test_expired_rows_are_purged(tmp_path: Path) -> None:
+    """Expired claims are deleted as claims go by, so the file does not grow without bound."""
+    clock = FakeClock()
+    store = SqliteStateStore(tmp_path / "s.db", clock=clock)
+    await store.open()
+    await store.claim([f"old-{i}" for i in range(999)], ttl=1)
+    clock.advance(2)
+    await store.claim(["new"], ttl=1)
+    await store.claim(["new2"], ttl=1)
+    db = store._conn()
+    assert db.execute("SELECT count(*) FROM dedup").fetchone()[0] < 10
+    await store.close()
+
+
+async def test_occurrences_past_their_window_are_purged(tmp_path: Path) -> None:
+    """A (rule, subject) counted once and never again is forgotten once its window has passed."""
+    clock = FakeClock()
+    store = SqliteStateStore(tmp_path / "s.db", clock=clock)
+    await store.open()
+    for i in range(50):
+        await store.count_occurrence(f"rule\x1fpod-{i}", "a", window=100)
+    await store.count_occurrence("rule\x1flong", "a", window=10_000)
+    clock.advance(101)
+    await store.claim([f"k-{i}" for i in range(999)], ttl=1)
+    await store.claim(["purge"], ttl=1)
+    db = store._conn()
+    assert db.execute("SELECT key FROM occurrence").fetchall() == [("rule\x1flong",)]
+    await store.close()
+
+
+async def test_unusable_store_raises_state_error(tmp_path: Path) -> None:
+    """A closed store or an unopenable file is a StateError, never a bare sqlite error."""
+    store = SqliteStateStore(tmp_path / "s.db", clock=FakeClock())
+    with pytest.raises(StateError):
+        await store.ping()
+    bad = SqliteStateStore(tmp_path / "missing-dir" / "s.db", clock=FakeClock())
+    with pytest.raises(StateError, match="cannot open state database"):
+        await bad.open()
+    with pytest.raises(StateError, match="unsupported state URL"):
+        open_store("memcached://x", clock=FakeClock())
