@@ -11,8 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from bench.options import Options
 from bench.report import markdown, replace_section
-from bench.run import Options, run
+from bench.run import run
 
 REPO = Path(__file__).resolve().parents[1]
 

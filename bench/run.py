@@ -13,16 +13,15 @@ import platform
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from bench import matchtime
+from bench import matchtime, storm
 from bench.load import LoadResult, run_wrk
+from bench.options import Options
 from bench.payloads import fixture_bodies, templates
 from bench.rulegen import write_rules
 from bench.server import SHIPPED_PACK, Process, write_config
@@ -32,26 +31,6 @@ from bench.targets import evaluate
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SHAPES: tuple[tuple[int, int], ...] = ((10, 16), (10, 1), (1, 16), (1, 1))  # alerts per request, connections
 MAIN_SHAPE = (10, 16)
-Log = Callable[[str], None]
-
-
-@dataclass
-class Options:
-    """What to run; the defaults are the full run the README's command makes (~10 minutes)."""
-
-    seconds: float = 5.0
-    runs: int = 3
-    rule_counts: tuple[int, ...] = (10, 1_000, 10_000)
-    stores: tuple[str, ...] = ("sqlite", "redis")
-    storm: bool = True
-    storm_alerts: int = 100_000
-    storm_seconds: float = 60.0
-    drain_limit: float = 30.0  # longest wait for one run's backlog to drain
-    storm_drain_limit: float = 90.0
-    server_cpu: int | None = 0
-    load_cpu: int | None = 1
-    workdir: Path | None = None
-    log: Log = field(default=print)
 
 
 def machine() -> dict[str, Any]:
@@ -268,8 +247,6 @@ def summary_figures(results: dict[str, Any]) -> dict[str, float | None]:
 
 def run(options: Options) -> dict[str, Any]:
     """The whole benchmark; returns the results (also what goes to JSON)."""
-    from bench import storm  # noqa: PLC0415 - the storm module is also run alone
-
     if options.load_cpu is not None:
         os.sched_setaffinity(0, {options.load_cpu})  # the harness itself stays off the server's core
     started = time.perf_counter()

@@ -25,7 +25,7 @@ from bench.stats import percentile
 from receiver.audit import verify_file
 
 if TYPE_CHECKING:
-    from bench.run import Options
+    from bench.options import Options
 
 TARGETS = 1_000
 ALERTS_PER_REQUEST = 10

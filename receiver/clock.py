@@ -1,6 +1,6 @@
 """The clock every time-based decision reads, injected so tests never sleep for real.
 
-Created by ``receiver.http.app.create_app`` (``SystemClock``) or by tests (``tests.fakes``),
+Created by ``receiver.http.app.create_app`` (``SystemClock``) or by tests (``tests.support.fakeclock``),
 read by intake (``for:``, dedup TTLs), the executor (retry backoff) and the state store.
 """
 

@@ -3,7 +3,7 @@
 Parsed by ``receiver.settings`` (the ``notifiers:`` map) and handed to actions through
 ``ActionContext.notifiers``; the ``notify.*`` actions in ``remediations.notify.actions`` and the
 guards' announcements (approvals, blast radius, circuit breaker) send through
-``remediations.notify.actions.deliver``. URLs and keys are secret references.
+``remediations.notify.delivery.deliver``. URLs and keys are secret references.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Who is calling: bearer tokens and basic auth, each with a role.
 
-The middleware in ``receiver.http.handlers`` asks :meth:`Authenticator.authenticate` for every
+The middleware in ``receiver.http.middlewares`` asks :meth:`Authenticator.authenticate` for every
 request to a route that needs a role. Secrets are compared as SHA-256 digests with
 ``hmac.compare_digest`` against every configured credential, so timing tells nothing
 about which one was close. With no credentials configured (loopback only, or

@@ -1,7 +1,7 @@
 """What every ``kubernetes.*`` action shares: the client per target, the calls, the errors.
 
-Imported only by the action modules (``remediations.kubernetes.rollout`` and
-``remediations.kubernetes_*``). The official ``kubernetes`` client is synchronous, so every
+Imported only by the action modules beside it (``remediations.kubernetes.rollout``,
+``.scale``, ``.memory``, ``.diagnose``). The official ``kubernetes`` client is synchronous, so every
 call runs in a worker thread (``asyncio.to_thread``) with a request timeout, and answers
 come back as the API server's own JSON (``_preload_content=False``): a pod template is
 copied field for field, including fields newer than the client's models. The SDK is

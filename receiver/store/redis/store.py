@@ -1,6 +1,6 @@
 """The shared state store for several replicas: one Redis, every read-modify-write atomic.
 
-Built by ``receiver.store.protocol.open_store`` for ``state: redis://…`` (or ``rediss://``,
+Built by ``receiver.store.connect.open_store`` for ``state: redis://…`` (or ``rediss://``,
 ``unix://``). Times come from the injected clock and are stored in values and scores;
 Redis TTLs only collect garbage (the logical TTL plus at least a day), so the logic
 never depends on them. Every key lives under ``{prefix}:``; the Lua scripts are in

@@ -1,6 +1,6 @@
 """The default state store: one SQLite file in WAL mode, durable across restarts.
 
-Built by ``receiver.store.protocol.open_store`` for ``state: sqlite:///PATH``; used by one
+Built by ``receiver.store.connect.open_store`` for ``state: sqlite:///PATH``; used by one
 replica. Calls are short and local, so they run on the event loop (one connection, no
 threads); every read-modify-write is one ``BEGIN IMMEDIATE`` transaction. ``take`` waits
 on an in-process event that ``enqueue`` sets: with SQLite, producer and consumer are the

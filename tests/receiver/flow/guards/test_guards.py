@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from receiver.flow.guards.maintenance import MaintenanceWindow, Weekly
 from receiver.flow.payload import parse_webhook
+from receiver.settings import MaintenanceWindow, Weekly
 from receiver.store.values import Budget, Verdict
 from tests.conftest import ClientFactory, read_audit, rules_yaml, runtime_of
 from tests.support.fakeclock import FakeClock
