@@ -19,8 +19,9 @@ from typing import Any
 from receiver.cli.output import paint, print_json
 from receiver.logs import errors_to_stderr
 from receiver.settings import load_settings
+from receiver.tools.rulecases import FileResult, Mismatch
 from receiver.tools.rulelint import lint_actions
-from receiver.tools.ruletest import FileResult, Mismatch, run_file
+from receiver.tools.ruletest import run_file
 from remediations.registry import default_registry
 from rules.errors import RuleLoadError
 from rules.lint import CHECKS

@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from receiver.audit import ZERO_HASH, AuditError, AuditEvent, AuditLog, VerifyReport, verify_file
+from receiver.audit import AuditError, AuditEvent, AuditLog, VerifyReport, verify_file
+from receiver.audit.chain import ZERO_HASH
 from receiver.errors import ReceiverError
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

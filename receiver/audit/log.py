@@ -1,133 +1,30 @@
-"""The audit log: append-only JSON Lines, one record per event, chained with SHA-256.
+"""The audit log being written: append-only JSON Lines, one record per event, chained with SHA-256.
 
 The webhook handler (``receiver.flow.intake``) and the workers (``receiver.flow.workers``) call
 :meth:`AuditLog.record` (cheap, in memory) and then ``await`` :meth:`AuditLog.sync`, which
-group-commits everything pending with one write + fsync in a worker thread.
-``remediator audit verify`` calls :func:`verify_file`.
-
-A line is the canonical JSON of the record without ``hash`` (sorted keys, no spaces, UTF-8)
-with ``,"hash":"<sha256 of those bytes>"}`` in place of its closing brace, so a verifier
-recomputes each hash from the bytes on disk. ``prev`` is the previous record's hash (64 zeros
-for the first) and ``seq`` counts from 1, so a record's seq is its line number.
-One process writes a log at a time (an exclusive ``flock`` while it is open).
+group-commits everything pending with one write + fsync in a worker thread. The line format
+and verification are ``receiver.audit.chain``. One process writes a log at a time (an
+exclusive ``flock`` while it is open); opening it continues the chain from the last
+complete line and cuts (and records) a torn one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import errno
 import fcntl
 import hashlib
-import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable
-from datetime import date, timedelta
-from datetime import time as dtime
-from enum import Enum, StrEnum
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from receiver.audit.chain import RESERVED, ZERO_HASH, check_line, seal
+from receiver.audit.events import AuditError, AuditEvent
 
-from receiver.errors import ReceiverError
-
-ZERO_HASH = "0" * 64
-_RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
-_HASH_KEY = b',"hash":"'
-_SUFFIX_LEN = len(_HASH_KEY) + 64 + 2  # ,"hash":"<64 hex>"}
-_HEX = frozenset("0123456789abcdef")
 _TAIL_CHUNK = 64 * 1024
-
-
-class AuditEvent(StrEnum):
-    """What an audit record is about."""
-
-    ALERT_RECEIVED = "alert.received"
-    RULE_MATCHED = "rule.matched"
-    GUARD_BLOCKED = "guard.blocked"
-    DECISION_FAILED = "decision.failed"
-    APPROVAL_REQUESTED = "approval.requested"
-    APPROVAL_APPROVED = "approval.approved"
-    APPROVAL_REJECTED = "approval.rejected"
-    APPROVAL_EXPIRED = "approval.expired"
-    APPROVAL_CANCELLED = "approval.cancelled"
-    ACTION_PLANNED = "action.planned"
-    ACTION_STARTED = "action.started"
-    ACTION_SUCCEEDED = "action.succeeded"
-    ACTION_FAILED = "action.failed"
-    ACTION_SKIPPED = "action.skipped"
-    DECISION_RESUMED = "decision.resumed"
-    ALERT_RESOLVED = "alert.resolved"
-    CIRCUIT_OPENED = "circuit.opened"
-    NOTIFY_FAILED = "notify.failed"
-    VERIFY_SUCCEEDED = "verify.succeeded"
-    VERIFY_FAILED = "verify.failed"
-    VERIFY_RESOLVED_LATE = "verify.resolved_late"
-    VERIFY_SKIPPED = "verify.skipped"
-    VERIFY_WATCHING = "verify.watching"
-    RUNG_STARTED = "rung.started"
-    ESCALATION_SENT = "escalation.sent"
-    INTAKE_FAILED = "intake.failed"
-    ADMIN_STARTED = "admin.started"
-    ADMIN_STOPPED = "admin.stopped"
-    ADMIN_RELOAD = "admin.reload"
-    ADMIN_PAUSE = "admin.pause"
-    ADMIN_RESUME = "admin.resume"
-    ADMIN_CIRCUIT_RESET = "admin.circuit_reset"
-    ADMIN_AUDIT_RECOVERED = "admin.audit_recovered"
-
-
-class AuditError(ReceiverError):
-    """The audit log cannot be opened, continued or written."""
-
-
-def _default(o: Any) -> Any:
-    """JSON for the non-JSON types a record may carry; anything else is a programming error."""
-    if isinstance(o, date | dtime):
-        return o.isoformat()
-    if isinstance(o, timedelta):
-        return o.total_seconds()
-    if isinstance(o, Enum):
-        return o.value
-    if isinstance(o, set | frozenset):
-        try:
-            return sorted(o)
-        except TypeError:
-            return list(o)
-    if isinstance(o, BaseModel):
-        return o.model_dump(mode="json")
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        return dataclasses.asdict(o)
-    raise TypeError(f"audit field value of type {type(o).__name__} is not serialisable")
-
-
-_OPTS: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "allow_nan": False,
-                         "default": _default}
-_encode = json.JSONEncoder(ensure_ascii=False, **_OPTS).encode
-_encode_ascii = json.JSONEncoder(ensure_ascii=True, **_OPTS).encode  # lone surrogates
-
-
-def _check_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
-    """Parse a line (no newline) and check its own hash: (record, None) or (None, why)."""
-    try:
-        rec = json.loads(raw)
-    except ValueError:
-        return None, "not JSON"
-    if not isinstance(rec, dict):
-        return None, "not a JSON object"
-    digest = rec.get("hash")
-    if not isinstance(digest, str) or len(digest) != 64 or not _HEX.issuperset(digest):
-        return None, "no hash"
-    if raw[-_SUFFIX_LEN:-66] != _HASH_KEY or raw[-66:] != b'%s"}' % digest.encode():
-        return None, "hash is not the last field"
-    if hashlib.sha256(raw[:-_SUFFIX_LEN] + b"}").hexdigest() != digest:
-        return None, "hash mismatch"
-    if type(rec.get("seq")) is not int or not isinstance(rec.get("prev"), str):
-        return None, "no seq or prev"
-    return rec, None
 
 
 class AuditLog:
@@ -190,7 +87,7 @@ class AuditLog:
         torn = buf[cut:]
         if cut:
             last = buf[buf.rfind(b"\n", 0, cut - 1) + 1:cut - 1]
-            rec, why = _check_line(last)
+            rec, why = check_line(last)
             if rec is None:
                 raise AuditError(
                     f"audit log {self._path}: the last record is unreadable ({why}); refusing "
@@ -200,7 +97,7 @@ class AuditLog:
             self._last_hash = rec["hash"]
         # a torn record of ours starts like one (or is NULs) and does not parse unless whole
         if torn and (torn[:1] not in (b"{", b"\0")
-                     or _check_line(torn)[1] not in (None, "not JSON")):
+                     or check_line(torn)[1] not in (None, "not JSON")):
             raise AuditError(f"audit log {self._path} ends in {len(torn)} bytes that are not a "
                              f"torn record. Run `remediator audit verify {self._path}` and move "
                              f"the file aside.")
@@ -249,18 +146,13 @@ class AuditLog:
         """
         if self._closed:
             raise AuditError(f"audit log {self._path} is closed")
-        if not _RESERVED.isdisjoint(fields):
-            raise ValueError(f"reserved audit field name(s): {sorted(_RESERVED & fields.keys())}")
+        if not RESERVED.isdisjoint(fields):
+            raise ValueError(f"reserved audit field name(s): {sorted(RESERVED & fields.keys())}")
         seq = self._seq + 1
         rec = {"seq": seq, "ts": self._timestamp(), "event": event.value, **fields,
                "prev": self._last_hash}
-        body = _encode(rec)
-        try:
-            data = body.encode()
-        except UnicodeEncodeError:
-            data = _encode_ascii(rec).encode()
-        digest = hashlib.sha256(data).hexdigest()
-        self._pending.append(b"%s,\"hash\":\"%s\"}\n" % (data[:-1], digest.encode()))
+        line, digest = seal(rec)
+        self._pending.append(line)
         self._seq = seq
         self._last_hash = rec["hash"] = digest
         return rec
@@ -336,44 +228,3 @@ def _retrieve(fut: asyncio.Future[None]) -> None:
     """Mark a flush's exception seen when every waiter was cancelled (no 'never retrieved')."""
     if not fut.cancelled():
         fut.exception()
-
-
-@dataclasses.dataclass(frozen=True)
-class VerifyReport:
-    """The result of :func:`verify_file`: ``line`` and ``error`` say where the chain breaks."""
-
-    ok: bool
-    records: int
-    line: int | None
-    error: str | None
-
-
-def verify_file(path: Path) -> VerifyReport:
-    """Check every record's hash, the prev chain from 64 zeros and seq; stop at the first break.
-
-    Streams the file line by line. Raises AuditError if it cannot be read at all.
-    """
-    try:
-        with Path(path).open("rb") as f:
-            return _verify_lines(f)
-    except OSError as exc:
-        raise AuditError(f"cannot read audit log {path}: {exc.strerror}") from exc
-
-
-def _verify_lines(lines: Iterable[bytes]) -> VerifyReport:
-    prev, count = ZERO_HASH, 0
-    for number, line in enumerate(lines, start=1):
-        if not line.endswith(b"\n"):
-            return VerifyReport(False, count, number, "torn last line")
-        rec, why = _check_line(line[:-1])
-        if rec is None:
-            return VerifyReport(False, count, number, why)
-        if rec["seq"] != number:
-            why = f"seq out of order: expected {number}, found {rec['seq']}"
-        elif rec["prev"] != prev:
-            why = (f"prev does not match the hash of line {number - 1}" if number > 1
-                   else "prev of the first record is not 64 zeros")
-        if why is not None:
-            return VerifyReport(False, count, number, why)
-        prev, count = rec["hash"], count + 1
-    return VerifyReport(True, count, None, None)

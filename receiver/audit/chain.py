@@ -1,0 +1,129 @@
+"""One audit line and the chain of lines: the canonical form, its hash, and verifying a file.
+
+A line is the canonical JSON of the record without ``hash`` (sorted keys, no spaces, UTF-8)
+with ``,"hash":"<sha256 of those bytes>"}`` in place of its closing brace, so a verifier
+recomputes each hash from the bytes on disk. ``prev`` is the previous record's hash (64 zeros
+for the first) and ``seq`` counts from 1, so a record's seq is its line number.
+:class:`receiver.audit.log.AuditLog` writes lines in this form; ``remediator audit verify``
+calls :func:`verify_file`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import date, timedelta
+from datetime import time as dtime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from receiver.audit.events import AuditError
+
+ZERO_HASH = "0" * 64
+RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
+_HASH_KEY = b',"hash":"'
+_SUFFIX_LEN = len(_HASH_KEY) + 64 + 2  # ,"hash":"<64 hex>"}
+_HEX = frozenset("0123456789abcdef")
+
+
+def _default(o: Any) -> Any:
+    """JSON for the non-JSON types a record may carry; anything else is a programming error."""
+    if isinstance(o, date | dtime):
+        return o.isoformat()
+    if isinstance(o, timedelta):
+        return o.total_seconds()
+    if isinstance(o, Enum):
+        return o.value
+    if isinstance(o, set | frozenset):
+        try:
+            return sorted(o)
+        except TypeError:
+            return list(o)
+    if isinstance(o, BaseModel):
+        return o.model_dump(mode="json")
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        return dataclasses.asdict(o)
+    raise TypeError(f"audit field value of type {type(o).__name__} is not serialisable")
+
+
+_OPTS: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "allow_nan": False,
+                         "default": _default}
+encode = json.JSONEncoder(ensure_ascii=False, **_OPTS).encode
+encode_ascii = json.JSONEncoder(ensure_ascii=True, **_OPTS).encode  # lone surrogates
+
+
+def check_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
+    """Parse a line (no newline) and check its own hash: (record, None) or (None, why)."""
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        return None, "not JSON"
+    if not isinstance(rec, dict):
+        return None, "not a JSON object"
+    digest = rec.get("hash")
+    if not isinstance(digest, str) or len(digest) != 64 or not _HEX.issuperset(digest):
+        return None, "no hash"
+    if raw[-_SUFFIX_LEN:-66] != _HASH_KEY or raw[-66:] != b'%s"}' % digest.encode():
+        return None, "hash is not the last field"
+    if hashlib.sha256(raw[:-_SUFFIX_LEN] + b"}").hexdigest() != digest:
+        return None, "hash mismatch"
+    if type(rec.get("seq")) is not int or not isinstance(rec.get("prev"), str):
+        return None, "no seq or prev"
+    return rec, None
+
+
+def seal(rec: dict[str, Any]) -> tuple[bytes, str]:
+    """The line (with its newline) for ``rec`` (which has ``prev`` and no ``hash``), and its hash."""
+    body = encode(rec)
+    try:
+        data = body.encode()
+    except UnicodeEncodeError:
+        data = encode_ascii(rec).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    return b"%s,\"hash\":\"%s\"}\n" % (data[:-1], digest.encode()), digest
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    """The result of :func:`verify_file`: ``line`` and ``error`` say where the chain breaks."""
+
+    ok: bool
+    records: int
+    line: int | None
+    error: str | None
+
+
+def verify_file(path: Path) -> VerifyReport:
+    """Check every record's hash, the prev chain from 64 zeros and seq; stop at the first break.
+
+    Streams the file line by line. Raises AuditError if it cannot be read at all.
+    """
+    try:
+        with Path(path).open("rb") as f:
+            return _verify_lines(f)
+    except OSError as exc:
+        raise AuditError(f"cannot read audit log {path}: {exc.strerror}") from exc
+
+
+def _verify_lines(lines: Iterable[bytes]) -> VerifyReport:
+    prev, count = ZERO_HASH, 0
+    for number, line in enumerate(lines, start=1):
+        if not line.endswith(b"\n"):
+            return VerifyReport(False, count, number, "torn last line")
+        rec, why = check_line(line[:-1])
+        if rec is None:
+            return VerifyReport(False, count, number, why)
+        if rec["seq"] != number:
+            why = f"seq out of order: expected {number}, found {rec['seq']}"
+        elif rec["prev"] != prev:
+            why = (f"prev does not match the hash of line {number - 1}" if number > 1
+                   else "prev of the first record is not 64 zeros")
+        if why is not None:
+            return VerifyReport(False, count, number, why)
+        prev, count = rec["hash"], count + 1
+    return VerifyReport(True, count, None, None)
