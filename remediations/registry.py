@@ -86,7 +86,9 @@ def default_registry() -> Registry:
         NotifySlack,
         NotifyWebhook,
     )
-    from remediations.postgres.actions import Activity, CancelLongQueries, TerminateIdle  # noqa: PLC0415
+    from remediations.postgres.activity import Activity  # noqa: PLC0415
+    from remediations.postgres.cancel_long_queries import CancelLongQueries  # noqa: PLC0415
+    from remediations.postgres.terminate_idle import TerminateIdle  # noqa: PLC0415
     from remediations.redis import RedisDiagnose, RedisFlushDb  # noqa: PLC0415
 
     return Registry([

@@ -70,7 +70,6 @@ PENDING_SPLIT = {
     "receiver/store/sqlite/store.py",
     "rules/loader.py",
     "remediations/docker.py",
-    "remediations/postgres/actions.py",
 }
 PENDING_NAMES = {"receiver.flow.guards.pipeline"}
 

@@ -30,7 +30,9 @@ from remediations.base import (
     TargetNotAllowed,
     TemporaryError,
 )
-from remediations.postgres.actions import Activity, CancelLongQueries, TerminateIdle
+from remediations.postgres.activity import Activity
+from remediations.postgres.cancel_long_queries import CancelLongQueries
+from remediations.postgres.terminate_idle import TerminateIdle
 from remediations.secrets import Secret
 from remediations.targets import PostgresTarget, RedisTarget
 from rules.alert import Alert
