@@ -55,7 +55,6 @@ _READ_TIMEOUT = 5.0
 _DAY = 86_400.0
 _KEEP_DECIDED = 7 * _DAY  # decided approvals stay listable this long
 _CIRCUIT_GC = 7 * _DAY  # a failure count nobody added to for this long is forgotten
-_MAX_GC = 3650 * _DAY
 _USERINFO_PASSWORD = re.compile(r"(?<=://)([^:@/]*):[^@]*@")
 _QUERY_PASSWORD = re.compile(r"(password=)[^&]*")
 
@@ -66,8 +65,14 @@ def _num(value: float) -> str:
 
 
 def _gc_ms(seconds: float) -> int:
-    """Milliseconds of garbage-collection TTL: the logical TTL plus a day, at least a day."""
-    return int(min(max(seconds, 0.0) + _DAY, _MAX_GC) * 1000)
+    """Milliseconds of garbage-collection TTL for a key whose logic needs it ``seconds`` more.
+
+    The logical TTL plus a day (at least a day), never less: the key is how the store
+    remembers a cooldown, a window, a tombstone, so one that went before its logical time
+    would lift them early. Not capped: the longest duration a rule or setting can give
+    (about 292 years) is far inside what Redis accepts.
+    """
+    return int((max(seconds, 0.0) + _DAY) * 1000)
 
 
 def _secrets_of(url: str) -> list[str]:

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
 
 from receiver.errors import StateError
 from receiver.store.redis.store import RedisStateStore
-from receiver.store.values import Approval, ApprovalStatus, Budget, Pause, WorkItem
+from receiver.store.redis.store import _gc_ms as gc_ms
+from receiver.store.values import Approval, ApprovalStatus, Budget, Pause, Timer, WorkItem
+from rules.durations import parse_duration
 from tests.support.fakeclock import FakeClock
 from tests.support.redisdb import REDIS_URL, drop_prefix
 
 # A database of its own, so "no key outside the prefix" can be checked on the whole keyspace.
 KEYS_URL = "redis://127.0.0.1:6379/12"  # DBs 14 and 15 belong to the redis action tests
 DAY_MS = 86_400_000
+LONGEST = parse_duration("292y").total_seconds()  # about the longest duration a rule or setting can give
 
 StoreFactory = Callable[..., RedisStateStore]
 
@@ -292,3 +295,54 @@ async def test_clock_times_are_stored_exactly(make_store: StoreFactory, clock: F
     clock.advance(0.25)
     refused = await store.admit(Budget(member="n", cooldown_key="c", cooldown=0.5), spend=False)
     assert refused.retry_after == (1_795_000_000.123456 + 0.5) - clock.now()
+
+
+@pytest.mark.parametrize(("seconds", "ms"), [
+    (-5.0, DAY_MS),  # a logical TTL already past: the key still lives a day
+    (0.0, DAY_MS),
+    (0.0015, DAY_MS + 1),
+    (60.0, DAY_MS + 60_000),
+    (3650 * 86_400.0 + 1, (3651 * 86_400 + 1) * 1000),  # past ten years: not capped
+    (LONGEST, int(LONGEST * 1000) + DAY_MS),
+])
+def test_garbage_ttl_is_the_logical_ttl_plus_a_day(seconds: float, ms: int) -> None:
+    """A key's Redis TTL is its logical TTL plus a day, never less than the logical TTL."""
+    assert gc_ms(seconds) == ms
+
+
+async def _cooldown(store: RedisStateStore, clock: FakeClock) -> str:
+    await store.admit(Budget(member="m", cooldown_key="c", cooldown=LONGEST), spend=True)
+    return "cooldown:c"
+
+
+async def _rate_window(store: RedisStateStore, clock: FakeClock) -> str:
+    await store.admit(Budget(member="m", rate_key="r", rate_max=1, rate_window=LONGEST), spend=True)
+    return "rate:r"
+
+
+async def _claim(store: RedisStateStore, clock: FakeClock) -> str:
+    await store.claim(["k"], ttl=LONGEST)
+    return "dedup:k"
+
+
+async def _lock(store: RedisStateStore, clock: FakeClock) -> str:
+    await store.acquire_lock("t", "me", ttl=LONGEST)
+    return "lock:t"
+
+
+async def _timer(store: RedisStateStore, clock: FakeClock) -> str:
+    await store.put_timer(Timer(id="t1", kind="verify", fingerprint="fp", due_at=clock.now() + 60,
+                                expires_at=clock.now() + LONGEST, payload={}))
+    return "timer:t1"
+
+
+@pytest.mark.parametrize("spend", [_cooldown, _rate_window, _claim, _lock, _timer])
+async def test_keys_outlive_the_longest_duration(
+    make_store: StoreFactory, raw: aioredis.Redis, clock: FakeClock,
+    spend: Callable[[RedisStateStore, FakeClock], Awaitable[str]],
+) -> None:
+    """A cooldown, window, claim, lock or timer of the longest duration keeps its key at least that long
+    (a TTL capped below it would lift a cooldown or forget a tombstone that SQLite still keeps)."""
+    store = await opened(make_store)
+    key = await spend(store, clock)
+    assert await raw.pttl(f"{store._prefix}:{key}") >= LONGEST * 1000
