@@ -1,12 +1,14 @@
 """The values the state store keeps and returns: pauses, budgets, circuits, approvals, work, timers.
 
 Plain frozen data shared by ``receiver.store.protocol`` (what a store must do), both stores
-and the guards and flow that read them.
+and the guards and flow that read them; with the one JSON form of each value both stores
+write (``as_dict``/``from_dict``, ``decode_timers``) and what both keep decided approvals for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -22,6 +24,13 @@ class Pause:
     actor: str
     detail: str
     since: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "actor": self.actor, "detail": self.detail, "since": self.since}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Pause:
+        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,10 @@ class ApprovalStatus(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+
+
+KEEP_DECIDED = 7 * 86_400.0
+"""Seconds a decided approval stays listable in either store before it is collected."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +170,12 @@ class Timer:
     def from_dict(cls, data: Mapping[str, Any], *, claims: int = 0) -> Timer:
         return cls(id=data["id"], kind=data["kind"], fingerprint=data["fingerprint"], due_at=data["due_at"],
                    expires_at=data["expires_at"], payload=data["payload"], claims=claims)
+
+
+def decode_timers(rows: Iterable[tuple[str, int | str]]) -> list[Timer]:
+    """Timers from the (JSON body, claims) pairs a store kept, earliest due first (then by id)."""
+    found = [Timer.from_dict(json.loads(body), claims=int(claims)) for body, claims in rows]
+    return sorted(found, key=lambda t: (t.due_at, t.id))
 
 
 class BacklogFull(StateError):

@@ -1,9 +1,12 @@
-"""The Lua scripts behind ``receiver.store.redis.store``: every read-modify-write runs as one script.
+"""The Lua scripts of the Redis store: every read-modify-write runs as one script.
 
-Registered once per client by ``RedisStateStore.open``. Conventions: times are the injected
-clock's seconds, formatted by Python (``repr``) and compared here with ``tonumber``, so
-what is stored is exactly what Python computed (Lua's ``tostring`` would round it);
-Redis TTLs (``PEXPIRE``) only collect garbage and are always passed in milliseconds.
+Registered once per client by ``receiver.store.redis.core.RedisCore.connect`` (every name in
+``SCRIPTS``) and run by the store's parts (``receiver.store.redis.queue``, ``guards``,
+``approvals``, ``timers``). Conventions: times are the injected clock's seconds, formatted
+by Python (``receiver.store.redis.core.num``) and compared here with ``tonumber``, so what
+is stored is exactly what Python computed (Lua's ``tostring`` would round it); Redis TTLs
+(``PEXPIRE``) only collect garbage and are always passed in milliseconds
+(``receiver.store.redis.core.gc_ms``).
 """
 
 from __future__ import annotations
@@ -216,3 +219,92 @@ redis.call('SREM', ARGV[6] .. rec[3], ARGV[7])
 extend(KEYS[2], ARGV[5])
 return {1, changed, status, rec[4], decision}
 """
+
+# -- timers and occurrence counts (keys: see ``receiver.store.redis.timers``)
+PUT_TIMER = _EXTEND + """
+-- KEYS: timer, index, fp set. ARGV: id, kind, due_at, body, gc_ms, now, expires_at.
+local expires = redis.call('HGET', KEYS[1], 'expires_at')
+if expires and tonumber(expires) > tonumber(ARGV[6]) then return 0 end
+redis.call('HDEL', KEYS[1], 'held_until')
+redis.call('HSET', KEYS[1], 'kind', ARGV[2], 'body', ARGV[4], 'claims', 0, 'done', 0, 'expires_at', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+extend(KEYS[3], ARGV[5])
+return 1
+"""
+
+CLAIM_TIMERS = """
+-- KEYS: index. ARGV: now, held_until, limit, timer key prefix. Returns {body, claims, ...}.
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local key = ARGV[4] .. id
+  local body, done = unpack(redis.call('HMGET', key, 'body', 'done'))
+  if body and done == '0' then
+    redis.call('HSET', key, 'held_until', ARGV[2])
+    local claims = redis.call('HINCRBY', key, 'claims', 1)
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    out[#out + 1] = body
+    out[#out + 1] = claims
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+FINISH_TIMER = """
+-- KEYS: timer, index. ARGV: id, fp set prefix.
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'done', 1)
+  redis.call('HDEL', KEYS[1], 'held_until')
+  local body = cjson.decode(redis.call('HGET', KEYS[1], 'body'))
+  redis.call('SREM', ARGV[2] .. body['fingerprint'], ARGV[1])
+end
+return 1
+"""
+
+TAKE_TIMERS = """
+-- KEYS: index, fp set. ARGV: now, timer key prefix, kinds...
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local key = ARGV[2] .. id
+  local kind, held, body, done, claims = unpack(redis.call('HMGET', key, 'kind', 'held_until', 'body', 'done',
+                                                           'claims'))
+  if not body or done ~= '0' then
+    redis.call('SREM', KEYS[2], id)
+  else
+    local wanted = false
+    for i = 3, #ARGV do
+      if ARGV[i] == kind then wanted = true end
+    end
+    if wanted and (not held or tonumber(held) <= tonumber(ARGV[1])) then
+      redis.call('HSET', key, 'done', 1)
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('SREM', KEYS[2], id)
+      out[#out + 1] = body
+      out[#out + 1] = claims
+    end
+  end
+end
+return out
+"""
+
+COUNT_OCCURRENCE = """
+-- KEYS: the set. ARGV: now, member, forget_before, gc_ms.
+redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return redis.call('ZCARD', KEYS[1])
+"""
+
+SCRIPTS = {
+    "CLAIM": CLAIM, "ENQUEUE": ENQUEUE, "TAKE": TAKE, "RECLAIM": RECLAIM, "TOUCH": TOUCH, "ADMIT": ADMIT,
+    "RECORD_FAILURE": RECORD_FAILURE, "ACQUIRE_LOCK": ACQUIRE_LOCK, "RELEASE_LOCK": RELEASE_LOCK,
+    "PUT_APPROVAL": PUT_APPROVAL, "DECIDE_APPROVAL": DECIDE_APPROVAL, "PUT_TIMER": PUT_TIMER,
+    "CLAIM_TIMERS": CLAIM_TIMERS, "FINISH_TIMER": FINISH_TIMER, "TAKE_TIMERS": TAKE_TIMERS,
+    "COUNT_OCCURRENCE": COUNT_OCCURRENCE,
+}
+"""Every script by the name the store's parts run it under."""

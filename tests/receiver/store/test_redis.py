@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from receiver.errors import StateError
+from receiver.store.redis.core import gc_ms
 from receiver.store.redis.store import RedisStateStore
-from receiver.store.redis.store import _gc_ms as gc_ms
 from receiver.store.values import Approval, ApprovalStatus, Budget, Pause, Timer, WorkItem
 from rules.durations import parse_duration
 from tests.support.fakeclock import FakeClock

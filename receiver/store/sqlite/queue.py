@@ -1,0 +1,130 @@
+"""Dedup claims and the work queue of the SQLite store: the ``dedup`` and ``work`` tables.
+
+A part of ``receiver.store.sqlite.store.SqliteStateStore``, which calls it for ``claim``,
+``claimed``, ``release``, ``enqueue``, ``take``, ``reclaim``, ``touch``, ``complete`` and
+``backlog`` (and ``opened`` once the file is open). ``take`` waits on an in-process event
+that ``enqueue`` sets: with SQLite, producer and consumer are the same process, which
+also counts the backlog itself. Claims run the purge (``receiver.store.sqlite.schema``)
+every ``PURGE_EVERY`` keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from receiver.store.sqlite.core import SqliteCore
+from receiver.store.sqlite.schema import PURGE_EVERY, purge
+from receiver.store.values import BacklogFull, WorkItem
+
+_CLAIM = (
+    "INSERT INTO dedup (key, expires_at) VALUES (?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at "
+    "WHERE dedup.expires_at <= ?"
+)
+_HAND_OUT = ("UPDATE work SET owner = ?, touched_at = ?, deliveries = deliveries + 1 WHERE seq IN "
+             "(SELECT seq FROM work WHERE {which} ORDER BY seq LIMIT ?) "
+             "RETURNING seq, id, dedup_key, payload, deliveries")
+_TAKE = _HAND_OUT.format(which="owner IS NULL")
+_RECLAIM = _HAND_OUT.format(which="owner IS NOT NULL AND owner != ? AND touched_at <= ?")
+
+
+def _items(rows: list[Any]) -> list[WorkItem]:
+    """Work items from ``work`` rows, in queue order."""
+    items = [WorkItem(id=r[1], dedup_key=r[2], payload=json.loads(r[3]), ref=str(r[0]), deliveries=r[4])
+             for r in rows]
+    return sorted(items, key=lambda i: int(i.ref))
+
+
+class SqliteQueue:
+    """Claims and work of the one process that owns ``core``'s file."""
+
+    def __init__(self, core: SqliteCore) -> None:
+        self._core = core
+        self._writes_since_purge = 0
+        self._work_ready = asyncio.Event()
+        self._backlog = 0  # rows in `work`: one process owns the file, so it counts them itself
+
+    def opened(self) -> None:
+        """Count the work already in the file (a previous process left it)."""
+        self._backlog = self._core.read("SELECT count(*) FROM work")[0][0]
+
+    # -- dedup
+    async def claim(self, keys: Sequence[str], *, ttl: float) -> list[bool]:
+        if not keys:
+            return []
+        now = self._core.clock.now()
+        with self._core.tx() as db:
+            out = [db.execute(_CLAIM, (key, now + ttl, now)).rowcount == 1 for key in keys]
+            self._writes_since_purge += len(keys)
+            if self._writes_since_purge >= PURGE_EVERY:
+                purge(db, now)
+                self._writes_since_purge = 0
+        return out
+
+    async def claimed(self, key: str) -> bool:
+        now = self._core.clock.now()
+        return bool(self._core.read("SELECT 1 FROM dedup WHERE key = ? AND expires_at > ?", (key, now)))
+
+    async def release(self, keys: Sequence[str]) -> None:
+        if keys:
+            with self._core.tx() as db:
+                db.executemany("DELETE FROM dedup WHERE key = ?", [(k,) for k in keys])
+
+    # -- work
+    async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
+        if not items:
+            return
+        now = self._core.clock.now()
+        if self._backlog + len(items) > max_backlog:
+            raise BacklogFull(max_backlog)
+        with self._core.tx() as db:
+            db.executemany(
+                "INSERT INTO work (id, dedup_key, payload) VALUES (?, ?, ?)",
+                [(i.id, i.dedup_key, json.dumps(i.payload, separators=(",", ":"))) for i in items],
+            )
+            keys = [(now + ttl, i.dedup_key) for i in items if i.dedup_key is not None]
+            db.executemany("UPDATE dedup SET expires_at = ? WHERE key = ?", keys)
+        self._backlog += len(items)
+        self._work_ready.set()
+
+    async def take(self, consumer: str, count: int, *, block: float) -> list[WorkItem]:
+        items = self._take(consumer, count)
+        if items or block <= 0:
+            return items
+        self._work_ready.clear()
+        try:  # a real wait for work, not a TTL: it does not follow the injected clock
+            async with asyncio.timeout(block):
+                await self._work_ready.wait()
+        except TimeoutError:
+            return []
+        return self._take(consumer, count)
+
+    def _take(self, consumer: str, count: int) -> list[WorkItem]:
+        with self._core.tx() as db:
+            rows = db.execute(_TAKE, (consumer, self._core.clock.now(), count)).fetchall()
+        return _items(rows)
+
+    async def reclaim(self, consumer: str, *, idle: float, count: int) -> list[WorkItem]:
+        now = self._core.clock.now()
+        with self._core.tx() as db:
+            rows = db.execute(_RECLAIM, (consumer, now, consumer, now - idle, count)).fetchall()
+        return _items(rows)
+
+    async def touch(self, consumer: str, refs: Sequence[str]) -> None:
+        if refs:
+            now = self._core.clock.now()
+            with self._core.tx() as db:
+                db.executemany("UPDATE work SET touched_at = ? WHERE seq = ? AND owner = ?",
+                               [(now, int(r), consumer) for r in refs])
+
+    async def complete(self, refs: Sequence[str]) -> None:
+        if refs:
+            with self._core.tx() as db:
+                cur = db.executemany("DELETE FROM work WHERE seq = ?", [(int(r),) for r in refs])
+            self._backlog -= cur.rowcount
+
+    async def backlog(self) -> int:
+        return self._backlog
