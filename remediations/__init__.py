@@ -3,8 +3,8 @@
 A backend with several actions is a package: what its actions share in modules of their
 own (the client and the mapping of its errors to ``TemporaryError``/``PermanentError``, a
 base action with the target's allow-list) and one module per action, so a new action is
-one new module — ``remediations.kubernetes``, ``remediations.postgres``,
-``remediations.notify``. ``remediations.docker``, ``remediations.redis`` and
+one new module — ``remediations.kubernetes``, ``remediations.docker``,
+``remediations.postgres``, ``remediations.notify``. ``remediations.redis`` and
 ``remediations.http`` are one module each. Beside them: ``remediations.base`` (the
 ``Action`` interface, ``Plan``, ``Result``, the errors), ``remediations.registry``,
 ``remediations.targets`` and ``remediations.secrets`` (the service config's targets and

@@ -70,7 +70,8 @@ class Registry:
 def default_registry() -> Registry:
     """The built-in catalogue (``remediator actions list``; reference in docs/actions/)."""
     # Imported here so `rules lint` and the layering test do not load every backend SDK.
-    from remediations.docker import DockerDiagnose, DockerRestart  # noqa: PLC0415
+    from remediations.docker.diagnose import DockerDiagnose  # noqa: PLC0415
+    from remediations.docker.restart import DockerRestart  # noqa: PLC0415
     from remediations.http import HttpRequest  # noqa: PLC0415
     from remediations.kubernetes.diagnose import KubernetesDiagnose  # noqa: PLC0415
     from remediations.kubernetes.memory import KubernetesSetMemoryLimit  # noqa: PLC0415

@@ -5,8 +5,8 @@ Run by ``receiver.flow.workers`` like any action; the client, errors and allow-l
 command, so a plan reads like the runbook step it replaces: ``rollout restart`` is a
 strategic merge patch of the ``restartedAt`` template annotation, ``rollout undo`` a JSON
 patch that puts the previous ReplicaSet's pod template back (k8s.io/kubectl
-``polymorphichelpers/rollback.go``). The other actions: ``kubernetes_scale``,
-``kubernetes_memory``, ``kubernetes_diagnose``.
+``polymorphichelpers/rollback.go``). The other actions: ``remediations.kubernetes.scale``,
+``remediations.kubernetes.memory``, ``remediations.kubernetes.diagnose``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Run by ``receiver.flow.workers`` like any action; useful as the first step of a 
 Slack, PagerDuty and webhook actions send to a notifier named in the service config's
 ``notifiers:`` map (``ActionContext.notifiers``) and take no ``target``. Their plan is
 the exact JSON that would be posted, naming the notifier and its kind, never its URL or
-key. The guard pipeline sends through the same :func:`deliver`, re-exported here.
+key. They send through ``remediations.notify.delivery``, as the guards' announcements
+and escalations in ``receiver.flow`` do.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from remediations.notify.delivery import (
     one_line,
 )
 
-__all__ = ["Notice", "NotifyLog", "NotifyPagerDuty", "NotifySlack", "NotifyWebhook", "deliver"]
+__all__ = ["NotifyLog", "NotifyPagerDuty", "NotifySlack", "NotifyWebhook"]
 
 _log = structlog.get_logger("remediator.notify")
 _NOTIFIER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # as receiver.settings names notifiers

@@ -1,8 +1,8 @@
 """Delivery of one :class:`Notice` to one configured notifier (Slack, PagerDuty, a webhook).
 
-Called by the ``notify.*`` actions in ``remediations.notify.actions`` (which re-exports
-:class:`Notice` and :func:`deliver`) and by the guard pipeline in ``receiver`` for its
-announcements (approval requests, blast-radius pause, escalation). The secret URL, routing
+Called by the ``notify.*`` actions in ``remediations.notify.actions`` and, for their
+announcements (approval requests, blast-radius pause, escalation), by ``receiver.flow``
+(``receiver.flow.announce``; the guards and escalations build its :class:`Notice`). The secret URL, routing
 key and header values are revealed only into the request itself: every error message
 names the notifier kind and the HTTP status, never where it was sent.
 

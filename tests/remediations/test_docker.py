@@ -18,7 +18,7 @@ import requests
 from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 
-import remediations.docker
+import remediations.docker.diagnose
 from remediations.base import (
     ActionContext,
     InvalidParams,
@@ -28,7 +28,9 @@ from remediations.base import (
     TargetNotAllowed,
     TemporaryError,
 )
-from remediations.docker import DockerDiagnose, DockerRestart, _classify, _DockerAction
+from remediations.docker.diagnose import DockerDiagnose
+from remediations.docker.engine import DockerAction, engine_error
+from remediations.docker.restart import DockerRestart
 from remediations.targets import DockerTarget, HttpTarget
 from rules.alert import Alert
 from rules.templating import compile_value, render_value
@@ -114,7 +116,7 @@ def state(client: docker.DockerClient, name: str) -> dict[str, Any]:
     pytest.param(DockerDiagnose, {"label": "app=web", "log_lines": 1000}, id="diagnose-max-lines"),
     pytest.param(DockerDiagnose, {"label": "app=web", "log_lines": 1}, id="diagnose-min-lines"),
 ])
-def test_valid_params_are_accepted(action: type[_DockerAction[Any]], raw: dict[str, Any]) -> None:
+def test_valid_params_are_accepted(action: type[DockerAction[Any]], raw: dict[str, Any]) -> None:
     """Names, labels and in-bounds numbers pass the schema."""
     action().parse_params(raw)
 
@@ -140,7 +142,7 @@ def test_valid_params_are_accepted(action: type[_DockerAction[Any]], raw: dict[s
     pytest.param(DockerDiagnose, {"container": "web", "log_lines": 1001}, "log_lines", id="lines-too-many"),
     pytest.param(DockerDiagnose, {"container": "web", "timeout": 5}, "timeout", id="diagnose-no-timeout"),
 ])
-def test_invalid_params_are_refused(action: type[_DockerAction[Any]], raw: dict[str, Any],
+def test_invalid_params_are_refused(action: type[DockerAction[Any]], raw: dict[str, Any],
                                     field: str) -> None:
     """Bad params are InvalidParams naming the action and the field."""
     a = action()
@@ -183,7 +185,7 @@ def test_label_form_is_left_to_plan_time_and_subject_names_the_object() -> None:
 
 
 @pytest.mark.parametrize("action", [DockerRestart, DockerDiagnose])
-async def test_a_target_of_another_kind_is_a_permanent_error(action: type[_DockerAction[Any]]) -> None:
+async def test_a_target_of_another_kind_is_a_permanent_error(action: type[DockerAction[Any]]) -> None:
     """A rule that points a docker action at an http target is refused, not retried."""
     a = action()
     params = a.parse_params({"container": "web-1"})
@@ -230,7 +232,7 @@ def _wrapped_connection_error() -> DockerException:
 ])
 def test_errors_are_classified(exc: BaseException, kind: type[RemediationError]) -> None:
     """404 and 4xx are permanent; 5xx, 408/429, timeouts and an unreachable engine are temporary."""
-    classified = _classify(exc, "docker.restart on compose")
+    classified = engine_error(exc, "docker.restart on compose")
     assert type(classified) is kind
     assert str(classified).startswith("docker.restart on compose: ")
 
@@ -351,7 +353,7 @@ async def test_diagnose_by_label_refuses_a_disallowed_carrier_and_caps_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Diagnose reads no container outside the pattern; past its cap it names the ones it skipped."""
-    monkeypatch.setattr(remediations.docker, "_DIAGNOSE_MAX", 1)
+    monkeypatch.setattr(remediations.docker.diagnose, "_DIAGNOSE_MAX", 1)
     for name in ("web-1", "web-2", "db"):
         run(client, f"{prefix}{name}", labels={"svc": f"{prefix}web"})
     params = diagnose.parse_params({"label": f"svc={prefix}web"})
@@ -405,7 +407,7 @@ async def test_an_unknown_container_is_a_permanent_error(
            "id-prefix": {"container": str(existing.id)[:12]},
            "label": {"label": f"{prefix}nothing"}}[form]
     ctx = context(docker_target(engine.url, ".*"))
-    actions: tuple[_DockerAction[Any], ...] = (restart, diagnose)
+    actions: tuple[DockerAction[Any], ...] = (restart, diagnose)
     for action in actions:
         with pytest.raises(PermanentError, match="no container") as caught:
             await action.plan(ctx, action.parse_params(raw))
@@ -421,7 +423,7 @@ async def test_an_unreachable_engine_is_a_temporary_error(
 ) -> None:
     """No engine behind the URL: temporary (the executor retries), and no broken client is cached."""
     ctx = context(docker_target(url, "web-.*"))
-    actions: tuple[_DockerAction[Any], ...] = (restart, diagnose)
+    actions: tuple[DockerAction[Any], ...] = (restart, diagnose)
     for action in actions:
         params = action.parse_params({"container": "web-1"})
         with pytest.raises(TemporaryError, match="engine unreachable"):

@@ -32,14 +32,12 @@ from remediations.base import (
 )
 from remediations.notifiers import Notifier, NotifierConfig
 from remediations.notify.actions import (
-    Notice,
     NotifyLog,
     NotifyPagerDuty,
     NotifySlack,
     NotifyWebhook,
-    deliver,
 )
-from remediations.notify.delivery import pagerduty_body, slack_body
+from remediations.notify.delivery import Notice, deliver, pagerduty_body, slack_body
 from remediations.targets import HttpTarget
 from rules.alert import Alert
 from rules.model import ActionSpec
