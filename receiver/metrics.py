@@ -2,15 +2,21 @@
 
 Built by ``receiver.runtime``; updated by handlers, intake, workers and the rules
 coordinator; exposed at ``GET /metrics``. Label values come from the shared enums in
-``receiver.decisions`` so metrics, logs and audit use the same words.
+``receiver.decisions`` so metrics, logs and audit use the same words. The registry also
+carries ``remediator_build_info`` and the standard ``process_*`` and ``python_*`` series.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
+from receiver import version
 from receiver.decisions import Escalation, Outcome, Reason, Rejection
 
 _RESOLVE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0)
@@ -22,6 +28,16 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # The standard process_* and python_* series, on this registry (the default
+        # registry's own collectors are never used: one registry object, no globals).
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        self.build_info = Gauge(
+            "remediator_build_info", "Always 1: the running version of remediator and of Python",
+            ["version", "python_version"], registry=registry,
+        )
+        self.build_info.labels(version(), platform.python_version()).set(1)
         self.alerts_received = Counter(
             "remediator_alerts_received", "Alerts received by webhook, by alert status",
             ["status"], registry=registry,

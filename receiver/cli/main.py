@@ -3,7 +3,7 @@
 Subcommands: ``serve``, ``audit verify|list|timeline`` (``receiver.cli.audit``), ``rules schema``,
 ``rules lint|test`` (``receiver.cli.rules``), ``simulate`` (``receiver.cli.simulate``), ``actions list``,
 ``config check`` (``receiver.cli.config``), ``approvals list|show|approve|reject``, ``pause``,
-``resume`` (those three in ``receiver.cli.admin``).
+``resume`` (those three in ``receiver.cli.admin``), ``health`` (``receiver.cli.health``), ``--version``.
 Exit codes: 0 success, 1 a check found problems, 2 bad usage or configuration. Errors are
 one clear line each (file, line and rule where there are some), never a traceback.
 """
@@ -18,9 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from receiver import version
 from receiver.cli.admin import add_admin_commands
 from receiver.cli.audit import add_audit_commands
 from receiver.cli.config import add_config_commands, listen_refusal
+from receiver.cli.health import add_health_command
 from receiver.cli.output import table
 from receiver.cli.rules import add_rules_lint, add_rules_test
 from receiver.cli.simulate import add_simulate
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="remediator", description="Guarded, audited remediation for Alertmanager alerts."
     )
+    parser.add_argument("--version", action="version", version=f"remediator {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="receive Alertmanager webhooks and remediate")
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate(sub)
     add_config_commands(sub)
     add_admin_commands(sub)
+    add_health_command(sub)
     return parser
 
 

@@ -64,12 +64,12 @@ async def webhook(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /health``: the process answers."""
+    """``GET /health`` (and ``/-/healthy``): the process answers."""
     return web.json_response({"status": "ok"})
 
 
 async def ready(request: web.Request) -> web.Response:
-    """``GET /ready``: rules loaded and the state store reachable."""
+    """``GET /ready`` (and ``/-/ready``): rules loaded and the state store reachable."""
     problems = await request.app[RUNTIME].readiness()
     if problems:
         return web.json_response({"ready": False, "problems": problems}, status=503)
@@ -95,6 +95,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    # Prometheus' and Alertmanager's spellings, which SREs probe by habit.
+    app.router.add_get("/-/healthy", health)
+    app.router.add_get("/-/ready", ready)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/-/reload", reload_rules)
     add_api_routes(app)

@@ -2,13 +2,21 @@
 
 Called by ``remediator serve``. SIGTERM and SIGINT stop intake (503), let running work
 drain within ``drain_timeout``, flush the audit and exit; SIGHUP reloads the rules.
+When ``$REMEDIATOR_ENDPOINT_FILE`` names a file (the image sets it), the URL serve answers
+on is written there once it listens and removed when it stops, so ``remediator health``
+(the image's HEALTHCHECK, ``receiver.cli.health``) follows the configured listen address
+and scheme.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import signal
 import ssl
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -19,6 +27,25 @@ from receiver.http.keys import RUNTIME
 from receiver.settings import Settings, TlsSettings
 
 _log = structlog.get_logger("remediator")
+ENDPOINT_FILE_ENV = "REMEDIATOR_ENDPOINT_FILE"
+
+
+def endpoint_file() -> Path | None:
+    """Where serve says where it listens, when ``$REMEDIATOR_ENDPOINT_FILE`` is set."""
+    name = os.environ.get(ENDPOINT_FILE_ENV, "")
+    return Path(name) if name else None
+
+
+def local_url(scheme: str, host: str, port: int) -> str:
+    """The URL a client on this host uses for a listen address (a wildcard means loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def _write_endpoint(path: Path, url: str, *, client_cert: bool) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"url": url, "client_cert": client_cert, "pid": os.getpid()}) + "\n")
+    tmp.replace(path)
 
 
 def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
@@ -47,6 +74,9 @@ async def serve(settings: Settings) -> None:
         task.add_done_callback(reloads.discard)
 
     await runner.setup()
+    endpoint = endpoint_file()
+    if endpoint is not None:
+        endpoint.unlink(missing_ok=True)  # a previous run's, naming what may no longer be true
     # Signals are ours before anyone can learn the address: an early SIGHUP reloads, never kills.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -62,6 +92,13 @@ async def serve(settings: Settings) -> None:
         except OSError as exc:
             raise ReceiverError(f"cannot listen on {settings.listen}: {exc.strerror or exc}") from None
         scheme = "https" if context else "http"
+        if endpoint is not None and runner.addresses:
+            host, port = runner.addresses[0][0], runner.addresses[0][1]
+            try:
+                _write_endpoint(endpoint, local_url(scheme, host, port),
+                                client_cert=settings.tls is not None and settings.tls.client_ca is not None)
+            except OSError as exc:
+                _log.warning("remediator.endpoint_file_failed", path=str(endpoint), error=str(exc))
         for address in runner.addresses:
             host, port = address[0], address[1]
             _log.info("remediator.listening", url=f"{scheme}://{host}:{port}")
@@ -73,3 +110,6 @@ async def serve(settings: Settings) -> None:
         await asyncio.gather(*reloads, return_exceptions=True)
     finally:
         await runner.cleanup()
+        if endpoint is not None:
+            with contextlib.suppress(OSError):
+                endpoint.unlink(missing_ok=True)

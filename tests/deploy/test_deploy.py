@@ -237,7 +237,8 @@ def test_compose_wires_the_four_services_to_deploy_files() -> None:
 
 def test_dockerfile_is_slim_non_root_and_bakes_the_pack_in() -> None:
     """The image: a slim base, a numeric non-root user, data under a volume, a healthcheck
-    on /health, the pack copied to where the example config loads it."""
+    that asks /health where serve says it listens, the pack copied to where the example
+    config loads it. tests/deploy/test_image.py builds and runs it."""
     lines = [ln.strip() for ln in (DEPLOY / "Dockerfile").read_text().splitlines()
              if ln.strip() and not ln.strip().startswith("#")]
     froms = [ln.split()[1] for ln in lines if ln.startswith("FROM ")]
@@ -250,7 +251,8 @@ def test_dockerfile_is_slim_non_root_and_bakes_the_pack_in() -> None:
     assert "WORKDIR /var/lib/remediator" in lines  # the default state and audit files land in the volume
     assert "COPY rules/packs /opt/remediator/pack" in lines
     healthcheck = " ".join(lines[lines.index(next(ln for ln in lines if ln.startswith("HEALTHCHECK"))):][:2])
-    assert "/health" in healthcheck
+    assert 'CMD ["remediator", "health"]' in healthcheck  # follows the configured listen and tls
+    assert any(ln.startswith("REMEDIATOR_ENDPOINT_FILE=/var/lib/remediator/") for ln in lines)
     assert lines.index(next(ln for ln in lines if ln.startswith("USER "))) > lines.index(
         "COPY rules/packs /opt/remediator/pack")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
+import platform
 import sqlite3
 from typing import Any
 
@@ -240,11 +242,29 @@ async def test_metrics_count_the_flow(make_client: ClientFactory, make_settings:
 
 
 async def test_health_and_ready(make_client: ClientFactory, make_settings: Any) -> None:
-    """/health answers while the process lives; /ready once rules and state are up."""
+    """/health answers while the process lives; /ready once rules and state are up; the
+    Prometheus spellings /-/healthy and /-/ready answer the same, with no credentials."""
     client = await make_client(make_settings(rules=RULES))
-    assert await (await client.get("/health")).json() == {"status": "ok"}
-    resp = await client.get("/ready")
-    assert (resp.status, await resp.json()) == (200, {"ready": True})
+    for path in ("/health", "/-/healthy"):
+        resp = await client.get(path)
+        assert (resp.status, await resp.json()) == (200, {"status": "ok"}), path
+    for path in ("/ready", "/-/ready"):
+        resp = await client.get(path)
+        assert (resp.status, await resp.json()) == (200, {"ready": True}), path
+
+
+async def test_metrics_carry_build_info_and_the_standard_collectors(make_client: ClientFactory,
+                                                                    make_settings: Any) -> None:
+    """/metrics: remediator_build_info with the installed version, and the process_* and
+    python_* series of the standard collectors, on the app's own registry."""
+    client = await make_client(make_settings(rules=RULES))
+    text = await (await client.get("/metrics")).text()
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and line[0] != "#"}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
+            "process_start_time_seconds", "python_info", "python_gc_collections_total"} <= names
+    version = importlib.metadata.version("remediator")
+    python = platform.python_version()
+    assert f'remediator_build_info{{python_version="{python}",version="{version}"}} 1.0' in text
 
 
 async def test_reload_keeps_last_good_rules(make_client: ClientFactory, make_settings: Any,
