@@ -57,6 +57,11 @@ def _timestamp(value: object) -> datetime:
         raise ValueError(f"invalid timestamp {value[:64]!r}: {exc}") from None
 
 
+def _whole(value: object) -> object:
+    """A count written as a whole float (``3.0``) is the integer JSON Schema says it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 LabelSet = dict[Annotated[str, Field(pattern=_LABEL_NAME, max_length=1024)], StrictStr]
 
@@ -80,7 +85,7 @@ class WebhookMessage(_Lenient):
     status: Literal["firing", "resolved"] | None = None
     receiver: StrictStr = ""
     groupKey: StrictStr = ""  # noqa: N815
-    truncatedAlerts: Annotated[StrictInt, Field(ge=0)] = 0  # noqa: N815
+    truncatedAlerts: Annotated[StrictInt, BeforeValidator(_whole), Field(ge=0)] = 0  # noqa: N815
     groupLabels: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # noqa: N815
     commonLabels: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # noqa: N815
     commonAnnotations: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # noqa: N815

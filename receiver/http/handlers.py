@@ -18,6 +18,7 @@ from receiver.flow.payload import PayloadError, parse_webhook
 from receiver.http.api import add_api_routes
 from receiver.http.keys import RUNTIME
 from receiver.http.middlewares import PRINCIPAL, error_response, reject, requires
+from receiver.http.openapi import add_openapi_route
 
 _JSON_TYPES = frozenset({"application/json"})
 
@@ -101,3 +102,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/-/reload", reload_rules)
     add_api_routes(app)
+    add_openapi_route(app)

@@ -347,6 +347,8 @@ VALID_BIG = [
     pytest.param(padded(SMALL_LIMIT), {"max_body_bytes": SMALL_LIMIT}, id="exactly-the-configured-limit"),
     pytest.param(mutate(lambda b: b.update(x_future_field={"deep": [[[{"ok": True}]]]})), {},
                  id="unknown-fields-ignored"),
+    pytest.param(mutate(lambda b: b.update(truncatedAlerts=4.0)), {},
+                 id="a-count-written-as-a-whole-float"),  # JSON Schema's integer, as the OpenAPI says
 ]
 
 

@@ -1,0 +1,35 @@
+"""The OpenAPI document of ``/webhook`` and ``/api/v1``, served at ``/api/v1/openapi.json``.
+
+The document is ``receiver/http/openapi.yaml`` (shipped with the package), read once when
+the app is built by ``receiver.http.app.create_app``. ``tests/receiver/http/test_openapi.py``
+keeps it true: it runs Schemathesis against a live ``remediator serve`` and fails on a 5xx
+or on any answer the document does not describe.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+_SPEC = web.AppKey("openapi", bytes)
+
+
+def load_spec() -> dict[str, Any]:
+    """The document as data."""
+    text = files("receiver.http").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    spec: dict[str, Any] = yaml.safe_load(text)
+    return spec
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """``GET /api/v1/openapi.json``: open, like ``/health`` (it holds no secret)."""
+    return web.Response(body=request.app[_SPEC], content_type="application/json")
+
+
+def add_openapi_route(app: web.Application) -> None:
+    app[_SPEC] = json.dumps(load_spec(), indent=1).encode()
+    app.router.add_get("/api/v1/openapi.json", openapi)
