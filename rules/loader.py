@@ -1,10 +1,10 @@
 """Loading rule files: strict, and reporting every problem with its file, line and rule.
 
 Called by ``receiver`` at start-up and on every reload, and by ``remediator rules lint``.
-The only I/O of the ``rules`` package: it reads the files it is given. YAML is composed
-into nodes first, so each value keeps its line and duplicate keys (which PyYAML would
-silently overwrite) are caught; each rule is validated on its own, so one bad rule does
-not hide the errors of the next; the action catalogue checks actions, targets, params.
+The only I/O of the ``rules`` package: it reads the files it is given, each with
+``rules.yamldoc.read_yaml`` (every value's line; bad YAML and duplicate keys reported
+with theirs). Each rule is validated on its own, so one bad rule does not hide the
+errors of the next; the action catalogue checks actions, targets, params.
 """
 
 from __future__ import annotations
@@ -12,28 +12,20 @@ from __future__ import annotations
 import difflib
 import gc
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.constructor import ConstructorError
 
 from rules.catalogue import ActionCatalogue, ActionInfo
 from rules.errors import Problem, RuleError, RuleLoadError
 from rules.matchers import parse_matcher
 from rules.model import ActionSpec, ApprovalByPriority, Limit, Rule, RuleSet, Rung, Verify
 from rules.templating import Template, compile_template
-
-Loc = tuple[Any, ...]
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-# libyaml's parser when PyYAML has it (ten times faster on big rule files; same nodes, marks
-# and errors), else the pure-Python one.
-_AnyLoader = yaml.SafeLoader | yaml.CSafeLoader
-_Loader: type[_AnyLoader] = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+from rules.yamldoc import Loc, YamlDocument, read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,20 +113,19 @@ def _hidden(relative: Path) -> bool:
 
 @dataclass
 class _File:
-    """One file's checks: its lines by data path, what was found, rule names by index."""
+    """One file's checks: the document read (lines by data path), what was found, rule names by index."""
 
     name: str
     catalogue: ActionCatalogue
     targets: Mapping[str, str] | None
     names: dict[str, str]
-    lines: dict[Loc, int] = field(default_factory=dict)
+    document: YamlDocument | None = None
     found: list[tuple[Loc, int | None, str, str]] = field(default_factory=list)
     rule_names: dict[int, str] = field(default_factory=dict)
 
     def line(self, loc: Loc) -> int | None:
         """The line of ``loc``, or of its closest ancestor that has one."""
-        return next((self.lines[loc[:n]] for n in range(len(loc), -1, -1)
-                     if loc[:n] in self.lines), None)
+        return self.document.line(loc) if self.document is not None else None
 
     def add(self, loc: Loc, message: str, severity: str = "error", line: int | None = None) -> None:
         self.found.append((loc, line or self.line(loc), message, severity))
@@ -147,10 +138,13 @@ class _File:
 
     def load(self, path: Path) -> list[Rule]:
         try:
-            data = self.parse(path.read_text(encoding="utf-8"))
+            self.document = read_yaml(path.read_text(encoding="utf-8"), self.name)
         except (OSError, UnicodeDecodeError) as exc:
             self.add((), f"cannot read the file: {exc}")
             return []
+        data = self.document.data
+        for found in self.document.found:
+            self.add(found.loc, found.message, line=found.line)
         if data is None:
             if not self.found:
                 self.add((), "the file is empty: no rules", "warning")
@@ -171,54 +165,6 @@ class _File:
                            if isinstance(r, dict) and isinstance(r.get("name"), str)}
         rules = [self.rule(item, ("rules", i)) for i, item in enumerate(items)]
         return [r for r in rules if r is not None]
-
-    def parse(self, text: str) -> Any:
-        """The document's data, every path's line recorded; None when empty or broken."""
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            return None if node is None else self.build(node, (), loader, set())
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f" (line {exc.context_mark.line + 1})" if exc.context_mark else ""
-            what = f"{exc.context}{where}: {exc.problem}" if exc.context else exc.problem
-            self.add((), f"YAML: {what}", line=mark.line + 1 if mark else None)
-        except yaml.YAMLError as exc:
-            self.add((), f"YAML: {exc}")
-        finally:
-            loader.dispose()
-        return None
-
-    def build(self, node: yaml.Node, loc: Loc, loader: _AnyLoader, stack: set[int]) -> Any:
-        self.lines.setdefault(loc, node.start_mark.line + 1)
-        if id(node) in stack:
-            raise ConstructorError(None, None, "recursive alias", node.start_mark)
-        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-            return loader.construct_object(node, deep=True)
-        stack.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            out: Any = [self.build(v, (*loc, i), loader, stack) for i, v in enumerate(node.value)]
-        else:
-            first: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == _MERGE_TAG:
-                    continue
-                key, line = loader.construct_object(key_node, deep=True), key_node.start_mark.line + 1
-                if not isinstance(key, (str, int, float, bool, type(None))):
-                    raise ConstructorError(None, None, "a key must be a plain value",
-                                           key_node.start_mark)
-                if key in first:
-                    self.add((*loc, key), f"duplicate key {key!r} (first at line {first[key]}):"
-                             " YAML would silently keep only the last one", line=line)
-                first.setdefault(key, line)
-            loader.flatten_mapping(node)  # "<<: *anchor" merges, as PyYAML resolves them
-            out = {}
-            for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                self.lines[(*loc, key)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, (*loc, key), loader, stack)
-        stack.discard(id(node))
-        return out
 
     def rule(self, item: Any, loc: Loc) -> Rule | None:
         if not isinstance(item, dict):
@@ -393,40 +339,3 @@ def _a(value: Any) -> str:
     kinds: dict[type, str] = {dict: "mapping", list: "list", str: "string"}
     kind = kinds.get(type(value), type(value).__name__)
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
-
-
-class _NoCatalogue:
-    """The catalogue of :func:`read_yaml`, which reads YAML and checks no rule."""
-
-    def info(self, name: str) -> ActionInfo | None:
-        return None
-
-    def names(self) -> list[str]:
-        return []
-
-
-def read_yaml(text: str, name: str) -> tuple[Any, Callable[[Loc], int | None], list[Problem]]:
-    """Any YAML document read as rule files are: its data (None when empty or broken), the
-    line of a data path (or of its closest ancestor), and the problems found (bad YAML,
-    duplicate keys). ``receiver.tools.ruletest`` reads rule test files with it."""
-    ctx = _File(name, _NoCatalogue(), None, {})
-    data = ctx.parse(text)
-    return data, ctx.line, ctx.problems()
-
-
-def located_errors(exc: ValidationError, name: str, line_of: Callable[[Loc], int | None]) -> list[str]:
-    """A model's validation errors on data :func:`read_yaml` read, as ``NAME:LINE: key.path: msg``
-    (``rules test`` files, ``config check``)."""
-    out = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        msg = _msg(err["msg"])
-        if loc and loc[-1] == "[key]":  # pydantic's mark: the mapping key itself is wrong
-            loc = loc[:-1]
-            msg = f"invalid key {loc[-1]!r}: {msg}"
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            msg = f"unknown key {loc[-1]!r}"
-        at = line_of(loc)
-        out.append(f"{name}:{at}: {where}: {msg}" if at else f"{name}: {where}: {msg}")
-    return out

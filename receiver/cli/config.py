@@ -1,11 +1,11 @@
 """``remediator config check FILE``: would ``serve`` start with this config, and what would it run?
 
 Registered by ``receiver.cli.main.build_parser``. Checks what ``serve`` checks before it
-listens, all of it and every problem at once: the YAML, every key (unknown keys, types,
-secrets that do not resolve; each with its line), the rules it names loaded against its
-targets (as ``rules lint --config`` does), a listen address beyond loopback with no
-credentials, the audit log's directory. Exit 0 it would start; 1 problems found (listed);
-2 the file cannot be read.
+listens, all of it and every problem at once: the YAML (read by ``rules.yamldoc``, as rule
+files are), every key (unknown keys, types, secrets that do not resolve; each with its
+line), the rules it names loaded against its targets (as ``rules lint --config`` does), a
+listen address beyond loopback with no credentials, the audit log's directory. Exit 0 it
+would start; 1 problems found (listed); 2 the file cannot be read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from receiver.cli.output import paint, print_json
 from receiver.settings import Settings
 from remediations.registry import default_registry
 from rules.errors import RuleLoadError
-from rules.loader import default_pack_paths, load_rules, located_errors, read_yaml
+from rules.loader import default_pack_paths, load_rules
+from rules.yamldoc import located_errors, read_yaml
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -43,17 +44,18 @@ def _settings(path: Path, problems: list[str]) -> Settings | None:
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{name}: cannot read the config: {exc}")
         return None
-    data, line_of, yaml_problems = read_yaml(text, name)
-    if yaml_problems:
-        problems += [str(p) for p in yaml_problems]
+    document = read_yaml(text, name)
+    if document.found:
+        problems += [str(p) for p in document.problems()]
         return None
+    data = document.data
     if data is not None and not isinstance(data, dict):
         problems.append(f"{name}: the top level must be a mapping of settings")
         return None
     try:
         return Settings.model_validate(data or {})
     except ValidationError as exc:
-        problems += located_errors(exc, name, line_of)
+        problems += located_errors(exc, name, document.line)
     return None
 
 

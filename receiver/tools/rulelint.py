@@ -22,9 +22,9 @@ from remediations.registry import Registry
 from rules.alert import Alert
 from rules.errors import Problem
 from rules.lint import lint_ruleset
-from rules.loader import Loc, read_yaml
 from rules.model import ActionSpec, Rule, RuleSet
 from rules.templating import is_templated
+from rules.yamldoc import Loc, read_yaml
 
 _NO_ALERT = Alert(fingerprint="0", status="firing", labels={}, annotations={},
                   starts_at=datetime(1970, 1, 1, tzinfo=UTC), starts_at_raw="1970-01-01T00:00:00Z")
@@ -40,7 +40,7 @@ class _Lines:
         position: dict[str, int] = {}
         for rule, source in zip(ruleset.rules, ruleset.sources, strict=True):
             if source not in files:
-                files[source] = read_yaml(Path(source).read_text(encoding="utf-8"), source)[1]
+                files[source] = read_yaml(Path(source).read_text(encoding="utf-8"), source).line
             line_of = files[source]
             i = position[source] = position.get(source, -1) + 1
             self.rule[rule.name] = line_of(("rules", i))

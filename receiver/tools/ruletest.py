@@ -40,7 +40,7 @@ from receiver.tools.rulecases import (
 )
 from receiver.tools.sandbox import Observer, Sandbox, Seen, sandbox_settings
 from rules.errors import RuleLoadError
-from rules.loader import Loc, located_errors, read_yaml
+from rules.yamldoc import Loc, located_errors, read_yaml
 
 _ACTOR = "rules-test"
 
@@ -225,7 +225,8 @@ async def run_file(path: Path) -> FileResult:
         result.errors.append(f"{name}: cannot read the test file: {exc}")
         result.unusable = True
         return result
-    data, line, problems = read_yaml(text, name)
+    document = read_yaml(text, name)
+    data, line, problems = document.data, document.line, document.problems()
     if problems or data is None:
         result.errors += [str(p) for p in problems] or [f"{name}: the test file is empty"]
         result.unusable = True

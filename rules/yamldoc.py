@@ -1,0 +1,138 @@
+"""YAML documents read with the line of every value, and every problem with its line.
+
+Used by ``rules.loader`` for rule files, and wherever other YAML is read the same way:
+``receiver.cli.config`` (``config check``), ``receiver.tools.ruletest`` (rule test files)
+and ``receiver.tools.rulelint`` (the lines of rules and steps). The text is composed into
+nodes first, with libyaml's parser when PyYAML has it (``CSafeLoader``: ten times faster
+on big files, same nodes and marks; a few syntax errors are worded differently) and the
+pure-Python one otherwise, so each value keeps its line; duplicate keys, which PyYAML
+would silently overwrite, are reported. Values are built as ``yaml.safe_load`` builds
+them (``<<: *anchor`` merges included); a recursive alias or a key that is not a plain
+value is a problem. Reads only the text it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from yaml.constructor import ConstructorError
+
+from rules.errors import Problem
+
+Loc = tuple[Any, ...]
+"""A data path: keys and list indexes from the top (``("rules", 0, "actions", 1)``)."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_AnyLoader = yaml.SafeLoader | yaml.CSafeLoader
+_Loader: type[_AnyLoader] = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A problem met while reading: the data path it concerns, its line when known, what."""
+
+    loc: Loc
+    line: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class YamlDocument:
+    """One document read: its data (None when empty or broken), lines by path, problems."""
+
+    name: str
+    data: Any
+    lines: Mapping[Loc, int]
+    found: tuple[Found, ...]
+
+    def line(self, loc: Loc) -> int | None:
+        """The line of ``loc``, or of its closest ancestor that has one."""
+        return next((self.lines[loc[:n]] for n in range(len(loc), -1, -1)
+                     if loc[:n] in self.lines), None)
+
+    def problems(self) -> list[Problem]:
+        """What :attr:`found` holds as problems of the file :attr:`name`, by line."""
+        out = [Problem(self.name, f.line or self.line(f.loc), None, f.message) for f in self.found]
+        return sorted(out, key=lambda p: p.line or 0)
+
+
+def read_yaml(text: str, name: str) -> YamlDocument:
+    """Read one YAML document; ``name`` (its file) is what its problems are reported against."""
+    reader = _Reader()
+    data = reader.read(text)
+    return YamlDocument(name, data, reader.lines, tuple(reader.found))
+
+
+@dataclass
+class _Reader:
+    lines: dict[Loc, int] = field(default_factory=dict)
+    found: list[Found] = field(default_factory=list)
+
+    def read(self, text: str) -> Any:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            return None if node is None else self.build(node, (), loader, set())
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            where = f" (line {exc.context_mark.line + 1})" if exc.context_mark else ""
+            what = f"{exc.context}{where}: {exc.problem}" if exc.context else exc.problem
+            self.found.append(Found((), mark.line + 1 if mark else None, f"YAML: {what}"))
+        except yaml.YAMLError as exc:
+            self.found.append(Found((), None, f"YAML: {exc}"))
+        finally:
+            loader.dispose()
+        return None
+
+    def build(self, node: yaml.Node, loc: Loc, loader: _AnyLoader, stack: set[int]) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if id(node) in stack:
+            raise ConstructorError(None, None, "recursive alias", node.start_mark)
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return loader.construct_object(node, deep=True)
+        stack.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            out: Any = [self.build(v, (*loc, i), loader, stack) for i, v in enumerate(node.value)]
+        else:
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key, line = loader.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                if not isinstance(key, (str, int, float, bool, type(None))):
+                    raise ConstructorError(None, None, "a key must be a plain value",
+                                           key_node.start_mark)
+                if key in first:
+                    self.found.append(Found((*loc, key), line, f"duplicate key {key!r} (first at line"
+                                            f" {first[key]}): YAML would silently keep only the last one"))
+                first.setdefault(key, line)
+            loader.flatten_mapping(node)  # "<<: *anchor" merges, as PyYAML resolves them
+            out = {}
+            for key_node, value_node in node.value:
+                key = loader.construct_object(key_node, deep=True)
+                self.lines[(*loc, key)] = key_node.start_mark.line + 1
+                out[key] = self.build(value_node, (*loc, key), loader, stack)
+        stack.discard(id(node))
+        return out
+
+
+def located_errors(exc: ValidationError, name: str, line_of: Callable[[Loc], int | None]) -> list[str]:
+    """A model's validation errors on data :func:`read_yaml` read, as ``NAME:LINE: key.path: msg``
+    (``rules test`` files, ``config check``); ``line_of`` is :meth:`YamlDocument.line`."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if loc and loc[-1] == "[key]":  # pydantic's mark: the mapping key itself is wrong
+            loc = loc[:-1]
+            msg = f"invalid key {loc[-1]!r}: {msg}"
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {loc[-1]!r}"
+        at = line_of(loc)
+        out.append(f"{name}:{at}: {where}: {msg}" if at else f"{name}: {where}: {msg}")
+    return out
