@@ -37,6 +37,7 @@ from receiver.settings import Settings
 from receiver.store.connect import open_store
 from receiver.store.protocol import StateStore
 from receiver.store.values import WorkItem
+from receiver.store.waiting import StoreWaiter
 from remediations.registry import Registry
 from rules.alert import Alert
 
@@ -87,6 +88,9 @@ class Runtime:
                                                self.policies),
                                  runner=self.runner)
         self._housekeeping: asyncio.Task[None] | None = None
+        self.store_waiter = StoreWaiter(self.state, url=settings.state)
+        self._connecting: asyncio.Task[None] | None = None
+        self._working = False
         self.draining = False
 
     async def _enqueue_one(self, item: WorkItem) -> None:
@@ -106,31 +110,54 @@ class Runtime:
     async def start(self) -> None:
         """Load rules (they must load), open the state store, take up unfinished work, start workers.
 
-        A failed start closes what it opened: ``stop()`` is not called for it.
+        A state store over the network that does not answer yet is waited for
+        (``receiver.store.waiting``): the service listens, not ready, and takes up work once
+        the store answers. A failed start closes what it opened: ``stop()`` is not called for it.
         """
         try:
             report = self.rules.load_now()
-            await self.state.open()
-            self.audit.record(AuditEvent.ADMIN_STARTED, rules=report.rules, consumer=self.consumer,
-                              dry_run=self.settings.dry_run, listen=self.settings.listen)
-            await self.audit.sync()
-            # One replica on SQLite: whatever another consumer holds is a dead process's.
-            single = self.settings.state.startswith("sqlite:")
-            idle = 0.0 if single else self.settings.queue.visibility_timeout.total_seconds()
-            resumed = await self.feeder.resume_orphans(idle=idle)
+            if not await self.store_waiter.try_open():
+                self._connecting = asyncio.create_task(self._start_when_reachable(report.rules),
+                                                       name="remediator-state-wait")
+                return
+            await self._take_up(report.rules)
         except BaseException:
-            await self.state.close()
-            try:
-                await self.audit.close()
-            except AuditError as exc:
-                _log.error("audit.close_failed", error=str(exc))
+            await self._close_store_and_audit()
             raise
+
+    async def _start_when_reachable(self, rules: int) -> None:
+        while True:
+            await self.store_waiter.until_open()
+            try:
+                await self._take_up(rules)
+                return
+            except StateError as exc:  # it went away again before work could be taken up
+                await self.state.close()
+                self.store_waiter.problem = f"not reachable yet, retrying: {exc}"
+
+    async def _take_up(self, rules: int) -> None:
+        """With the store open: record the start, take up unfinished work, start the workers."""
+        self.audit.record(AuditEvent.ADMIN_STARTED, rules=rules, consumer=self.consumer,
+                          dry_run=self.settings.dry_run, listen=self.settings.listen)
+        await self.audit.sync()
+        # One replica on SQLite: whatever another consumer holds is a dead process's.
+        single = self.settings.state.startswith("sqlite:")
+        idle = 0.0 if single else self.settings.queue.visibility_timeout.total_seconds()
+        resumed = await self.feeder.resume_orphans(idle=idle)
         self.feeder.start()
         self.executor.start()
         self._housekeeping = asyncio.create_task(self._housekeep(), name="remediator-housekeeping")
-        _log.info("remediator.started", rules=report.rules, dry_run=self.settings.dry_run,
+        self._working = True
+        _log.info("remediator.started", rules=rules, dry_run=self.settings.dry_run,
                   listen=self.settings.listen, audit=str(self.settings.audit),
                   state=self.settings.state, resumed=len(resumed))
+
+    async def _close_store_and_audit(self) -> None:
+        await self.state.close()
+        try:
+            await self.audit.close()
+        except AuditError as exc:
+            _log.error("audit.close_failed", error=str(exc))
 
     async def _housekeep(self) -> None:
         while True:
@@ -153,6 +180,14 @@ class Runtime:
         (SQLite) or by another replica after the visibility timeout (Redis).
         """
         self.begin_drain()
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
+        if not self._working:  # still waiting for the state store: nothing was taken up
+            self.registry.close()
+            await self._close_store_and_audit()
+            _log.info("remediator.stopped", unstarted=0)
+            return
         await self.feeder.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -182,10 +217,13 @@ class Runtime:
             problems.append("shutting down")
         if not self.rules.loaded:
             problems.append("rules not loaded")
-        try:
-            await self.state.ping()
-        except StateError as exc:
-            problems.append(f"state store: {exc}")
+        if self.store_waiter.problem is not None:
+            problems.append(f"state store: {self.store_waiter.problem}")
+        else:
+            try:
+                await self.state.ping()
+            except StateError as exc:
+                problems.append(f"state store: {exc}")
         if self.audit.problem is not None:
             problems.append(f"audit log: {self.audit.problem}")
         return problems

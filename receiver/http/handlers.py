@@ -28,8 +28,9 @@ async def webhook(request: web.Request) -> web.Response:
     """``POST /webhook``: Alertmanager's notification, answered 202 in milliseconds."""
     runtime = request.app[RUNTIME]
     started = time.perf_counter()
-    if runtime.draining:
-        response = reject(request, 503, Rejection.UNAVAILABLE, "shutting down; send again")
+    if runtime.draining or runtime.store_waiter.problem is not None:
+        why = "shutting down" if runtime.draining else f"state store {runtime.store_waiter.problem}"
+        response = reject(request, 503, Rejection.UNAVAILABLE, f"{why}; send again")
         response.headers["Retry-After"] = "5"
         return response
     if request.content_type not in _JSON_TYPES:
