@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import HIGH_CPU_BODY, HIGH_CPU_RULES, read_audit
