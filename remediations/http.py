@@ -1,9 +1,11 @@
-"""``http.request``: one HTTP call to a target's ``base_url`` (cache invalidation, re-trigger).
+"""``http.request`` (one HTTP call to a target's ``base_url``: cache invalidation, re-trigger)
+and ``http.check`` (a read-only health check: status, latency, a bounded body excerpt).
 
 Run by ``receiver.flow.workers``. The URL is the target's ``base_url`` joined with ``path``
 and checked after templating, so no label can point it elsewhere; redirects are not
-followed for the same reason. 5xx, 408, 429, timeouts and connection errors are
-temporary; any other unexpected status is permanent.
+followed for the same reason. For ``http.request``, 5xx, 408, 429, timeouts and connection
+errors are temporary and any other unexpected status is permanent; ``http.check`` reports
+whatever it finds (an unhealthy or unreachable endpoint is its finding, not its failure).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
@@ -30,9 +34,21 @@ from remediations.targets import HttpTarget
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _EXCERPT = 2048
+_CHECK_BODY_MAX = 65536  # bytes of a health answer one check may keep
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _TEMPORARY_STATUSES = frozenset({408, 425, 429})
 _REFUSED_STATUSES = frozenset({408, 425, 429, 503})
+
+
+def relative_path(value: str) -> str:
+    """A path under a base URL: one leading '/', no '..' segments, no spaces or control characters."""
+    if not value.startswith("/") or value.startswith("//"):
+        raise ValueError("path must start with a single '/'")
+    if "\\" in value or any(ord(c) < 0x21 for c in value):
+        raise ValueError("path must not contain backslashes, spaces or control characters")
+    if ".." in value.split("?", maxsplit=1)[0].split("/"):
+        raise ValueError("path must not contain '..' segments")
+    return value
 
 
 class RequestParams(BaseModel):
@@ -51,13 +67,7 @@ class RequestParams(BaseModel):
     @field_validator("path")
     @classmethod
     def _relative_path(cls, value: str) -> str:
-        if not value.startswith("/") or value.startswith("//"):
-            raise ValueError("path must start with a single '/'")
-        if "\\" in value or any(ord(c) < 0x21 for c in value):
-            raise ValueError("path must not contain backslashes, spaces or control characters")
-        if ".." in value.split("?", maxsplit=1)[0].split("/"):
-            raise ValueError("path must not contain '..' segments")
-        return value
+        return relative_path(value)
 
     @field_validator("headers")
     @classmethod
@@ -92,6 +102,25 @@ def _url(target: HttpTarget, path: str) -> str:
     return target.base_url + quote(path, safe="/?=&%:@!$'()*+,;~-._")
 
 
+def http_target(action: str, ctx: ActionContext) -> HttpTarget:
+    """The context's target, which must be an http target."""
+    if not isinstance(ctx.target, HttpTarget):
+        raise PermanentError(f"{action} needs an http target, got {ctx.target_name!r}")
+    return ctx.target
+
+
+def check_inside(target: HttpTarget, path: str) -> None:
+    """Refuse a rendered path that, resolved as a server would, leaves ``base_url``."""
+    url = urlsplit(_url(target, path))
+    base = urlsplit(target.base_url)
+    # Compare as a server would resolve it: percent-decoded, dot segments collapsed.
+    resolved = posixpath.normpath(unquote(url.path) or "/")
+    prefix = posixpath.normpath(base.path or "/")
+    inside = resolved == prefix or resolved.startswith(prefix.rstrip("/") + "/")
+    if (url.scheme, url.netloc) != (base.scheme, base.netloc) or not inside:
+        raise TargetNotAllowed(f"{url.geturl()} is outside {target.base_url}")
+
+
 class HttpRequest(Action[RequestParams]):
     """Send one request to the target's base URL and check the answer."""
 
@@ -111,20 +140,10 @@ class HttpRequest(Action[RequestParams]):
         return f"{ctx.target_name}/{params.method} {params.path}"
 
     def _target(self, ctx: ActionContext) -> HttpTarget:
-        if not isinstance(ctx.target, HttpTarget):
-            raise PermanentError(f"{self.name} needs an http target, got {ctx.target_name!r}")
-        return ctx.target
+        return http_target(self.name, ctx)
 
     def check_allowed(self, ctx: ActionContext, params: RequestParams) -> None:
-        target = self._target(ctx)
-        url = urlsplit(_url(target, params.path))
-        base = urlsplit(target.base_url)
-        # Compare as a server would resolve it: percent-decoded, dot segments collapsed.
-        resolved = posixpath.normpath(unquote(url.path) or "/")
-        prefix = posixpath.normpath(base.path or "/")
-        inside = resolved == prefix or resolved.startswith(prefix.rstrip("/") + "/")
-        if (url.scheme, url.netloc) != (base.scheme, base.netloc) or not inside:
-            raise TargetNotAllowed(f"{url.geturl()} is outside {target.base_url}")
+        check_inside(self._target(ctx), params.path)
 
     async def plan(self, ctx: ActionContext, params: RequestParams) -> Plan:
         target = self._target(ctx)
@@ -184,3 +203,106 @@ class HttpRequest(Action[RequestParams]):
             summary=f"{params.method} {url} answered {status}",
             details={"status": status, "excerpt": excerpt},
         )
+
+
+class CheckParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(default="/health", max_length=2048, description="Path under the target's base_url")
+    method: Literal["GET", "HEAD"] = Field(default="GET", description="GET or HEAD; nothing else is a check")
+    expect_status: list[int] = Field(
+        default_factory=list, max_length=20,
+        description="Statuses that count as healthy; empty means any 2xx")
+    body_bytes: int = Field(default=1024, ge=0, le=_CHECK_BODY_MAX,
+                            description="At most this many bytes of the body kept as the excerpt")
+    timeout: float = Field(default=5.0, gt=0, le=60,
+                           description="Seconds for the whole request (never beyond the target's timeout)")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_path(cls, value: str) -> str:
+        return relative_path(value)
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int]) -> list[int]:
+        if any(not 100 <= s <= 599 for s in value):
+            raise ValueError("expect_status entries must be HTTP statuses (100-599)")
+        return value
+
+
+class HttpCheck(Action[CheckParams]):
+    """``curl -sf -w '%{http_code}' URL``: one GET, its status, latency and a body excerpt; read-only.
+
+    An unhealthy answer or an unreachable endpoint is the finding (``healthy: false``,
+    with the status or the error), never a failure of the step: a diagnosis records it.
+    """
+
+    name = "http.check"
+    description = "Read-only health check: GET a path under the target's base_url; status, latency, excerpt"
+    params_model = CheckParams
+    read_only = True
+    target_kinds = frozenset({"http"})
+    timeout = 70.0
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+
+    def subject(self, ctx: ActionContext, params: CheckParams) -> str:
+        return f"{ctx.target_name}/{params.method} {params.path}"
+
+    def check_allowed(self, ctx: ActionContext, params: CheckParams) -> None:
+        check_inside(http_target(self.name, ctx), params.path)
+
+    def _limit(self, target: HttpTarget, params: CheckParams) -> float:
+        return min(params.timeout, target.timeout)
+
+    async def plan(self, ctx: ActionContext, params: CheckParams) -> Plan:
+        target = http_target(self.name, ctx)
+        url = _url(target, params.path)
+        expected = ", ".join(map(str, params.expect_status)) or "any 2xx"
+        steps = [f"{params.method} {url} (no redirects followed, at most {self._limit(target, params)}s)"]
+        if target.headers:
+            steps.append("with headers " + ", ".join(sorted(target.headers)))
+        steps.append(f"record the status (healthy: {expected}), the latency and at most "
+                     f"{params.body_bytes} bytes of the body; change nothing")
+        return Plan(action=self.name, target=ctx.target_name, steps=tuple(steps), destructive=False,
+                    details={"method": params.method, "url": url, "expect_status": params.expect_status,
+                             "body_bytes": params.body_bytes})
+
+    async def execute(self, ctx: ActionContext, params: CheckParams, plan: Plan) -> Result:
+        target = http_target(self.name, ctx)
+        url = _url(target, params.path)
+        limit = self._limit(target, params)
+        headers = {k: v.reveal() for k, v in target.headers.items()}
+        started = self._monotonic()
+        status: int | None = None
+        excerpt, error, content_type = "", None, None
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=limit)) as session,
+                session.request(params.method, url, headers=headers, allow_redirects=False,
+                                ssl=target.verify_tls) as resp,
+            ):
+                status, content_type = resp.status, resp.headers.get("Content-Type")
+                raw = await resp.content.read(params.body_bytes) if params.body_bytes else b""
+                excerpt = raw.decode("utf-8", "replace")
+        except TimeoutError:
+            error = f"no answer within {limit}s"
+        except aiohttp.ClientConnectorCertificateError:
+            error = "the server's TLS certificate is not trusted"
+        except aiohttp.ClientError as exc:
+            error = f"{exc.__class__.__name__}: {_scrub(str(exc), target)}"[:300]
+        latency_ms = round((self._monotonic() - started) * 1000, 1)
+        excerpt = _scrub(excerpt, target)
+        healthy = status is not None and (status in params.expect_status if params.expect_status
+                                          else 200 <= status < 300)
+        details = {"url": url, "method": params.method, "status": status, "healthy": healthy,
+                   "latency_ms": latency_ms, "content_type": content_type, "excerpt": excerpt,
+                   "error": error}
+        if status is None:
+            summary = f"{params.method} {url}: unreachable ({error}) after {latency_ms} ms"
+        else:
+            summary = (f"{params.method} {url} answered {status} in {latency_ms} ms: "
+                       + ("healthy" if healthy else "unhealthy"))
+        return Result(summary=summary, details=details)

@@ -72,7 +72,7 @@ def default_registry() -> Registry:
     # Imported here so `rules lint` and the layering test do not load every backend SDK.
     from remediations.docker.diagnose import DockerDiagnose  # noqa: PLC0415
     from remediations.docker.restart import DockerRestart  # noqa: PLC0415
-    from remediations.http import HttpRequest  # noqa: PLC0415
+    from remediations.http import HttpCheck, HttpRequest  # noqa: PLC0415
     from remediations.kubernetes.diagnose import KubernetesDiagnose  # noqa: PLC0415
     from remediations.kubernetes.memory import KubernetesSetMemoryLimit  # noqa: PLC0415
     from remediations.kubernetes.rollout import (  # noqa: PLC0415
@@ -93,7 +93,7 @@ def default_registry() -> Registry:
     from remediations.redis import RedisDiagnose, RedisFlushDb  # noqa: PLC0415
 
     return Registry([
-        NotifyLog(), NotifySlack(), NotifyPagerDuty(), NotifyWebhook(), HttpRequest(),
+        NotifyLog(), NotifySlack(), NotifyPagerDuty(), NotifyWebhook(), HttpRequest(), HttpCheck(),
         KubernetesRolloutRestart(), KubernetesScale(), KubernetesRolloutUndo(), KubernetesDeletePod(),
         KubernetesSetMemoryLimit(), KubernetesDiagnose(),
         DockerRestart(), DockerDiagnose(),
