@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from receiver.errors import ConfigError
+from receiver.oncall import ConsoleSettings, SlackSettings
 from remediations.notifiers import Notifier
 from remediations.secrets import SecretRef
 from remediations.targets import Target
@@ -239,6 +240,8 @@ class Settings(_Strict):
         default_factory=dict
     )
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
+    slack: SlackSettings | None = Field(default=None, description="Approve / Reject from Slack")
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @field_validator("listen")

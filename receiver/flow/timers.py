@@ -36,6 +36,9 @@ class TimerKind(StrEnum):
     """A failed watch, kept so that a late resolution is recorded as such."""
     P1_UNRESOLVED = "p1_unresolved"
     """A P1 alert should have resolved by then."""
+    SLACK_REPLY = "slack_reply"
+    """A Slack message owed the result of a plan approved there (``receiver.http.slackreply``);
+    keyed by decision, not by alert, so a resolution never takes it."""
 
 
 Handler = Callable[[Timer], Awaitable[None]]

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -181,7 +182,9 @@ class Executor:
         """Run one item; False when the state store failed and the item should be taken again."""
         if item.payload.get("kind") == APPROVED:
             decision_id = str(item.payload.get("decision") or item.id)
-            return await self._guarded(decision_id, None, self._run_approved(str(item.payload["approval"])))
+            approval_id = str(item.payload["approval"])
+            return await self._guarded(decision_id, None, self._run_approved(approval_id),
+                                       ended=partial(self._guards.approvals.ran, approval_id))
         decision = decision_from_item(item, self._rules.index)
         if isinstance(decision, str):
             self._end(item.id, None, AuditEvent.DECISION_FAILED, Outcome.FAILED, reason=Reason.RULE_GONE,
@@ -197,8 +200,10 @@ class Executor:
         """Carry one decision to its end; False when the state store failed."""
         return await self._guarded(d.id, d, self._run_decision(d))
 
-    async def _guarded(self, decision: str, d: Decision | None,
-                       work: Awaitable[tuple[Outcome, Reason]]) -> bool:
+    async def _guarded(self, decision: str, d: Decision | None, work: Awaitable[tuple[Outcome, Reason]], *,
+                       ended: Callable[[Outcome, Reason, str], Awaitable[None]] | None = None) -> bool:
+        """Run ``work`` to its end (blocked, failed or done) and audit it; ``ended`` is told how
+        it ended (not when the store failed: it is taken up again)."""
         bind = {"decision": decision} | ({} if d is None else {"rule": d.rule.name,
                                                                 "fingerprint": d.alert.fingerprint})
         with structlog.contextvars.bound_contextvars(**bind):
@@ -220,12 +225,14 @@ class Executor:
                              if blocked.retry_after is not None else {}))
                 _log.warning("decision.blocked", guard=blocked.guard, reason=blocked.reason,
                              detail=blocked.detail)
+                end = (Outcome.BLOCKED, blocked.reason, blocked.detail)
             except StepFailed as failed:
                 if d is not None:
                     await self._guards.verifier.stopped(d, reason=failed.reason, detail=failed.detail)
                 self._end(decision, d, AuditEvent.DECISION_FAILED, Outcome.FAILED, reason=failed.reason,
                           detail=failed.detail)
                 _log.warning("decision.failed", reason=failed.reason, detail=failed.detail)
+                end = (Outcome.FAILED, failed.reason, failed.detail)
             except StateError as exc:
                 self._end(decision, d, AuditEvent.DECISION_FAILED, Outcome.FAILED,
                           reason=Reason.STATE_UNAVAILABLE,
@@ -233,6 +240,9 @@ class Executor:
                 return False
             else:
                 self._metrics.decided(outcome, reason)
+                end = (outcome, reason, "")
+        if ended is not None:
+            await ended(*end)
         return True
 
     async def _run_decision(self, d: Decision) -> tuple[Outcome, Reason]:

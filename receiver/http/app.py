@@ -17,6 +17,7 @@ from receiver.http.auth import Authenticator
 from receiver.http.handlers import add_routes
 from receiver.http.keys import RUNTIME
 from receiver.http.middlewares import AUTHENTICATOR, authenticate, errors
+from receiver.http.slack import add_slack_routes
 from receiver.runtime import Runtime
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
@@ -56,6 +57,8 @@ def create_app(
     app[RUNTIME] = runtime
     app[AUTHENTICATOR] = Authenticator(settings.auth)
     add_routes(app)
+    if settings.slack is not None:
+        add_slack_routes(app, settings.slack)
     app.on_shutdown.append(_stop_intake)
     app.cleanup_ctx.append(_lifecycle)
     return app

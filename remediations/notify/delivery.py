@@ -2,7 +2,8 @@
 
 Called by the ``notify.*`` actions in ``remediations.notify.actions`` and, for their
 announcements (approval requests, blast-radius pause, escalation), by ``receiver.flow``
-(``receiver.flow.announce``; the guards and escalations build its :class:`Notice`). The secret URL, routing
+(``receiver.flow.announce``; the guards and escalations build its :class:`Notice`). Slack
+messages are Block Kit, rendered by ``remediations.notify.blocks``. The secret URL, routing
 key and header values are revealed only into the request itself: every error message
 names the notifier kind and the HTTP status, never where it was sent.
 
@@ -14,94 +15,27 @@ names the notifier kind and the HTTP status, never where it was sent.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from remediations.base import PermanentError, TemporaryError
 from remediations.notifiers import NotifierConfig, PagerDutyNotifier, SlackNotifier, WebhookNotifier
+from remediations.notify.blocks import slack_body
+from remediations.notify.notice import Notice, clip, one_line
 from remediations.secrets import Secret
 
-Severity = Literal["info", "warning", "critical"]
+__all__ = ["Notice", "body_for", "clip", "deliver", "one_line", "pagerduty_body", "slack_body",
+           "webhook_body"]
 
 SOURCE = "remediator"
-SLACK_HEADER_MAX = 150  # Block Kit header block: plain_text, at most 150 characters
-SLACK_SECTION_MAX = 3000  # section text and context mrkdwn elements
-SLACK_FIELD_MAX = 2000  # one section field
-SLACK_FIELDS_PER_SECTION = 10
 PAGERDUTY_SUMMARY_MAX = 1024
 PAGERDUTY_DEDUP_KEY_MAX = 255
 _TEMPORARY_STATUSES = frozenset({408, 425, 429})
 _RETRY_AFTER_MAX = 300.0
 _EXCERPT = 200
 _USER_AGENT = "remediator"
-
-
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """One message, independent of where it goes."""
-
-    title: str
-    """One line (newlines are folded into spaces when sent)."""
-    text: str
-    """The body; may be multi-line."""
-    severity: Severity = "warning"
-    dedup_key: str | None = None
-    """PagerDuty's ``dedup_key``; Slack shows it, the webhook sends it."""
-    resolve: bool = False
-    """PagerDuty: ``event_action`` resolve instead of trigger; others carry the flag."""
-    fields: Mapping[str, str] = field(default_factory=dict)
-    links: Mapping[str, str] = field(default_factory=dict)
-
-
-def one_line(text: str) -> str:
-    """Whitespace runs, newlines included, folded into single spaces."""
-    return " ".join(text.split())
-
-
-def clip(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` characters, an ellipsis marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _mrkdwn(text: str, limit: int) -> str:
-    """Slack mrkdwn with &, <, > escaped (no label can ping @channel), cut to ``limit``."""
-    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if len(escaped) <= limit:
-        return escaped
-    return re.sub(r"&[a-z]*$", "", escaped[: limit - 1]) + "…"
-
-
-def slack_body(notice: Notice) -> dict[str, Any]:
-    """The incoming-webhook JSON: fallback ``text`` and Block Kit ``blocks``."""
-    title = one_line(notice.title) or "remediator"
-    blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": clip(title, SLACK_HEADER_MAX)}},
-    ]
-    if notice.text.strip():
-        blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": _mrkdwn(notice.text, SLACK_SECTION_MAX)}})
-    pairs = [
-        {"type": "mrkdwn", "text": _mrkdwn(f"*{k}*\n{v}", SLACK_FIELD_MAX)}
-        for k, v in notice.fields.items()
-    ]
-    blocks.extend({"type": "section", "fields": pairs[start:start + SLACK_FIELDS_PER_SECTION]}
-                  for start in range(0, len(pairs), SLACK_FIELDS_PER_SECTION))
-    context = [f"severity: {notice.severity}"]
-    if notice.dedup_key:
-        context.append(f"dedup_key: {_mrkdwn(notice.dedup_key, PAGERDUTY_DEDUP_KEY_MAX)}")
-    if notice.resolve:
-        context.append("resolved")
-    context += [f"<{_mrkdwn(url, 1000)}|{_mrkdwn(name, 200)}>" for name, url in notice.links.items()]
-    blocks.append({"type": "context",
-                   "elements": [{"type": "mrkdwn", "text": clip(" · ".join(context), SLACK_SECTION_MAX)}]})
-    fallback = f"{title}\n{notice.text}" if notice.text.strip() else title
-    # The fallback is rendered as mrkdwn too (notifications, old clients): escaped the same way.
-    return {"text": _mrkdwn(fallback, SLACK_SECTION_MAX), "blocks": blocks}
 
 
 def pagerduty_body(notice: Notice, routing_key: str) -> dict[str, Any]:
@@ -113,6 +47,7 @@ def pagerduty_body(notice: Notice, routing_key: str) -> dict[str, Any]:
     details: dict[str, str] = dict(notice.fields)
     if notice.text.strip():
         details["text"] = notice.text
+    details.update(notice.sections)
     body: dict[str, Any] = {
         "routing_key": routing_key,
         "event_action": "resolve" if notice.resolve else "trigger",
@@ -140,6 +75,7 @@ def webhook_body(notice: Notice) -> dict[str, Any]:
         "resolve": notice.resolve,
         "fields": dict(notice.fields),
         "links": dict(notice.links),
+        "sections": [{"title": title, "text": text} for title, text in notice.sections],
     }
 
 

@@ -323,7 +323,8 @@ async def test_pagerduty_resolve_uses_the_given_dedup_key(endpoint: Endpoint) ->
 
 
 async def test_webhook_execute_posts_generic_json_with_configured_headers(endpoint: Endpoint) -> None:
-    """notify.webhook posts {title, text, severity, dedup_key, resolve, fields, links} with its headers."""
+    """notify.webhook posts {title, text, severity, dedup_key, resolve, fields, links, sections} with its
+    headers."""
     endpoint.status = 204
     action = NotifyWebhook()
     params = action.parse_params({"notifier": "hook", "text": "line 1\nline 2", "severity": "info"})
@@ -335,7 +336,7 @@ async def test_webhook_execute_posts_generic_json_with_configured_headers(endpoi
     assert headers["Authorization"] == BEARER
     assert headers["Content-Type"] == "application/json"
     assert body == {"title": "HighCPU", "text": "line 1\nline 2", "severity": "info", "dedup_key": None,
-                    "resolve": False, "fields": FIELDS, "links": LINKS}
+                    "resolve": False, "fields": FIELDS, "links": LINKS, "sections": []}
 
 
 async def test_deliver_reuses_a_given_session_and_reads_pagerdutys_key(endpoint: Endpoint) -> None:

@@ -8,25 +8,32 @@ the alert cancels it. Approving queues the plans as work (``receiver.flow.workit
 approving twice, from any replica, runs once: only one call moves it out of pending. The
 one call that rejects it or expires it unanswered hands it to ``on_declined`` (the runtime
 passes ``receiver.flow.verify``'s, which escalates a ladder stopped there); a cancelled one is not.
+The executor reports how an approved plan's run ended (:meth:`Approvals.ran`) to whoever
+asked with :meth:`Approvals.on_ran` (the Slack message of the approval shows the result).
+The notice itself is ``receiver.flow.notices``'s.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
+
+import structlog
 
 from receiver.audit import AuditEvent, AuditLog
 from receiver.clock import Clock
-from receiver.decisions import Decision
-from receiver.errors import Conflict, NotFound
+from receiver.decisions import Decision, Outcome, Reason
+from receiver.errors import Conflict, NotFound, StateError
 from receiver.flow.announce import Announcer
+from receiver.flow.notices import approval_notice, iso
 from receiver.flow.workitems import alert_to_data, approved_item
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from receiver.store.values import Approval, ApprovalStatus, WorkItem
-from remediations.notify.delivery import Notice
+
+_log = structlog.get_logger("remediator.approvals")
+RanListener = Callable[[Approval, str, str, str], Awaitable[None]]
 
 _EVENTS = {
     ApprovalStatus.APPROVED: AuditEvent.APPROVAL_APPROVED,
@@ -44,10 +51,6 @@ def _queued_marker(approval_id: str) -> str:
     return f"approval-queued\x1f{approval_id}"
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 class Approvals:
     """Requests, decisions, cancellations and expiry of approvals."""
 
@@ -61,6 +64,9 @@ class Approvals:
         self._clock = clock
         self._enqueue = enqueue
         self._on_declined = on_declined
+        self._buttons = settings.slack is not None
+        self._console = settings.console.external_url
+        self._ran: list[RanListener] = []
 
     async def request(self, d: Decision, *, steps: Sequence[Mapping[str, Any]],
                       diagnostics: Sequence[Mapping[str, Any]]) -> Approval:
@@ -77,21 +83,11 @@ class Approvals:
         await self._store.put_approval(approval)
         self._audit.record(AuditEvent.APPROVAL_REQUESTED, approval=approval.id, decision=d.id,
                            rule=d.rule.name, fingerprint=d.alert.fingerprint, priority=d.priority,
-                           expires_at=_iso(approval.expires_at),
+                           expires_at=iso(approval.expires_at),
                            plans=[s["plan"] for s in steps])
         await self._audit.sync()
-        lines = [f"{n}. {step}" for n, step in enumerate(
-            (line for s in steps for line in s["plan"]["steps"]), start=1)]
-        await self._announcer.announce(Notice(
-            title=f"Approval needed: {d.rule.name} ({d.priority}) for {d.alert.name or d.alert.fingerprint}",
-            severity="critical" if d.priority == "P1" else "warning",
-            text="\n".join([*lines, "", f"Approve: remediator approvals approve {approval.id}",
-                            f"Reject:  remediator approvals reject {approval.id}",
-                            f"Expires: {_iso(approval.expires_at)}"]),
-            dedup_key=f"remediator-approval-{approval.id}",
-            fields={"approval": approval.id, "rule": d.rule.name, "priority": d.priority.value,
-                    "fingerprint": d.alert.fingerprint},
-        ))
+        notice = approval_notice(approval, buttons=self._buttons, console=self._console)
+        await self._announcer.announce(notice)
         return approval
 
     async def get(self, approval_id: str) -> Approval:
@@ -125,6 +121,26 @@ class Approvals:
         else:
             await self._declined(approval)
         return approval
+
+    def on_ran(self, listener: RanListener) -> None:
+        """Call ``listener(approval, outcome, reason, detail)`` when an approved plan's run ends."""
+        self._ran.append(listener)
+
+    async def ran(self, approval_id: str, outcome: Outcome, reason: Reason, detail: str) -> None:
+        """The executor says how the run of an approved plan ended; the listeners' failures are
+        logged, never the executor's."""
+        if not self._ran:
+            return
+        try:
+            approval = await self.get(approval_id)
+        except (NotFound, StateError) as exc:
+            _log.warning("approval.ran_unreported", approval=approval_id, error=str(exc))
+            return
+        for listener in self._ran:
+            try:
+                await listener(approval, outcome.value, reason.value, detail)
+            except Exception:
+                _log.exception("approval.ran_listener_failed", approval=approval_id)
 
     async def _declined(self, approval: Approval) -> None:
         if self._on_declined is not None:

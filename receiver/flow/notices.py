@@ -1,0 +1,104 @@
+"""The approval notice: what the on-call reads (and presses) when a plan waits for a human.
+
+Built by ``receiver.flow.guards.approvals`` when it requests an approval, and again by
+``receiver.http.slackreply`` to update the Slack message once the approval is decided and
+once its plan ran. It carries the alert, the priority, the plan's exact steps and the
+diagnosis; with Slack interactions configured (``slack:``), Approve / Reject buttons; with
+``console.external_url``, a link to the approval's console page. The CLI commands stay in
+the text for those who prefer a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from receiver.store.values import Approval, ApprovalStatus
+from remediations.notify.blocks import APPROVE, REJECT
+from remediations.notify.notice import Button, Notice
+
+_DIAGNOSIS_EXCERPT = 600
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def console_link(base: str | None, path: str) -> str | None:
+    """``base`` (``console.external_url``) joined with a console path, or None without one."""
+    return None if not base else f"{base.rstrip('/')}/ui/{path.lstrip('/')}"
+
+
+def plan_lines(payload: Any) -> list[str]:
+    """The plan's exact steps, numbered, across the approval's action steps."""
+    steps = [line for s in payload.get("steps") or [] for line in (s.get("plan") or {}).get("steps") or []]
+    return [f"{n}. {step}" for n, step in enumerate(steps, start=1)]
+
+
+def diagnosis_lines(payload: Any) -> list[str]:
+    """One line per diagnostic step that ran before the request: its action and what it found."""
+    lines = []
+    for diag in payload.get("diagnostics") or []:
+        result = diag.get("result") or {}
+        summary = str(result.get("summary") or "")
+        if len(summary) > _DIAGNOSIS_EXCERPT:
+            summary = summary[:_DIAGNOSIS_EXCERPT - 1] + "…"
+        lines.append(f"{diag.get('action')}: {summary}")
+    return lines
+
+
+def _alert_text(payload: Any) -> str:
+    alert = payload.get("alert") or {}
+    labels = payload.get("labels") or alert.get("labels") or {}
+    annotations = alert.get("annotations") or {}
+    summary = annotations.get("summary") or annotations.get("description")
+    parts = [", ".join(f"{k}={v}" for k, v in sorted(labels.items()))]
+    if summary:
+        parts.append(str(summary))
+    return "\n".join(p for p in parts if p)
+
+
+def approval_notice(approval: Approval, *, buttons: bool, console: str | None,
+                    outcome: Sequence[str] = ()) -> Notice:
+    """The notice of ``approval``; ``outcome`` lines (decided, ran) replace the buttons."""
+    p = approval.payload
+    name = p.get("alertname") or approval.fingerprint
+    priority = p.get("priority", "")
+    pending = approval.status is ApprovalStatus.PENDING and not outcome
+    head = "Approval needed" if pending else f"Approval {approval.status.value}"
+    text = "\n".join([
+        f"Approve: remediator approvals approve {approval.id}",
+        f"Reject:  remediator approvals reject {approval.id}",
+        f"Expires: {iso(approval.expires_at)}",
+    ]) if pending else ""
+    sections = [("Alert", _alert_text(p) or approval.fingerprint),
+                ("Plan", "\n".join(plan_lines(p)) or "(no action steps)")]
+    diagnosis = diagnosis_lines(p)
+    if diagnosis:
+        sections.append(("Diagnosis", "\n".join(diagnosis)))
+    if outcome:
+        sections.append(("Outcome", "\n".join(outcome)))
+    links: dict[str, str] = {}
+    page = console_link(console, f"approvals/{approval.id}")
+    if page:
+        links["Open in the console"] = page
+    source = str((p.get("alert") or {}).get("generator_url") or "")
+    if source.startswith(("http://", "https://")):
+        links["Alert source"] = source
+    actions: list[Button] = []
+    if pending and buttons:
+        actions = [Button("Approve", APPROVE, approval.id, style="primary",
+                          confirm=f"Run the plan of {approval.rule} now?"),
+                   Button("Reject", REJECT, approval.id, style="danger")]
+    if pending and page:
+        actions.append(Button("Open in the console", "remediator.open", approval.id, url=page))
+    return Notice(
+        title=f"{head}: {approval.rule} ({priority}) for {name}",
+        severity="critical" if priority == "P1" else "warning",
+        text=text,
+        dedup_key=f"remediator-approval-{approval.id}",
+        fields={"approval": approval.id, "rule": approval.rule, "priority": str(priority),
+                "fingerprint": approval.fingerprint},
+        links=links, sections=tuple(sections), buttons=tuple(actions),
+    )
