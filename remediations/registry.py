@@ -74,13 +74,11 @@ def default_registry() -> Registry:
     from remediations.docker.restart import DockerRestart  # noqa: PLC0415
     from remediations.http import HttpCheck, HttpRequest  # noqa: PLC0415
     from remediations.kubernetes.diagnose import KubernetesDiagnose  # noqa: PLC0415
+    from remediations.kubernetes.env import KubernetesSetEnv  # noqa: PLC0415
     from remediations.kubernetes.memory import KubernetesSetMemoryLimit  # noqa: PLC0415
-    from remediations.kubernetes.rollout import (  # noqa: PLC0415
-        KubernetesDeletePod,
-        KubernetesRolloutRestart,
-        KubernetesRolloutUndo,
-    )
+    from remediations.kubernetes.rollout import KubernetesDeletePod, KubernetesRolloutRestart  # noqa: PLC0415
     from remediations.kubernetes.scale import KubernetesScale  # noqa: PLC0415
+    from remediations.kubernetes.undo import KubernetesRolloutUndo  # noqa: PLC0415
     from remediations.notify.actions import (  # noqa: PLC0415
         NotifyLog,
         NotifyPagerDuty,
@@ -95,7 +93,7 @@ def default_registry() -> Registry:
     return Registry([
         NotifyLog(), NotifySlack(), NotifyPagerDuty(), NotifyWebhook(), HttpRequest(), HttpCheck(),
         KubernetesRolloutRestart(), KubernetesScale(), KubernetesRolloutUndo(), KubernetesDeletePod(),
-        KubernetesSetMemoryLimit(), KubernetesDiagnose(),
+        KubernetesSetMemoryLimit(), KubernetesSetEnv(), KubernetesDiagnose(),
         DockerRestart(), DockerDiagnose(),
         TerminateIdle(), CancelLongQueries(), Activity(),
         RedisDiagnose(), RedisFlushDb(),

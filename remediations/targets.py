@@ -41,15 +41,40 @@ class HttpTarget(_Target):
         return value.rstrip("/")
 
 
+def _valid_regex(value: str | None, what: str) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{what} is not a valid regex: {exc}") from None
+    return value
+
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+
+
 class KubernetesTarget(_Target):
-    """A Kubernetes cluster; actions may touch only ``namespaces``."""
+    """A Kubernetes cluster; actions may touch only ``namespaces`` (and ``workloads``, when set)."""
 
     kind: Literal["kubernetes"]
     kubeconfig: str = Field(default="in-cluster", description="'in-cluster' or a kubeconfig path")
     context: str | None = None
     namespaces: list[str] = Field(min_length=1)
+    workloads: str | None = Field(
+        default=None, description="Regex 'kind/name' must fully match (deployment/web|statefulset/pg-.*)")
     min_replicas: int = Field(default=0, ge=0, description="kubernetes.scale never goes below")
     max_replicas: int = Field(default=100, ge=1, description="kubernetes.scale never goes above")
+    env_names: list[Annotated[str, Field(pattern=_ENV_NAME)]] = Field(
+        default_factory=list, description="Variables kubernetes.set_env may set (or a rule's allowed_names)")
+    argocd_instance_label: str | None = Field(
+        default=None, max_length=253,
+        description="Label key Argo CD tracks resources by, when it tracks by label "
+                    "(its application.instanceLabelKey)")
+
+    @field_validator("workloads")
+    @classmethod
+    def _workloads_regex(cls, value: str | None) -> str | None:
+        return _valid_regex(value, "workloads")
 
 
 class DockerTarget(_Target):

@@ -1,39 +1,34 @@
 """What every ``kubernetes.*`` action shares: the client per target, the calls, the errors.
 
 Imported only by the action modules beside it (``remediations.kubernetes.rollout``,
-``.scale``, ``.memory``, ``.diagnose``). The official ``kubernetes`` client is synchronous, so every
-call runs in a worker thread (``asyncio.to_thread``) with a request timeout, and answers
-come back as the API server's own JSON (``_preload_content=False``): a pod template is
-copied field for field, including fields newer than the client's models. The SDK is
-imported lazily, on the first call, so start-up and ``rules lint`` stay fast.
+``.scale``, ``.memory``, ``.env``, ``.diagnose``). The official ``kubernetes`` client is
+synchronous, so every call runs in a worker thread (``asyncio.to_thread``) with a request
+timeout, and answers come back as the API server's own JSON (``_preload_content=False``):
+a pod template is copied field for field, including fields newer than the client's models.
+The SDK is imported lazily, on the first call, so start-up and ``rules lint`` stay fast.
+
+A workload is a Deployment or a StatefulSet (:class:`WorkloadParams`: exactly one of
+``deployment`` and ``statefulset``); the target's allow-lists are its ``namespaces`` and,
+when set, its ``workloads`` pattern over ``kind/name`` (:meth:`KubernetesAction.check_allowed`,
+:func:`pod_owner` for actions on pods).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import threading
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from remediations.base import (
-    Action,
-    ActionContext,
-    PermanentError,
-    RemediationError,
-    TargetNotAllowed,
-    TemporaryError,
-)
+from remediations.base import Action, ActionContext, PermanentError, TargetNotAllowed
+from remediations.kubernetes.calls import KubeApi, load_client
 from remediations.targets import KubernetesTarget
 
-IN_CLUSTER = "in-cluster"
-FIELD_MANAGER = "remediator"  # who changed a field, as the cluster's managedFields record it
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_TEMPORARY_STATUSES = frozenset({0, 408, 409, 425, 429})
 
 
 def _dns1123_label(value: str) -> str:
@@ -64,155 +59,29 @@ class NamespacedParams(BaseModel):
     namespace: LabelName = Field(description="Namespace; must be one of the target's namespaces")
 
 
-class DeploymentParams(NamespacedParams):
-    deployment: ObjectName = Field(description="Deployment name")
+WORKLOAD_KINDS = ("deployment", "statefulset")
 
 
-def api_error(exc: Any, what: str) -> RemediationError:
-    """Classify an ``ApiException``: 409, 408, 429, 5xx and no-status are temporary."""
-    status = int(getattr(exc, "status", 0) or 0)
-    body = getattr(exc, "body", None)
-    message = str(getattr(exc, "reason", "") or "")
-    try:
-        doc = json.loads(body) if body else None
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
-        message = doc["message"]
-    text = f"{what}: {status} {message}".rstrip()
-    if status >= 500 or status in _TEMPORARY_STATUSES:
-        headers = getattr(exc, "headers", None) or {}
-        retry_after = headers.get("Retry-After") if isinstance(headers, Mapping) else None
-        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
-        error = TemporaryError(text, retry_after=min(delay, 300.0) if delay is not None else None,
-                               nothing_sent=status == 409)  # a conflict is a write refused
-        error.status = status
-        return error
-    return PermanentError(text)
+class WorkloadParams(NamespacedParams):
+    """A Deployment or a StatefulSet: exactly one of the two names."""
 
+    deployment: ObjectName | None = Field(default=None, description="Deployment name (or give statefulset)")
+    statefulset: ObjectName | None = Field(default=None, description="StatefulSet name (or give deployment)")
 
-class KubeApi:
-    """One target's calls: each in a worker thread, with a timeout, answering the API's JSON."""
+    @model_validator(mode="after")
+    def _one_workload(self) -> Self:
+        if (self.deployment is None) == (self.statefulset is None):
+            raise ValueError("give exactly one of deployment or statefulset")
+        return self
 
-    def __init__(self, api_client: Any, timeout: float) -> None:
-        from kubernetes import client  # noqa: PLC0415 - the SDK is imported on first use
+    @property
+    def kind(self) -> str:
+        """``deployment`` or ``statefulset``."""
+        return "deployment" if self.deployment is not None else "statefulset"
 
-        self._apps = client.AppsV1Api(api_client)
-        self._core = client.CoreV1Api(api_client)
-        self.timeout = timeout
-
-    async def read_deployment(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self._call(f"GET deployment {namespace}/{name}",
-                                self._apps.read_namespaced_deployment, name, namespace)
-
-    async def patch_deployment(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
-        """A dict is sent as a strategic merge patch, a list as a JSON patch (the client decides)."""
-        return await self._call(f"PATCH deployment {namespace}/{name}",
-                                self._apps.patch_namespaced_deployment, name, namespace, body,
-                                field_manager=FIELD_MANAGER)
-
-    async def read_scale(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self._call(f"GET deployment {namespace}/{name}/scale",
-                                self._apps.read_namespaced_deployment_scale, name, namespace)
-
-    async def patch_scale(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
-        return await self._call(f"PATCH deployment {namespace}/{name}/scale",
-                                self._apps.patch_namespaced_deployment_scale, name, namespace, body,
-                                field_manager=FIELD_MANAGER)
-
-    async def list_replica_sets(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        doc = await self._call(f"LIST replicasets in {namespace}",
-                               self._apps.list_namespaced_replica_set, namespace, label_selector=selector)
-        return _items(doc)
-
-    async def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
-        return await self._call(f"GET pod {namespace}/{name}",
-                                self._core.read_namespaced_pod, name, namespace)
-
-    async def delete_pod(self, namespace: str, name: str, *, uid: str | None) -> dict[str, Any]:
-        """Delete the pod only if it is still the one with ``uid`` (a replacement keeps its name)."""
-        body = {"preconditions": {"uid": uid}} if uid else None
-        what = f"DELETE pod {namespace}/{name}"
-        try:
-            return await self._call(what, self._core.delete_namespaced_pod, name, namespace, body=body)
-        except TemporaryError as exc:
-            if uid and exc.status == 409:
-                raise PermanentError(f"{what}: it is no longer the pod the plan named (uid {uid}); "
-                                     "not deleting its replacement") from None
-            raise
-
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        doc = await self._call(f"LIST pods in {namespace}",
-                               self._core.list_namespaced_pod, namespace, label_selector=selector)
-        return _items(doc)
-
-    async def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
-        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
-        doc = await self._call(f"LIST events of {kind} {namespace}/{name}",
-                               self._core.list_namespaced_event, namespace, field_selector=selector)
-        return _items(doc)
-
-    async def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return await asyncio.to_thread(self._call_sync, what, method, *args, **kwargs)
-
-    def _call_sync(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-        from urllib3.exceptions import HTTPError, NewConnectionError  # noqa: PLC0415
-        from urllib3.exceptions import TimeoutError as Urllib3Timeout  # noqa: PLC0415
-
-        try:
-            # A (connect, read) pair: the client ignores a float given alone.
-            response = method(*args, _preload_content=False,
-                              _request_timeout=(self.timeout, self.timeout), **kwargs)
-            data = response.data
-        except ApiException as exc:
-            raise api_error(exc, what) from None
-        except NewConnectionError as exc:  # refused, unreachable, unknown host (before timeouts: a subclass)
-            raise TemporaryError(f"{what}: cannot connect: {str(exc).split(': ', 1)[-1]}",
-                                 nothing_sent=True) from None
-        except Urllib3Timeout:
-            raise TemporaryError(f"{what}: no answer within {self.timeout}s") from None
-        except (HTTPError, OSError) as exc:
-            detail = getattr(exc, "reason", None) or exc
-            raise TemporaryError(f"{what}: {exc.__class__.__name__}: {detail}") from None
-        if not data:
-            return {}
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise TemporaryError(f"{what}: the API server answered something that is not JSON") from None
-        if not isinstance(doc, dict):
-            raise TemporaryError(f"{what}: the API server answered JSON that is not an object")
-        return doc
-
-
-def _items(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    items = doc.get("items") or []
-    return [item for item in items if isinstance(item, dict)]
-
-
-def _load_client(kubeconfig: str, context: str | None) -> Any:
-    from kubernetes import client, config  # noqa: PLC0415
-    from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
-
-    # A fresh Configuration each time: the client's global default is never read or written.
-    # retries=False: one attempt per call; the executor retries temporary errors with backoff.
-    configuration = client.Configuration()
-    configuration.retries = False
-    where = "in-cluster service account" if kubeconfig == IN_CLUSTER else f"kubeconfig {kubeconfig}"
-    try:
-        if kubeconfig == IN_CLUSTER:
-            if context is not None:
-                raise PermanentError("a kubernetes target with kubeconfig: in-cluster takes no context")
-            config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration=configuration)
-        # persist_config=False: refreshed tokens are never written back into the file.
-        return config.new_client_from_config(config_file=kubeconfig, context=context,
-                                             persist_config=False, client_configuration=configuration)
-    except ConfigException as exc:
-        raise PermanentError(f"cannot load the {where}: {exc}") from None
-    except (OSError, ValueError) as exc:  # unreadable file, YAML that is not a kubeconfig
-        raise PermanentError(f"cannot load the {where}: {exc.__class__.__name__}: {exc}") from None
+    @property
+    def name(self) -> str:
+        return self.deployment or self.statefulset or ""
 
 
 P = TypeVar("P", bound=NamespacedParams)
@@ -235,14 +104,26 @@ class KubernetesAction(Action[P]):
         return ctx.target
 
     def object_ref(self, params: P) -> tuple[str, str]:
-        """The kind and name of the object acted on; the Deployment unless overridden."""
-        return "deployment", params.deployment if isinstance(params, DeploymentParams) else ""
+        """The kind and name of the object acted on; the workload unless overridden."""
+        if isinstance(params, WorkloadParams):
+            return params.kind, params.name
+        return "object", ""
 
     def check_allowed(self, ctx: ActionContext, params: P) -> None:
         target = self.target(ctx)
         if params.namespace not in target.namespaces:
             raise TargetNotAllowed(f"{self.name}: namespace {params.namespace!r} is not in the namespaces "
                                    f"of target {ctx.target_name!r} ({', '.join(target.namespaces)})")
+        kind, name = self.object_ref(params)
+        if kind in WORKLOAD_KINDS:
+            self.check_workload(ctx, kind, name)
+
+    def check_workload(self, ctx: ActionContext, kind: str, name: str) -> None:
+        """Refuse a workload outside the target's ``workloads`` pattern (when it has one)."""
+        pattern = self.target(ctx).workloads
+        if pattern is not None and not re.fullmatch(pattern, f"{kind}/{name}"):
+            raise TargetNotAllowed(f"{self.name}: {kind}/{name} does not match the workloads "
+                                   f"{pattern!r} of target {ctx.target_name!r}")
 
     def subject(self, ctx: ActionContext, params: P) -> str:
         kind, name = self.object_ref(params)
@@ -262,7 +143,7 @@ class KubernetesAction(Action[P]):
         with self._lock:
             key = (kubeconfig, context)
             if key not in self._clients:
-                self._clients[key] = _load_client(kubeconfig, context)
+                self._clients[key] = load_client(kubeconfig, context)
             return self._clients[key]
 
     def close(self) -> None:
@@ -272,6 +153,25 @@ class KubernetesAction(Action[P]):
         for client in clients:
             client.close()
             client.rest_client.pool_manager.clear()
+
+
+def pod_owner(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The workload a pod belongs to, as ``(kind, name)``, read from the pod alone.
+
+    A ReplicaSet made by a Deployment is named ``<deployment>-<pod-template-hash>`` and the
+    pod carries that hash as a label, so the Deployment is known without reading the
+    ReplicaSet; a StatefulSet (or DaemonSet, Job) owns its pods directly. None for a pod
+    no controller owns.
+    """
+    meta = pod.get("metadata") or {}
+    owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
+    if owner is None:
+        return None
+    kind, name = str(owner.get("kind", "")).lower(), str(owner.get("name", ""))
+    pod_hash = (meta.get("labels") or {}).get("pod-template-hash")
+    if kind == "replicaset" and pod_hash and name.endswith(f"-{pod_hash}"):
+        return "deployment", name.removesuffix(f"-{pod_hash}")
+    return kind, name
 
 
 def label_selector(selector: Mapping[str, Any] | None) -> str:

@@ -1,67 +1,22 @@
 """``kubernetes.set_memory_limit``: raise one container's memory limit, bounded, never lower.
 
 Run by ``receiver.flow.workers``; shares ``remediations.kubernetes.api`` with the other
-Kubernetes actions. Also holds the parser and formatter for Kubernetes quantities
-(``512Mi``, ``1.5Gi``, ``129M``, ``1e9``), the units the API server itself accepts.
+Kubernetes actions. Quantities (``512Mi``, ``1.5Gi``) are read and written by
+``remediations.quantity``, which ``docker.set_limits`` uses too.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from decimal import Decimal, DecimalException
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, model_validator
 
 from remediations.base import ActionContext, PermanentError, Plan, Result
-from remediations.kubernetes.api import DeploymentParams, KubernetesAction, LabelName
-
-_QUANTITY = re.compile(
-    r"^(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
-    r"(?:(?P<exponent>[eE][+-]?\d+)|(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$"
-)
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": Decimal(10**3),
-            "M": Decimal(10**6), "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15),
-            "E": Decimal(10**18)}
-_LARGEST_FIRST_BINARY = sorted(_BINARY.items(), key=lambda item: -item[1])
-_LARGEST_FIRST_DECIMAL = [(s, int(u)) for s, u in sorted(_DECIMAL.items(), key=lambda item: -item[1])
-                          if u >= 1]
-
-
-def parse_quantity(text: str) -> Decimal:
-    """A Kubernetes quantity as a number (bytes, for memory)."""
-    found = _QUANTITY.match(text.strip()) if len(text) <= 64 else None
-    if not found:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity (like 512Mi, 1.5Gi, 129M, 1e9)")
-    try:
-        number = Decimal(found["number"])
-        if found["exponent"]:
-            return number.scaleb(int(found["exponent"][1:]))
-    except DecimalException:
-        raise ValueError(f"{text!r} is out of range") from None
-    suffix = found["suffix"]
-    if suffix in _BINARY:
-        return number * _BINARY[suffix]
-    return number * _DECIMAL[suffix] if suffix else number
-
-
-def is_binary(text: str) -> bool:
-    """Whether a quantity is written with a binary suffix (Ki, Mi, Gi, ...)."""
-    return text.strip()[-1:] == "i"
-
-
-def format_bytes(value: int, *, binary: bool = True) -> str:
-    """Whole bytes with the largest suffix that divides them, of the preferred family first."""
-    if value <= 0:
-        return str(value)
-    families = (_LARGEST_FIRST_BINARY, _LARGEST_FIRST_DECIMAL)
-    for family in families if binary else families[::-1]:
-        for suffix, unit in family:
-            if value % unit == 0:
-                return f"{value // unit}{suffix}"
-    return str(value)
+from remediations.kubernetes.api import KubernetesAction, LabelName, WorkloadParams
+from remediations.kubernetes.rollout import WORKLOAD_PERMISSIONS, refuse_on_delete
+from remediations.quantity import format_bytes, is_binary, parse_quantity
 
 
 def _memory(text: str) -> str:
@@ -73,7 +28,7 @@ def _memory(text: str) -> str:
 Quantity = Annotated[str, AfterValidator(_memory)]
 
 
-class MemoryLimitParams(DeploymentParams):
+class MemoryLimitParams(WorkloadParams):
     container: LabelName = Field(description="Container name in the pod template")
     factor: Decimal | None = Field(default=None, gt=1, le=10, description="Multiply the current limit (1.5)")
     limit: Quantity | None = Field(default=None, description="Raise to this value (4Gi)")
@@ -86,9 +41,9 @@ class MemoryLimitParams(DeploymentParams):
         return self
 
 
-def memory_limit(deployment: dict[str, Any], container: str) -> str | None:
+def memory_limit(workload: dict[str, Any], container: str) -> str | None:
     """The container's memory limit as written, None when it has none."""
-    template = (deployment.get("spec") or {}).get("template") or {}
+    template = (workload.get("spec") or {}).get("template") or {}
     containers = (template.get("spec") or {}).get("containers") or []
     for item in containers:
         if item.get("name") == container:
@@ -101,8 +56,9 @@ def memory_limit(deployment: dict[str, Any], container: str) -> str | None:
                 raise PermanentError(f"container {container}: memory limit {exc}") from None
             return str(limit)
     names = ", ".join(c.get("name", "?") for c in containers) or "none"
-    name = (deployment.get("metadata") or {}).get("name")
-    raise PermanentError(f"deployment {name} has no container {container!r} (containers: {names})")
+    name = (workload.get("metadata") or {}).get("name")
+    kind = str(workload.get("kind") or "workload").lower()
+    raise PermanentError(f"{kind} {name} has no container {container!r} (containers: {names})")
 
 
 def new_limit(current: str, params: MemoryLimitParams) -> tuple[int, str, str]:
@@ -130,7 +86,7 @@ def _patch(container: str, limit: str) -> dict[str, Any]:
 
 
 class KubernetesSetMemoryLimit(KubernetesAction[MemoryLimitParams]):
-    """``kubectl set resources deployment/NAME -c C --limits=memory=…``, only ever upwards."""
+    """``kubectl set resources deployment/NAME -c C --limits=memory=…`` (or a StatefulSet), only upwards."""
 
     name = "kubernetes.set_memory_limit"
     description = "Raise one container's memory limit by a factor or to a value, bounded by max; never lower"
@@ -138,32 +94,35 @@ class KubernetesSetMemoryLimit(KubernetesAction[MemoryLimitParams]):
     destructive = True
     execute_is_idempotent = True  # re-reads the object; does nothing when it already matches
  # a template change replaces every pod
-    permissions = ("get apps/deployments", "patch apps/deployments")
+    permissions = WORKLOAD_PERMISSIONS
 
     async def plan(self, ctx: ActionContext, params: MemoryLimitParams) -> Plan:
         api = await self.api(ctx)
-        deployment = await api.read_deployment(params.namespace, params.deployment)
-        current = memory_limit(deployment, params.container)
+        workload = await api.read_workload(params.kind, params.namespace, params.name)
+        refuse_on_delete(params.kind, workload, "change the memory limit of")
+        current = memory_limit(workload, params.container)
         where, c = self.where(params), params.container
-        details: dict[str, Any] = {"namespace": params.namespace, "deployment": params.deployment,
+        details: dict[str, Any] = {"namespace": params.namespace, params.kind: params.name,
                                    "container": c, "from": current, "to": None, "patch": None}
         if current is None:
             return Plan(action=self.name, target=ctx.target_name, destructive=False, details=details, steps=(
-                f"container {c} of deployment {where} has no memory limit, and setting one would lower it: "
-                "nothing to do",))
+                f"container {c} of {params.kind} {where} has no memory limit, and setting one would lower "
+                "it: nothing to do",))
         wanted, text, how = new_limit(current, params)
         if wanted <= parse_quantity(current):
             details["to"] = current
             return Plan(action=self.name, target=ctx.target_name, destructive=False, details=details, steps=(
-                f"container {c} of deployment {where} has memory limit {current}, not below {text} "
+                f"container {c} of {params.kind} {where} has memory limit {current}, not below {text} "
                 f"(asked {how}): nothing to do, a limit is never lowered",))
         details |= {"to": text, "patch": _patch(c, text)}
+        controller = "Deployment" if params.kind == "deployment" else "StatefulSet"
         return Plan(action=self.name, target=ctx.target_name, destructive=True, details=details, steps=(
-            f"raise the memory limit of container {c} in deployment {where} from {current} to {text} "
+            f"raise the memory limit of container {c} in {params.kind} {where} from {current} to {text} "
             f"(asked {how})",
-            f"PATCH deployment {where} (strategic merge patch): containers[name={c}].resources.limits.memory "
+            f"PATCH {params.kind} {where} (strategic merge patch): "
+            f"containers[name={c}].resources.limits.memory "
             f"= {text}",
-            "the Deployment controller then replaces its pods with the new limit",
+            f"the {controller} controller then replaces its pods with the new limit",
         ))
 
     async def execute(self, ctx: ActionContext, params: MemoryLimitParams, plan: Plan) -> Result:
@@ -173,14 +132,14 @@ class KubernetesSetMemoryLimit(KubernetesAction[MemoryLimitParams]):
             return Result(summary=f"memory limit of {c} in {where} left as it is ({planned_from}); "
                                   "nothing done", details={"patched": False, "limit": planned_from})
         api = await self.api(ctx)
-        current = memory_limit(await api.read_deployment(params.namespace, params.deployment), c)
+        current = memory_limit(await api.read_workload(params.kind, params.namespace, params.name), c)
         if current is not None and parse_quantity(current) == parse_quantity(planned_to):
             return Result(summary=f"memory limit of {c} in {where} is already {current}; nothing done",
                           details={"patched": False, "limit": current})
         if current is None or parse_quantity(current) != parse_quantity(planned_from):
             raise PermanentError(f"memory limit of {c} in {where} changed since the plan: {current}, "
                                  f"planned from {planned_from} to {planned_to}; nothing done")
-        await api.patch_deployment(params.namespace, params.deployment, _patch(c, planned_to))
+        await api.patch_workload(params.kind, params.namespace, params.name, _patch(c, planned_to))
         return Result(summary=f"raised the memory limit of {c} in {where} from {planned_from} "
                               f"to {planned_to}",
                       details={"patched": True, "from": planned_from, "limit": planned_to})

@@ -1,4 +1,4 @@
-"""``kubernetes.scale``: set a Deployment's replicas through its scale subresource, within bounds.
+"""``kubernetes.scale``: a Deployment's or StatefulSet's replicas through its scale subresource, bounded.
 
 Run by ``receiver.flow.workers``; shares ``remediations.kubernetes.api`` with the other
 Kubernetes actions. ``replicas`` is a count (``5``), a change (``"+2"``, ``"-1"``) or a
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, model_validator
 
 from remediations.base import ActionContext, PermanentError, Plan, Result
-from remediations.kubernetes.api import DeploymentParams, KubernetesAction
+from remediations.kubernetes.api import KubernetesAction, WorkloadParams
 
 _COUNT = re.compile(r"^\d{1,6}$")
 _DELTA = re.compile(r"^[+-]\d{1,6}$")
@@ -44,7 +44,7 @@ def _replicas(value: Any) -> int | str:
 Replicas = Annotated[int | str, BeforeValidator(_replicas)]
 
 
-class ScaleParams(DeploymentParams):
+class ScaleParams(WorkloadParams):
     replicas: Replicas = Field(
         description='A count (5), a change ("+2", "-1") or a factor ("x1.5", rounded up)')
     min: int | None = Field(default=None, ge=0, description="Never fewer replicas than this")
@@ -102,14 +102,16 @@ def compute(current: int, replicas: int | str, *, low: int, high: int) -> ScaleC
 
 
 class KubernetesScale(KubernetesAction[ScaleParams]):
-    """``kubectl scale deployment/NAME --replicas=N``, bounded."""
+    """``kubectl scale deployment/NAME --replicas=N`` (or ``statefulset/NAME``), bounded."""
 
     name = "kubernetes.scale"
-    description = "Set a Deployment's replicas (count, +/- change or factor), clamped to bounds"
+    description = ("Set a Deployment's or StatefulSet's replicas (count, +/- change or factor), "
+                   "clamped to bounds")
     params_model = ScaleParams
     destructive = True
     execute_is_idempotent = True  # re-reads the object; does nothing when it already matches
-    permissions = ("get apps/deployments/scale", "patch apps/deployments/scale")
+    permissions = ("get apps/deployments/scale", "patch apps/deployments/scale",
+                   "get apps/statefulsets/scale", "patch apps/statefulsets/scale")
 
     def is_destructive(self, params: ScaleParams) -> bool:
         return scales_down(params.replicas)
@@ -122,17 +124,17 @@ class KubernetesScale(KubernetesAction[ScaleParams]):
 
     async def plan(self, ctx: ActionContext, params: ScaleParams) -> Plan:
         api = await self.api(ctx)
-        scale = await api.read_scale(params.namespace, params.deployment)
+        scale = await api.read_scale(params.kind, params.namespace, params.name)
         current = int((scale.get("spec") or {}).get("replicas") or 0)
         low, high = self.bounds(ctx, params)
         change = compute(current, params.replicas, low=low, high=high)
         where = self.where(params)
-        details: dict[str, Any] = {"namespace": params.namespace, "deployment": params.deployment,
+        details: dict[str, Any] = {"namespace": params.namespace, params.kind: params.name,
                                    "asked": asked(params.replicas), "from": current, "to": change.replicas,
                                    "wanted": change.wanted, "min": low, "max": high, "clamp": change.clamp}
         if change.replicas == current:
             return Plan(action=self.name, target=ctx.target_name, destructive=False, details=details,
-                        steps=(f"deployment {where} already has {current} replicas "
+                        steps=(f"{params.kind} {where} already has {current} replicas "
                                f"({change.note(params.replicas)}): nothing to do",))
         if change.replicas == 0 and not params.allow_zero:
             raise PermanentError(f"scaling {where} from {current} to 0 replicas "
@@ -141,7 +143,7 @@ class KubernetesScale(KubernetesAction[ScaleParams]):
             action=self.name, target=ctx.target_name, destructive=change.replicas < current, details=details,
             steps=(f"scale {where} from {current} to {change.replicas} replicas "
                    f"({change.note(params.replicas)})",
-                   f"PATCH deployment {where}/scale (strategic merge patch): "
+                   f"PATCH {params.kind} {where}/scale (strategic merge patch): "
                    f"spec.replicas = {change.replicas}"),
         )
 
@@ -149,17 +151,17 @@ class KubernetesScale(KubernetesAction[ScaleParams]):
         planned_from, planned_to = plan.details["from"], plan.details["to"]
         where = self.where(params)
         if planned_from == planned_to:
-            return Result(summary=f"deployment {where} already has {planned_to} replicas; nothing done",
+            return Result(summary=f"{params.kind} {where} already has {planned_to} replicas; nothing done",
                           details={"replicas": planned_to, "patched": False})
         api = await self.api(ctx)
-        scale = await api.read_scale(params.namespace, params.deployment)
+        scale = await api.read_scale(params.kind, params.namespace, params.name)
         current = int((scale.get("spec") or {}).get("replicas") or 0)
         if current == planned_to:
-            return Result(summary=f"deployment {where} already has {planned_to} replicas; nothing done",
+            return Result(summary=f"{params.kind} {where} already has {planned_to} replicas; nothing done",
                           details={"replicas": planned_to, "patched": False})
         if current != planned_from:
-            raise PermanentError(f"deployment {where} changed since the plan: {current} replicas, planned "
+            raise PermanentError(f"{params.kind} {where} changed since the plan: {current} replicas, planned "
                                  f"from {planned_from} to {planned_to}; nothing done")
-        await api.patch_scale(params.namespace, params.deployment, {"spec": {"replicas": planned_to}})
+        await api.patch_scale(params.kind, params.namespace, params.name, {"spec": {"replicas": planned_to}})
         return Result(summary=f"scaled {where} from {planned_from} to {planned_to} replicas",
                       details={"from": planned_from, "replicas": planned_to, "patched": True})

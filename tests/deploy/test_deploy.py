@@ -334,7 +334,9 @@ def needed_permissions(pack: RuleSet) -> set[tuple[str, str, str]]:
                 continue
             for permission in action.permissions:
                 verb, _, what = permission.partition(" ")
-                group, _, resource = what.partition("/") if what.startswith("apps/") else ("", "", what)
+                first = what.partition("/")[0]  # a group is apps or a dotted name (metrics.k8s.io)
+                grouped = first == "apps" or "." in first
+                group, _, resource = what.partition("/") if grouped else ("", "", what)
                 wanted.add((group, resource, verb))
     return wanted
 

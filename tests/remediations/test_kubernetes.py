@@ -30,18 +30,12 @@ from remediations.base import (
 )
 from remediations.kubernetes.api import KubernetesAction, label_selector
 from remediations.kubernetes.diagnose import KubernetesDiagnose
-from remediations.kubernetes.memory import (
-    KubernetesSetMemoryLimit,
-    format_bytes,
-    new_limit,
-    parse_quantity,
-)
-from remediations.kubernetes.rollout import (
-    KubernetesDeletePod,
-    KubernetesRolloutRestart,
-    KubernetesRolloutUndo,
-)
+from remediations.kubernetes.env import KubernetesSetEnv
+from remediations.kubernetes.memory import KubernetesSetMemoryLimit, new_limit
+from remediations.kubernetes.rollout import KubernetesDeletePod, KubernetesRolloutRestart
 from remediations.kubernetes.scale import KubernetesScale, compute
+from remediations.kubernetes.undo import KubernetesRolloutUndo
+from remediations.quantity import format_bytes, parse_quantity
 from remediations.registry import Registry
 from remediations.targets import HttpTarget, KubernetesTarget
 from rules.alert import Alert
@@ -56,7 +50,7 @@ A = TypeVar("A", bound=KubernetesAction[Any])
 NOW = datetime(2026, 3, 1, 12, 30, 5, tzinfo=UTC)
 ALL_ACTIONS: list[type[KubernetesAction[Any]]] = [
     KubernetesRolloutRestart, KubernetesScale, KubernetesRolloutUndo, KubernetesDeletePod,
-    KubernetesSetMemoryLimit, KubernetesDiagnose,
+    KubernetesSetMemoryLimit, KubernetesSetEnv, KubernetesDiagnose,
 ]
 
 
@@ -192,7 +186,11 @@ def test_good_params_are_accepted(cls: type[KubernetesAction[Any]], raw: dict[st
                  id="name-leading-dash"),
     pytest.param(KubernetesRolloutRestart, {"namespace": "prod", "deployment": ""}, "deployment",
                  id="name-empty"),
-    pytest.param(KubernetesRolloutRestart, {"namespace": "prod"}, "deployment", id="name-missing"),
+    pytest.param(KubernetesRolloutRestart, {"namespace": "prod"}, "params", id="name-missing"),
+    pytest.param(KubernetesRolloutRestart, {"namespace": "prod", "deployment": "a", "statefulset": "b"},
+                 "params", id="two-workloads"),
+    pytest.param(KubernetesScale, {"namespace": "prod", "statefulset": "Pg", "replicas": 2}, "statefulset",
+                 id="statefulset-upper"),
     pytest.param(KubernetesRolloutRestart, {"namespace": "prod", "deployment": "web", "force": True}, "force",
                  id="unknown-param"),
     pytest.param(KubernetesDeletePod, {"namespace": "prod", "pod": "web pod"}, "pod", id="pod-space"),
@@ -260,7 +258,8 @@ def test_allow_list_is_checked_after_templating(
 ) -> None:
     """A namespace taken from a label is checked after rendering, so no label steers outside the list."""
     extra = {"kubernetes.scale": {"replicas": "+1"},
-             "kubernetes.set_memory_limit": {"container": "app", "factor": "1.5", "max": "4Gi"}}
+             "kubernetes.set_memory_limit": {"container": "app", "factor": "1.5", "max": "4Gi"},
+             "kubernetes.set_env": {"container": "app", "env": "X", "value": "1", "allowed_names": ["X"]}}
     name_key = "pod" if cls is KubernetesDeletePod else "deployment"
     spec = ActionSpec(action=cls.name, target="prod-cluster",
                       params={"namespace": "{{ labels.namespace }}", name_key: "{{ labels.app }}",
@@ -282,7 +281,8 @@ def test_a_target_of_another_kind_is_a_permanent_error(cls: type[KubernetesActio
     action = cls()
     raw: dict[str, Any] = {"namespace": "prod", "pod": "web-1"} if cls is KubernetesDeletePod else {
         **WEB, **({"replicas": 2} if cls is KubernetesScale else {}),
-        **({"container": "app", "limit": "1Gi", "max": "2Gi"} if cls is KubernetesSetMemoryLimit else {})}
+        **({"container": "app", "limit": "1Gi", "max": "2Gi"} if cls is KubernetesSetMemoryLimit else {}),
+        **({"container": "app", "env": "X", "value": "1"} if cls is KubernetesSetEnv else {})}
     ctx = ActionContext(decision_id="d", rule="r", alert=alert(), target_name="api", dry_run=True,
                         target=HttpTarget(kind="http", base_url="http://x"))
     with pytest.raises(PermanentError, match="needs a kubernetes target") as caught:
@@ -306,14 +306,23 @@ def test_subject_names_the_object_so_actions_on_it_share_a_lock() -> None:
         "prod-cluster/prod/pod/web-1"
 
 
+WORKLOADS = ("get apps/deployments", "patch apps/deployments", "get apps/statefulsets",
+             "patch apps/statefulsets")
+
+
 @pytest.mark.parametrize(("cls", "destructive", "read_only", "permissions"), [
-    (KubernetesRolloutRestart, True, False, ("get apps/deployments", "patch apps/deployments")),
-    (KubernetesScale, True, False, ("get apps/deployments/scale", "patch apps/deployments/scale")),
+    (KubernetesRolloutRestart, True, False, WORKLOADS),
+    (KubernetesScale, True, False, ("get apps/deployments/scale", "patch apps/deployments/scale",
+                                    "get apps/statefulsets/scale", "patch apps/statefulsets/scale")),
     (KubernetesRolloutUndo, True, False,
-     ("get apps/deployments", "list apps/replicasets", "patch apps/deployments")),
+     ("get apps/deployments", "list apps/replicasets", "patch apps/deployments",
+      "get apps/statefulsets", "list apps/controllerrevisions", "patch apps/statefulsets")),
     (KubernetesDeletePod, True, False, ("get pods", "delete pods")),
-    (KubernetesSetMemoryLimit, True, False, ("get apps/deployments", "patch apps/deployments")),
-    (KubernetesDiagnose, False, True, ("get apps/deployments", "get pods", "list pods", "list events")),
+    (KubernetesSetMemoryLimit, True, False, WORKLOADS),
+    (KubernetesSetEnv, True, False, WORKLOADS),
+    (KubernetesDiagnose, False, True, ("get apps/deployments", "get apps/statefulsets", "get pods",
+                                       "list pods", "list events", "get pods/log",
+                                       "list metrics.k8s.io/pods")),
 ], ids=lambda v: getattr(v, "name", None) if isinstance(v, type) else None)
 def test_flags_and_permissions(cls: type[KubernetesAction[Any]], destructive: bool, read_only: bool,
                                permissions: tuple[str, ...]) -> None:
@@ -971,4 +980,5 @@ def test_the_rule_examples_of_the_reference_page_load(tmp_path: Path) -> None:
     registry = Registry([cls() for cls in ALL_ACTIONS])
     loaded = load_rules([tmp_path / "rules.yaml"], catalogue=registry, targets={"prod-cluster": "kubernetes"})
     assert loaded.warnings == []
-    assert [r.name for r in loaded.ruleset.rules] == ["web-oom", "web-high-cpu", "bad-release"]
+    assert [r.name for r in loaded.ruleset.rules] == ["web-oom", "web-high-cpu", "raise-pool-size",
+                                                      "read-replicas", "bad-release"]

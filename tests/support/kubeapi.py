@@ -2,10 +2,11 @@
 
 Used by ``tests/remediations/test_kubernetes.py``: no API server can run here, so the real
 ``kubernetes`` client (and ``kubectl``, where installed) talks over HTTP to this aiohttp app.
-It keeps Deployments, ReplicaSets, Pods and Events in dicts, speaks exactly the endpoints
-the actions use (plus the legacy discovery documents kubectl reads first), applies
-strategic merge, JSON and JSON merge patches, records every request, and can be told to
-answer the next request with an error or to hang until the test is over.
+It keeps Deployments, StatefulSets, ReplicaSets, ControllerRevisions, Pods, Events, pod
+logs and metrics.k8s.io PodMetrics in dicts, speaks exactly the endpoints the actions use
+(plus the legacy discovery documents kubectl reads first), applies strategic merge (with
+``$patch: replace``), JSON and JSON merge patches, records every request, and can be told
+to answer the next request with an error or to hang until the test is over.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ def strategic_merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
     for key, value in patch.items():
         if key.startswith("$"):
             raise PatchError(f"the fake does not support the directive {key}")
-        if value is None:
+        if isinstance(value, dict) and value.get("$patch") == "replace":
+            target[key] = {k: copy.deepcopy(v) for k, v in value.items() if k != "$patch"}
+        elif value is None:
             target.pop(key, None)
         elif isinstance(value, dict) and isinstance(target.get(key), dict):
             strategic_merge(target[key], value)
@@ -187,6 +190,10 @@ class FakeKube:
     """The cluster state and the app that serves it."""
 
     deployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    statefulsets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    revisions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    logs: dict[tuple[str, str, str, bool], str] = field(default_factory=dict)
+    metrics: list[dict[str, Any]] | None = None  # None: metrics-server is not installed (404)
     replicasets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -216,7 +223,8 @@ class FakeKube:
     def state(self) -> str:
         """Everything the cluster holds, to compare before and after."""
         keyed = [{"/".join(k): v for k, v in objects.items()}
-                 for objects in (self.deployments, self.replicasets, self.pods)]
+                 for objects in (self.deployments, self.statefulsets, self.replicasets, self.revisions,
+                                 self.pods)]
         return json.dumps([*keyed, self.events], sort_keys=True)
 
     def add_deployment(self, ns: str, name: str, *, replicas: int = 3,
@@ -273,18 +281,63 @@ class FakeKube:
         deployment["spec"]["template"] = copy.deepcopy(template)
         return deployment
 
+    def add_statefulset(self, ns: str, name: str, *, replicas: int = 3,
+                        containers: list[dict[str, Any]] | None = None,
+                        update_strategy: str = "RollingUpdate", images: list[str] | None = None,
+                        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        """A StatefulSet; with ``images``, one ControllerRevision per image, the last current."""
+        template = pod_template(name, containers or [container()])
+        sts: dict[str, Any] = {
+            "apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": name, "namespace": ns, "uid": str(uuid.uuid4()), "generation": 1,
+                         "resourceVersion": self._next_version(), "labels": {"app": name},
+                         "annotations": dict(annotations or {})},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}, "template": template,
+                     "serviceName": name, "updateStrategy": {"type": update_strategy}},
+            "status": {"replicas": replicas, "readyReplicas": replicas, "currentReplicas": replicas,
+                       "updatedReplicas": replicas, "availableReplicas": replicas, "observedGeneration": 1},
+        }
+        for number, image in enumerate(images or [], start=1):
+            revision_template = copy.deepcopy(template)
+            revision_template["spec"]["containers"][0]["image"] = image
+            self.add_controller_revision(sts, number, revision_template)
+            sts["spec"]["template"] = copy.deepcopy(revision_template)
+        self.statefulsets[ns, name] = sts
+        return sts
+
+    def add_controller_revision(self, sts: dict[str, Any], number: int, template: dict[str, Any], *,
+                                owner_uid: str | None = None) -> dict[str, Any]:
+        """What the StatefulSet controller records: the template as a ``$patch: replace`` patch."""
+        meta = sts["metadata"]
+        data_template = {**copy.deepcopy(template), "$patch": "replace"}
+        name = f"{meta['name']}-{uuid.uuid4().hex[:10]}"
+        revision: dict[str, Any] = {
+            "apiVersion": "apps/v1", "kind": "ControllerRevision",
+            "metadata": {"name": name, "namespace": meta["namespace"], "uid": str(uuid.uuid4()),
+                         "labels": dict(template["metadata"]["labels"]),
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                              "name": meta["name"], "uid": owner_uid or meta["uid"],
+                                              "controller": True, "blockOwnerDeletion": True}]},
+            "data": {"spec": {"template": data_template}}, "revision": number,
+        }
+        self.revisions[meta["namespace"], name] = revision
+        return revision
+
     def add_pod(self, ns: str, name: str, *, app: str, phase: str = "Running", restarts: int = 0,
-                oom_killed: bool = False, ready: bool = True,
-                owner: dict[str, Any] | None = None) -> dict[str, Any]:
+                oom_killed: bool = False, ready: bool = True, owner: dict[str, Any] | None = None,
+                labels: dict[str, str] | None = None,
+                containers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         last = {"terminated": {"reason": "OOMKilled", "exitCode": 137}} if oom_killed else {}
         state = {"running": {"startedAt": "2026-01-01T00:00:00Z"}} if phase == "Running" else {
             "waiting": {"reason": "ContainerCreating"}}
         pod = {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": ns, "uid": str(uuid.uuid4()), "labels": {"app": app},
+            "metadata": {"name": name, "namespace": ns, "uid": str(uuid.uuid4()),
+                         "labels": {"app": app, **(labels or {})},
                          "resourceVersion": self._next_version(),
                          "ownerReferences": [owner] if owner else []},
-            "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 30, "containers": [container()]},
+            "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 30,
+                     "containers": copy.deepcopy(containers or [container()])},
             "status": {"phase": phase, "containerStatuses": [
                 {"name": "app", "ready": ready, "restartCount": restarts, "state": state,
                  "lastState": last}]},
@@ -306,18 +359,21 @@ class FakeKube:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
-        deployment = APPS + "/deployments/{name}"
+        workload = APPS + "/{plural:deployments|statefulsets}/{name}"
         app.router.add_get("/api", self._api_versions)
         app.router.add_get("/apis", self._api_groups)
         app.router.add_get("/api/v1", self._core_resources)
         app.router.add_get("/apis/apps/v1", self._apps_resources)
-        app.router.add_get(deployment, self._get_deployment)
-        app.router.add_patch(deployment, self._patch_deployment)
-        app.router.add_get(deployment + "/scale", self._get_scale)
-        app.router.add_patch(deployment + "/scale", self._patch_scale)
+        app.router.add_get(workload, self._get_deployment)
+        app.router.add_patch(workload, self._patch_deployment)
+        app.router.add_get(workload + "/scale", self._get_scale)
+        app.router.add_patch(workload + "/scale", self._patch_scale)
         app.router.add_get(APPS + "/replicasets", self._list_replicasets)
+        app.router.add_get(APPS + "/controllerrevisions", self._list_revisions)
         app.router.add_get(CORE + "/pods", self._list_pods)
         app.router.add_get(CORE + "/pods/{name}", self._get_pod)
+        app.router.add_get(CORE + "/pods/{name}/log", self._pod_log)
+        app.router.add_get("/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods", self._list_metrics)
         app.router.add_delete(CORE + "/pods/{name}", self._delete_pod)
         app.router.add_get(CORE + "/events", self._list_events)
         app.on_shutdown.append(self._on_shutdown)
@@ -377,12 +433,18 @@ class FakeKube:
             {"name": "deployments/scale", "singularName": "", "namespaced": True, "kind": "Scale",
              "group": "autoscaling", "version": "v1", "verbs": ["get", "patch"]},
             {"name": "replicasets", "singularName": "replicaset", "namespaced": True, "kind": "ReplicaSet",
-             "shortNames": ["rs"], "verbs": ["get", "list"]}]})
+             "shortNames": ["rs"], "verbs": ["get", "list"]},
+            {"name": "statefulsets", "singularName": "statefulset", "namespaced": True, "kind": "StatefulSet",
+             "shortNames": ["sts"], "verbs": ["get", "list", "patch"]},
+            {"name": "statefulsets/scale", "singularName": "", "namespaced": True, "kind": "Scale",
+             "group": "autoscaling", "version": "v1", "verbs": ["get", "patch"]},
+            {"name": "controllerrevisions", "singularName": "controllerrevision", "namespaced": True,
+             "kind": "ControllerRevision", "verbs": ["get", "list"]}]})
 
     def _deployment(self, request: web.Request) -> dict[str, Any] | web.Response:
-        ns, name = request.match_info["ns"], request.match_info["name"]
-        found = self.deployments.get((ns, name))
-        return found if found is not None else status(404, f'deployments.apps "{name}" not found')
+        ns, name, plural = request.match_info["ns"], request.match_info["name"], request.match_info["plural"]
+        found = (self.deployments if plural == "deployments" else self.statefulsets).get((ns, name))
+        return found if found is not None else status(404, f'{plural}.apps "{name}" not found')
 
     async def _get_deployment(self, request: web.Request) -> web.Response:
         found = self._deployment(request)
@@ -459,6 +521,39 @@ class FakeKube:
         items = [rs for (n, _), rs in sorted(self.replicasets.items()) if n == ns
                  and matches_labels(rs["metadata"].get("labels") or {}, selector)]
         return self._list("ReplicaSetList", items, "apps/v1")
+
+    async def _list_revisions(self, request: web.Request) -> web.Response:
+        ns, selector = request.match_info["ns"], request.query.get("labelSelector", "")
+        items = [r for (n, _), r in sorted(self.revisions.items()) if n == ns
+                 and matches_labels(r["metadata"].get("labels") or {}, selector)]
+        return self._list("ControllerRevisionList", items, "apps/v1")
+
+    async def _pod_log(self, request: web.Request) -> web.Response:
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        pod = self.pods.get((ns, name))
+        if pod is None:
+            return status(404, f'pods "{name}" not found')
+        container = request.query.get("container", "")
+        previous = request.query.get("previous", "false") in ("1", "t", "T", "true", "True", "TRUE")
+        text = self.logs.get((ns, name, container, previous))
+        if text is None:
+            which = "previous terminated container" if previous else "container"
+            return status(400, f'{which} "{container}" in pod "{name}" not found')
+        lines = text.splitlines(keepends=True)
+        if "tailLines" in request.query:
+            tail = int(request.query["tailLines"])
+            lines = lines[len(lines) - tail:] if tail else []
+        body = "".join(lines).encode()
+        if "limitBytes" in request.query:
+            body = body[:int(request.query["limitBytes"])]
+        return web.Response(body=body, content_type="text/plain")
+
+    async def _list_metrics(self, request: web.Request) -> web.Response:
+        if self.metrics is None:
+            return status(404, "the server could not find the requested resource")
+        ns = request.match_info["ns"]
+        items = [m for m in self.metrics if m["metadata"]["namespace"] == ns]
+        return self._list("PodMetricsList", items, "metrics.k8s.io/v1beta1")
 
     async def _list_pods(self, request: web.Request) -> web.Response:
         ns, selector = request.match_info["ns"], request.query.get("labelSelector", "")
