@@ -10,6 +10,7 @@ chain check ``receiver.audit.verify_file``. Files default to the config's ``audi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,15 +23,13 @@ from receiver.tools.auditview import (
     AuditReadError,
     Entry,
     Filter,
-    Timeline,
-    build_timelines,
+    incident_entries,
     known_event,
-    markdown,
+    merged,
     parse_when,
-    read_entries,
     summary,
-    verdict,
 )
+from receiver.tools.timeline import Timeline, build_timelines, markdown, verdict
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 _OUTCOME_COLOUR = {"succeeded": "green", "failed": "red", "blocked": "yellow", "awaiting_approval": "yellow"}
@@ -63,13 +62,6 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return status
 
 
-def _read(args: argparse.Namespace) -> tuple[list[Entry], list[str]]:
-    entries, problems = read_entries(_files(args))
-    for problem in problems:
-        _err(problem)
-    return entries, problems
-
-
 def _filter(args: argparse.Namespace, now: datetime) -> Filter:
     for event in args.event or []:
         if not known_event(event):
@@ -89,13 +81,26 @@ def _row(entry: Entry, several: bool) -> tuple[str, ...]:
 
 
 def _audit_list(args: argparse.Namespace) -> int:
+    """Streaming: memory holds the records kept (for the table's widths), with --json not even those."""
     now = datetime.now(UTC)
     keep = _filter(args, now)
-    entries, problems = _read(args)
-    kept = [e for e in entries if keep.keep(e)]
-    several = len({e.file for e in entries}) > 1
+    paths = _files(args)
+    problems: list[str] = []
+    seen = 0
+
+    def counted(entry: Entry) -> bool:
+        nonlocal seen
+        seen += 1
+        return keep.keep(entry)
+
+    kept = merged(paths, counted, problems)
+    several = len(paths) > 1
     if args.json:
-        print_json({"records": [{"file": e.file, "line": e.line, **e.record} for e in kept]})
+        print('{"records": [', end="")
+        for n, e in enumerate(kept):
+            print(("," if n else "") + "\n  " + json.dumps({"file": e.file, "line": e.line, **e.record},
+                                                          default=str), end="")
+        print("\n]}")
     else:
         head = (("FILE:LINE",) if several else ()) + ("TIME", "EVENT", "RULE", "ALERT", "OUTCOME", "DETAIL")
         rows: list[tuple[str, ...]] = [head] + [_row(e, several) for e in kept]
@@ -103,7 +108,9 @@ def _audit_list(args: argparse.Namespace) -> int:
         for n, line in enumerate(lines):
             colour = _OUTCOME_COLOUR.get(rows[n][-2]) if n else "bold"
             print(paint(line, colour) if colour else line)
-        print(f"{len(kept)} of {len(entries)} records")
+        print(f"{len(rows) - 1} of {seen} records")
+    for problem in problems:
+        _err(problem)
     return EXIT_PROBLEMS if problems else EXIT_OK
 
 
@@ -113,10 +120,14 @@ def _audit_timeline(args: argparse.Namespace) -> int:
         raise AuditReadError("say which incident: --alert FINGERPRINT, or --since (every alert since then)")
     keep = Filter(since=parse_when(args.since, now) if args.since else None,
                   until=parse_when(args.until, now) if args.until else None)
-    entries, problems = _read(args)
+    paths = _files(args)
+    problems: list[str] = []
     # the alerts with a record in the window, each told whole (from its first record)
-    wanted = args.alert or sorted({str(e.record["fingerprint"]) for e in entries
-                                   if e.record.get("fingerprint") and keep.keep(e)})
+    wanted = args.alert or sorted({str(e.record["fingerprint"]) for e in merged(paths, keep, problems)
+                                   if e.record.get("fingerprint")})
+    entries = incident_entries(paths, wanted, problems if args.alert else None) if wanted else []
+    for problem in problems:
+        _err(problem)
     timelines = build_timelines(entries, wanted) if wanted else []
     if not timelines:
         raise AuditReadError("no record of " + (f"alert {', '.join(args.alert)}" if args.alert

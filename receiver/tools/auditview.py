@@ -1,24 +1,33 @@
-"""Reading audit logs back: records merged over files, filtered, and incident timelines.
+"""Reading audit logs back, streaming: records one at a time, filtered, paged, merged over files.
 
-Called by ``receiver.cli.audit`` (``remediator audit list`` and ``audit timeline``). Pure
+Called by ``receiver.cli.audit`` (``remediator audit list`` and ``audit timeline``, whose
+incident timelines are ``receiver.tools.timeline``'s) and by the console
+(``receiver.http.console``: audit search, incident pages, the rules' last decisions). Pure
 reading: the files are opened read-only and never locked, so a running service's log can
-be read. Several files (one per replica) merge into one sequence by time, newest last.
-The record shape is ``receiver.audit``'s: ``seq``, ``ts``, ``event`` and the event's fields.
+be read. Every reader goes through :func:`scan`, which holds one line at a time: memory
+stays bounded by what the caller keeps (a page, one incident), never by a file's size.
+Several files (one per replica) merge into one sequence by time, newest last.
+:func:`audit_files` is the one place that says which files make one log. The record shape
+is ``receiver.audit``'s: ``seq``, ``ts``, ``event`` and the event's fields.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from receiver.audit import AuditEvent
 from receiver.errors import ReceiverError
-from rules.durations import format_duration, parse_duration
+from rules.durations import parse_duration
 from rules.errors import RuleError
+
+_MAX_PROBLEMS = 1000  # lines named as unreadable, at most (the rest are only skipped)
 
 
 class AuditReadError(ReceiverError):
@@ -57,27 +66,21 @@ def parse_when(text: str, now: datetime) -> datetime:
 
 def read_entries(paths: Sequence[Path]) -> tuple[list[Entry], list[str]]:
     """Every record of ``paths``, merged by time (stable: file order, then line); and the
-    problems met (FILE:LINE: unreadable), which skip only that line."""
-    entries: list[Entry] = []
+    problems met (FILE:LINE: unreadable), which skip only that line. Holds every record:
+    for one incident's or a filtered list, use :func:`merged` or :func:`incident_entries`."""
     problems: list[str] = []
-    for path in paths:
-        try:
-            lines = path.read_bytes().splitlines()
-        except OSError as exc:
-            raise AuditReadError(f"{path}: cannot read: {exc.strerror}") from None
-        for n, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                rec = json.loads(raw)
-                parse_ts(rec["ts"])
-                rec["event"] = str(rec["event"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                problems.append(f"{path}:{n}: not an audit record; skipped")
-                continue
-            entries.append(Entry(str(path), n, rec))
-    entries.sort(key=lambda e: e.at)
+    entries = list(merged(paths, None, problems))
     return entries, problems
+
+
+def merged(paths: Sequence[Path], keep: Filter | Callable[[Entry], bool] | None,
+           problems: list[str] | None = None) -> Iterator[Entry]:
+    """The records ``keep`` wants (all with None) of every file, merged by time, streaming:
+    each file is read in order (a log is written in time order) and the files interleave."""
+    wants = keep.keep if isinstance(keep, Filter) else keep
+    streams = [(entry for entry, _ in scan([path], problems=problems) if wants is None or wants(entry))
+               for path in paths]
+    return heapq.merge(*streams, key=lambda e: e.at)
 
 
 @dataclass
@@ -136,183 +139,149 @@ def summary(rec: dict[str, Any]) -> str:
     return str(rec.get("detail") or rec.get("reason") or "")
 
 
-# --- incident timelines -------------------------------------------------------------
+# --- streaming: one record at a time, paged by position --------------------------------
 
 
-@dataclass
-class Timeline:
-    fingerprint: str
-    alertname: str
-    rows: list[tuple[datetime, str]] = field(default_factory=list)
-    fired: datetime | None = None
-    resolved: datetime | None = None
-    responded: datetime | None = None
-    response_by: str = ""
-    priority: str | None = None
-    target: timedelta | None = None
-    last: datetime | None = None
+def audit_files(path: Path) -> list[Path]:
+    """The files of one audit log, oldest first. Today the log is one file; the one place
+    that learns a rotated set (older files beside it) when the writer rotates."""
+    return [path]
 
 
-def _hms(delta: timedelta) -> str:
-    return format_duration(timedelta(seconds=round(delta.total_seconds()))) if delta else "0s"
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in a list of audit files: the file's index, a byte offset at the start of
+    a line, and that line's number. Its text form (``FILE.OFFSET.LINE``) goes in page links."""
+
+    file: int = 0
+    offset: int = 0
+    line: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.file}.{self.offset}.{self.line}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        try:
+            file, offset, line = (int(part) for part in text.split("."))
+        except ValueError:
+            raise AuditReadError(f"not a page position: {text[:40]!r}") from None
+        if min(file, offset) < 0 or line < 1:
+            raise AuditReadError(f"not a page position: {text[:40]!r}")
+        return cls(file, offset, line)
 
 
-def _code(text: Any) -> str:
-    return f"`{str(text).replace('`', '')}`"
+def _record(raw: bytes) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(raw)
+        parse_ts(rec["ts"])
+        rec["event"] = str(rec["event"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
-def _describe(rec: dict[str, Any]) -> str | None:
-    """The timeline row for a record, or None for records a post-mortem does not need."""
-    event = rec["event"]
-    rule = _code(rec["rule"]) if rec.get("rule") else "a rule"
-    step = _code(rec.get("action")) + (f" on target {_code(rec['target'])}" if rec.get("target") else "")
-    if event == AuditEvent.RULE_MATCHED:
-        target = timedelta(seconds=float(rec.get("response_target_seconds") or 0))
-        dry = " (dry-run)" if rec.get("dry_run") else ""
-        return f"Rule {rule} matched{dry}: priority {rec.get('priority')}, respond within {_hms(target)}"
-    if event == AuditEvent.GUARD_BLOCKED:
-        if rec.get("outcome") == "awaiting_approval":
-            return None  # the approval.requested row says it
-        return f"{rule} held by the {rec.get('guard')} guard: {rec.get('detail') or rec.get('reason')}"
-    if event == AuditEvent.APPROVAL_REQUESTED:
-        plans = "; ".join(s for p in rec.get("plans") or [] for s in p.get("steps", []))
-        return f"Approval {_code(rec.get('approval'))} requested for {rule}" + (f": {plans}" if plans else "")
-    if event in (AuditEvent.APPROVAL_APPROVED, AuditEvent.APPROVAL_REJECTED):
-        verb = "approved" if event == AuditEvent.APPROVAL_APPROVED else "rejected"
-        note = f" ({rec['comment']})" if rec.get("comment") else ""
-        return f"Approval {_code(rec.get('approval'))} {verb} by {rec.get('actor')}{note}"
-    if event in (AuditEvent.APPROVAL_EXPIRED, AuditEvent.APPROVAL_CANCELLED):
-        why = f": {rec['comment']}" if rec.get("comment") else ""
-        return f"Approval {_code(rec.get('approval'))} {event.split('.')[1]}{why}"
-    if event == AuditEvent.ACTION_PLANNED and rec.get("dry_run"):
-        steps = "; ".join((rec.get("plan") or {}).get("steps", []))
-        return f"Dry-run plan of {step}: {steps}"
-    if event == AuditEvent.ACTION_STARTED:
-        attempt = f" (attempt {rec['attempt']})" if rec.get("attempt", 1) != 1 else ""
-        return f"Action {step} started{attempt}"
-    if event == AuditEvent.ACTION_SUCCEEDED:
-        return f"Action {step} succeeded: {(rec.get('result') or {}).get('summary', '')}".rstrip(": ")
-    if event == AuditEvent.ACTION_FAILED:
-        return f"Action {step} failed ({rec.get('reason')}): {rec.get('detail', '')}"
-    if event == AuditEvent.DECISION_FAILED:
-        return f"{rule} failed ({rec.get('reason')}): {rec.get('detail', '')}"
-    return _describe_follow_up(event, rec, rule)
+def scan(paths: Sequence[Path], start: Cursor = Cursor(), *,
+         problems: list[str] | None = None) -> Iterator[tuple[Entry, Cursor]]:
+    """Every record from ``start`` on, one at a time, with the cursor just past it: memory
+    holds one line, whatever the files' size. A line that is not a record is skipped and
+    named in ``problems``; a last line still being written (no newline yet) is left for later."""
+    for index in range(start.file, len(paths)):
+        path = paths[index]
+        offset, line = (start.offset, start.line) if index == start.file else (0, 1)
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise AuditReadError(f"{path}: cannot read: {exc.strerror}") from None
+        with handle:
+            handle.seek(offset)
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break
+                offset += len(raw)
+                n, line = line, line + 1
+                if not raw.strip():
+                    continue
+                rec = _record(raw)
+                if rec is None:
+                    if problems is not None and len(problems) < _MAX_PROBLEMS:
+                        problems.append(f"{path}:{n}: not an audit record; skipped")
+                    continue
+                yield Entry(str(path), n, rec), Cursor(index, offset, line)
 
 
-def _seconds(value: Any) -> str:
-    return _hms(timedelta(seconds=float(value or 0)))
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a search: the records found and where the next page starts (None at the end)."""
+
+    entries: list[Entry]
+    next: Cursor | None
+    scanned: int
 
 
-def _describe_follow_up(event: str, rec: dict[str, Any], rule: str) -> str | None:
-    """Rows for what follows a remediation: verification, ladder rungs, escalations."""
-    rung = f" (rung {int(rec['rung']) + 1})" if rec.get("rung") else ""
-    if event == AuditEvent.VERIFY_WATCHING:
-        then = "the next rung" if rec.get("otherwise") == "next" else "escalate"
-        within = _seconds(rec.get("resolved_within"))
-        return f"Watching for the resolution{rung}: within {within}, else {then}"
-    if event == AuditEvent.VERIFY_SUCCEEDED:
-        took = _seconds(rec.get("time_to_resolve_seconds"))
-        return f"Verified{rung}: resolved {took} after the remediation"
-    if event == AuditEvent.VERIFY_RESOLVED_LATE:
-        return f"Resolved late{rung}: {_seconds(rec.get('time_to_resolve_seconds'))} after the remediation"
-    if event == AuditEvent.VERIFY_FAILED:
-        then = "climbing to the next rung" if rec.get("otherwise") == "next" else "escalating"
-        return f"Not resolved within {_seconds(rec.get('resolved_within'))}{rung}: {then}"
-    if event == AuditEvent.RUNG_STARTED:
-        return f"Rung {int(rec.get('rung') or 0) + 1} of {rule} started"
-    if event == AuditEvent.ESCALATION_SENT:
-        to = ", ".join(rec.get("notifiers") or []) or "nobody configured"
-        return f"Escalated ({rec.get('reason')}) to {to}: {rec.get('detail') or ''}".rstrip(": ")
-    return None
+def search(paths: Sequence[Path], keep: Filter, *, start: Cursor = Cursor(), limit: int = 100,
+           budget: int = 2_000_000) -> Page:
+    """Up to ``limit`` records ``keep`` wants, from ``start``, in file order (oldest first).
 
-
-def build_timelines(entries: Iterable[Entry], fingerprints: Sequence[str] | None = None) -> list[Timeline]:
-    """One timeline per alert: of ``fingerprints`` (prefixes), or of every alert received."""
-    entries = list(entries)
-    decisions: dict[str, str] = {}
-    for e in entries:
-        rec = e.record
-        if rec.get("decision") and rec.get("fingerprint"):
-            decisions.setdefault(rec["decision"], rec["fingerprint"])
-    timelines: dict[str, Timeline] = {}
-    for e in entries:
-        rec = e.record
-        fp = rec.get("fingerprint") or decisions.get(str(rec.get("decision")))
-        if not fp or (fingerprints is not None and not any(fp.startswith(f) for f in fingerprints)):
-            continue
-        t = timelines.get(fp)
-        if t is None:
-            t = timelines[fp] = Timeline(fp, str(rec.get("alertname") or ""))
-        _add(t, e)
-    return list(timelines.values())
-
-
-def _add(t: Timeline, e: Entry) -> None:
-    rec, at = e.record, e.at
-    event = rec["event"]
-    t.last = at
-    t.alertname = t.alertname or str(rec.get("alertname") or "")
-    if event == AuditEvent.ALERT_RECEIVED:
-        starts = parse_ts(rec["startsAt"]) if rec.get("startsAt") else at
-        if rec.get("status") == "firing" and t.fired is None:
-            t.fired = starts
-            labels = ", ".join(f"{k}={v}" for k, v in sorted((rec.get("labels") or {}).items()))
-            t.rows.append((starts, f"Alert {_code(t.alertname or t.fingerprint)} fired ({labels})"))
-            t.rows.append((at, f"Notification received from Alertmanager ({rec.get('receiver') or '-'})"))
-        return
-    if event == AuditEvent.ALERT_RESOLVED:
-        if t.resolved is None:
-            t.resolved = at
-            t.rows.append((at, "Alert resolved"))
-        return
-    if event == AuditEvent.RULE_MATCHED and t.priority is None:
-        t.priority = rec.get("priority")
-        t.target = timedelta(seconds=float(rec.get("response_target_seconds") or 0))
-    decided = event in (AuditEvent.APPROVAL_APPROVED, AuditEvent.APPROVAL_REJECTED)
-    human = decided and rec.get("actor") != "system"
-    acted = event == AuditEvent.ACTION_SUCCEEDED and rec.get("kind") == "action"
-    if t.responded is None and (human or acted):
-        t.responded = at
-        t.response_by = (f"{rec.get('actor')} decided the approval" if human
-                         else f"{rec.get('action')} succeeded")
-    row = _describe(rec)
-    if row is not None:
-        t.rows.append((at, row))
-
-
-def verdict(t: Timeline, now: datetime) -> str:
-    """The response target: met, missed, or still open."""
-    if t.priority is None or t.target is None:
-        return "no rule matched: no response target applies"
-    start = t.fired or (t.rows[0][0] if t.rows else now)
-    head = f"{t.priority}, respond within {_hms(t.target)}: "
-    if t.responded is not None:
-        took = t.responded - start
-        met = "**met**" if took <= t.target else "**missed**"
-        return f"{head}{met} ({t.response_by} {_hms(took)} after it fired)"
-    end = t.resolved or now
-    if t.resolved is not None and end - start <= t.target:
-        return f"{head}**met** (resolved {_hms(end - start)} after it fired, nothing needed)"
-    if end - start > t.target:
-        return f"{head}**missed** (no response within {_hms(t.target)})"
-    return f"{head}open ({_hms(start + t.target - now)} left)"
-
-
-def markdown(t: Timeline, now: datetime) -> str:
-    """The post-mortem timeline of one alert."""
-    rows = sorted(t.rows, key=lambda r: r[0])
-    day = rows[0][0].strftime("%Y-%m-%d") if rows else ""
-    lines = [f"## Incident timeline: {t.alertname or 'alert'} `{t.fingerprint}`", "",
-             f"All times UTC, {day}." if day else "", "", "| Time | Event |", "|---|---|"]
-    for at, text in rows:
-        same_day = at.strftime("%Y-%m-%d") == day
-        stamp = at.astimezone(UTC).strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S")
-        cell = text.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {stamp} | {cell} |")
-    start = t.fired or (rows[0][0] if rows else now)
-    if t.resolved is not None:
-        duration = f"{_hms(t.resolved - start)} (fired {start:%H:%M:%S}, resolved {t.resolved:%H:%M:%S})"
+    Reading stops after ``budget`` records even with fewer found, so a page never takes
+    unbounded time either; ``next`` then says where to go on.
+    """
+    found: list[Entry] = []
+    scanned = 0
+    at: Cursor | None = None
+    for entry, after in scan(paths, start):
+        scanned += 1
+        at = after
+        if keep.keep(entry):
+            found.append(entry)
+            if len(found) >= limit:
+                break
+        if scanned >= budget:
+            break
     else:
-        duration = f"not resolved; {_hms(now - start)} so far"
-    lines += ["", f"- **Duration:** {duration}", f"- **Response target:** {verdict(t, now)}", ""]
-    return "\n".join(lines)
+        return Page(found, None, scanned)
+    return Page(found, at, scanned)
+
+
+def incident_entries(paths: Sequence[Path], fingerprints: Sequence[str],
+                     problems: list[str] | None = None) -> list[Entry]:
+    """The records of some alerts (fingerprints or their prefixes; a record of a decision
+    made for one counts too), merged by time, in two streaming passes: memory holds those
+    incidents' records, not the files."""
+    prefixes = tuple(fingerprints)
+
+    def ours(entry: Entry) -> bool:
+        return bool(prefixes) and str(entry.record.get("fingerprint") or "").startswith(prefixes)
+
+    decisions = {str(e.record["decision"]) for e, _ in scan(paths) if e.record.get("decision") and ours(e)}
+    def wanted(entry: Entry) -> bool:
+        return ours(entry) or str(entry.record.get("decision") or "") in decisions
+
+    return list(merged(paths, wanted, problems))
+
+
+_LAST_EVENTS = frozenset({AuditEvent.ACTION_SUCCEEDED, AuditEvent.ACTION_FAILED,
+                          AuditEvent.ACTION_PLANNED, AuditEvent.GUARD_BLOCKED, AuditEvent.DECISION_FAILED,
+                          AuditEvent.APPROVAL_REQUESTED})
+
+
+def last_decisions(paths: Sequence[Path], tail: int) -> dict[str, str]:
+    """Per rule, the newest record of how a decision went, from the last ``tail`` bytes of
+    the newest file (read from the end: the cost does not grow with the log)."""
+    if not paths:
+        return {}
+    last: dict[str, str] = {}
+    try:
+        with paths[-1].open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - tail))
+            if size > tail:
+                handle.readline()  # a partial line
+            for raw in handle:
+                rec = _record(raw) if raw.endswith(b"\n") else None
+                if rec is not None and rec.get("rule") and rec["event"] in _LAST_EVENTS:
+                    outcome = rec.get("outcome") or rec.get("reason") or rec["event"].split(".")[1]
+                    last[str(rec["rule"])] = f"{rec['ts']} {rec['event']} ({outcome}): {summary(rec)[:160]}"
+    except OSError as exc:
+        raise AuditReadError(f"{paths[-1]}: cannot read: {exc.strerror}") from None
+    return last
