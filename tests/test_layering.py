@@ -2,7 +2,7 @@
 
 The contracts live in ``pyproject.toml`` (``[tool.importlinter]``) and import-linter checks
 them: ``bench`` → ``receiver`` → ``remediations`` → ``rules``; inside ``receiver``, ``cli``
-and ``tools`` on top, then ``http``, ``runtime``, ``flow``, ``store`` and the shared base
+on top, then ``http``, ``tools``, ``runtime``, ``flow``, ``store`` and the shared base
 modules; ``rules`` pure (no other package of ours, no I/O library); no import circle among
 the modules of any package. The checks below are the ones import-linter has no contract for.
 """

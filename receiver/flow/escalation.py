@@ -30,6 +30,7 @@ from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.decisions import Escalation
 from receiver.errors import Undelivered
 from receiver.flow.announce import Announcer
+from receiver.flow.notices import console_link
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 from remediations.notify.delivery import Notice
@@ -76,12 +77,21 @@ class Case:
         return f"remediator-{self.reason.value}-{digest}"
 
 
+def _incident_link(console: str | None, fingerprint: object) -> dict[str, str]:
+    """The console page of the alert's incident, when the console's address is configured."""
+    if not isinstance(fingerprint, str) or not fingerprint:
+        return {}
+    page = console_link(console, f"incidents/{fingerprint}")
+    return {"Incident in the console": page} if page else {}
+
+
 class Escalations:
     """Sends escalations; one per process."""
 
     def __init__(self, settings: Settings, *, announcer: Announcer, audit: AuditLog,
                  metrics: Metrics) -> None:
         self._settings = settings.escalation
+        self._console = settings.console.external_url
         self._announcer = announcer
         self._audit = audit
         self._metrics = metrics
@@ -114,6 +124,7 @@ class Escalations:
                                               ("decision", case.decision), ("rung", case.rung))
                        if v is not None},
                     **{k: v for k, v in case.about.items() if k != "event"}, **case.fields},
+            links=_incident_link(self._console, case.about.get("fingerprint")),
         )
         sent, failed = await self._announcer.deliver(notice, to=to)
         if retry and failed:

@@ -72,7 +72,7 @@ class Intake:
             fingerprint=alert.fingerprint, status=alert.status, alertname=alert.name,
             labels=dict(alert.labels), startsAt=alert.starts_at_raw,
             endsAt=alert.ends_at, receiver=message.receiver, groupKey=message.groupKey,
-            truncatedAlerts=message.truncatedAlerts, actor=actor,
+            truncatedAlerts=message.truncatedAlerts, actor=actor, generatorURL=alert.generator_url,
         )
 
     async def accept(self, message: WebhookMessage, alerts: list[Alert], *, actor: str) -> IntakeSummary:

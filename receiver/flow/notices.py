@@ -30,10 +30,10 @@ def console_link(base: str | None, path: str) -> str | None:
     return None if not base else f"{base.rstrip('/')}/ui/{path.lstrip('/')}"
 
 
-def plan_lines(payload: Any) -> list[str]:
-    """The plan's exact steps, numbered, across the approval's action steps."""
-    steps = [line for s in payload.get("steps") or [] for line in (s.get("plan") or {}).get("steps") or []]
-    return [f"{n}. {step}" for n, step in enumerate(steps, start=1)]
+def plan_steps(payload: Any) -> list[str]:
+    """The plan's exact steps, in order, across the approval's action steps."""
+    return [str(line) for step in payload.get("steps") or []
+            for line in (step.get("plan") or {}).get("steps") or []]
 
 
 def diagnosis_lines(payload: Any) -> list[str]:
@@ -73,7 +73,8 @@ def approval_notice(approval: Approval, *, buttons: bool, console: str | None,
         f"Expires: {iso(approval.expires_at)}",
     ]) if pending else ""
     sections = [("Alert", _alert_text(p) or approval.fingerprint),
-                ("Plan", "\n".join(plan_lines(p)) or "(no action steps)")]
+                ("Plan", "\n".join(f"{n}. {step}" for n, step in enumerate(plan_steps(p), start=1))
+                 or "(no action steps)")]
     diagnosis = diagnosis_lines(p)
     if diagnosis:
         sections.append(("Diagnosis", "\n".join(diagnosis)))

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from receiver.clock import Clock, SystemClock
 from receiver.http.auth import Authenticator
+from receiver.http.console import add_console_routes
 from receiver.http.handlers import add_routes
 from receiver.http.keys import RUNTIME
 from receiver.http.middlewares import AUTHENTICATOR, authenticate, errors
@@ -59,6 +60,8 @@ def create_app(
     add_routes(app)
     if settings.slack is not None:
         add_slack_routes(app, settings.slack)
+    if settings.console.enabled:
+        add_console_routes(app)
     app.on_shutdown.append(_stop_intake)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -56,6 +56,15 @@ class Authenticator:
             for b in settings.basic
         ]
         self.enabled = settings.configured
+        self.takes_tokens = bool(self._tokens)
+        self.takes_basic = bool(self._basic)
+
+    def named(self, name: str) -> Principal | None:
+        """The configured credential called ``name`` (the console re-reads it on every request)."""
+        for _, principal in self._tokens + self._basic:
+            if principal.name == name:
+                return principal
+        return None
 
     @property
     def challenge(self) -> str:
