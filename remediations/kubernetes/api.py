@@ -21,7 +21,15 @@ import threading
 from collections.abc import Mapping
 from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from remediations.base import Action, ActionContext, PermanentError, TargetNotAllowed
 from remediations.kubernetes.calls import KubeApi, load_client
@@ -62,11 +70,21 @@ class NamespacedParams(BaseModel):
 WORKLOAD_KINDS = ("deployment", "statefulset")
 
 
+def drop_unset_choices(dumped: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """A dump without the alternatives not chosen (``None``), as rules write params."""
+    return {k: v for k, v in dumped.items() if not (k in keys and v is None)}
+
+
 class WorkloadParams(NamespacedParams):
     """A Deployment or a StatefulSet: exactly one of the two names."""
 
     deployment: ObjectName | None = Field(default=None, description="Deployment name (or give statefulset)")
     statefulset: ObjectName | None = Field(default=None, description="StatefulSet name (or give deployment)")
+
+    @model_serializer(mode="wrap")
+    def _without_the_other_kind(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dump only the workload given (``deployment: web``, not also ``statefulset: null``)."""
+        return drop_unset_choices(handler(self), ("deployment", "statefulset"))
 
     @model_validator(mode="after")
     def _one_workload(self) -> Self:

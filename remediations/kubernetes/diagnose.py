@@ -18,13 +18,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from remediations.base import ActionContext, Plan, RemediationError, Result
 from remediations.kubernetes.api import (
     KubernetesAction,
     NamespacedParams,
     ObjectName,
+    drop_unset_choices,
     label_selector,
 )
 from remediations.kubernetes.calls import KubeApi
@@ -46,6 +47,10 @@ class DiagnoseParams(NamespacedParams):
         default=None, min_length=1, max_length=200,
         description="Keep only the log lines matching this regex (case-insensitive), as grep -iE does")
     metrics: bool = Field(default=False, description="Read CPU and memory from metrics.k8s.io (kubectl top)")
+
+    @model_serializer(mode="wrap")
+    def _only_the_object_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return drop_unset_choices(handler(self), ("deployment", "statefulset", "pod", "log_pattern"))
 
     @model_validator(mode="after")
     def _one_object(self) -> DiagnoseParams:

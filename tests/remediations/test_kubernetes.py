@@ -257,7 +257,7 @@ def test_allow_list_is_checked_after_templating(
     cls: type[KubernetesAction[Any]], namespace: str, outcome: type[Exception] | None,
 ) -> None:
     """A namespace taken from a label is checked after rendering, so no label steers outside the list."""
-    extra = {"kubernetes.scale": {"replicas": "+1"},
+    extra: dict[str, dict[str, Any]] = {"kubernetes.scale": {"replicas": "+1"},
              "kubernetes.set_memory_limit": {"container": "app", "factor": "1.5", "max": "4Gi"},
              "kubernetes.set_env": {"container": "app", "env": "X", "value": "1", "allowed_names": ["X"]}}
     name_key = "pod" if cls is KubernetesDeletePod else "deployment"
