@@ -70,7 +70,9 @@ class Registry:
 def default_registry() -> Registry:
     """The built-in catalogue (``remediator actions list``; reference in docs/actions/)."""
     # Imported here so `rules lint` and the layering test do not load every backend SDK.
+    from remediations.docker.compose import DockerComposeScale  # noqa: PLC0415
     from remediations.docker.diagnose import DockerDiagnose  # noqa: PLC0415
+    from remediations.docker.limits import DockerSetLimits  # noqa: PLC0415
     from remediations.docker.restart import DockerRestart  # noqa: PLC0415
     from remediations.http import HttpCheck, HttpRequest  # noqa: PLC0415
     from remediations.kubernetes.diagnose import KubernetesDiagnose  # noqa: PLC0415
@@ -94,7 +96,7 @@ def default_registry() -> Registry:
         NotifyLog(), NotifySlack(), NotifyPagerDuty(), NotifyWebhook(), HttpRequest(), HttpCheck(),
         KubernetesRolloutRestart(), KubernetesScale(), KubernetesRolloutUndo(), KubernetesDeletePod(),
         KubernetesSetMemoryLimit(), KubernetesSetEnv(), KubernetesDiagnose(),
-        DockerRestart(), DockerDiagnose(),
+        DockerRestart(), DockerComposeScale(), DockerSetLimits(), DockerDiagnose(),
         TerminateIdle(), CancelLongQueries(), Activity(),
         RedisDiagnose(), RedisFlushDb(),
     ])

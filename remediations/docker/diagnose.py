@@ -1,17 +1,21 @@
 """``docker.diagnose``: read-only evidence about containers, as ``docker ps/inspect/logs/stats`` give it.
 
 Run by ``receiver.flow.workers``, usually as a rule's ``diagnose:`` step: each container's
-state, restart count, OOM kill, exit code, health, last log lines and (when running)
-memory and CPU computed as ``docker stats`` does. Containers are chosen as
+state, restart count, OOM kill, exit code, health, last log lines (those matching a
+pattern, when one is given: ``docker compose logs --tail 30 nginx | grep -i error``) and
+(when running) memory and CPU computed as ``docker stats --no-stream`` does; with
+``engine: true`` also the host as the engine sees it (``docker info``: memory, CPUs; ``docker
+system df``: what images, containers and volumes take on disk). Containers are chosen as
 ``remediations.docker.containers`` chooses them; at most ``_DIAGNOSE_MAX`` are read, the
 others named in ``details["omitted"]``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from remediations.base import ActionContext, PermanentError, Plan, Result
 from remediations.docker.containers import (
@@ -32,6 +36,20 @@ _LOG_LINE_MAX = 2000  # characters kept of one log line
 
 class DiagnoseParams(ContainerSelector):
     log_lines: int = Field(default=50, ge=1, le=1000, description="Last log lines to read per container")
+    log_pattern: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="Keep only the log lines matching this regex (case-insensitive), as grep -iE does")
+    engine: bool = Field(default=False, description="Also read docker info and docker system df (host view)")
+
+    @field_validator("log_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regex: {exc}") from None
+        return value
 
 
 def _stats(raw: dict[str, Any]) -> dict[str, Any]:
@@ -58,10 +76,14 @@ def _stats(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _diagnose(container: Container, log_lines: int) -> dict[str, Any]:
+def _diagnose(container: Container, log_lines: int, pattern: str | None) -> dict[str, Any]:
     state = container_state(container)
     raw_logs = container.logs(stdout=True, stderr=True, tail=log_lines, timestamps=True)
     logs = [line[:_LOG_LINE_MAX] for line in raw_logs.decode("utf-8", "replace").splitlines()[-log_lines:]]
+    read = len(logs)
+    if pattern is not None:
+        found = re.compile(pattern, re.IGNORECASE)
+        logs = [line for line in logs if found.search(line)]
     running = bool(state.get("Running"))
     return {
         **brief(container),
@@ -75,6 +97,7 @@ def _diagnose(container: Container, log_lines: int) -> dict[str, Any]:
         "finished_at": state.get("FinishedAt"),
         "health": (state.get("Health") or {}).get("Status"),
         "logs": logs,
+        "log_lines_read": read,
         # A stopped container has no live usage; /stats would only answer zeros.
         "stats": _stats(_one_stats(container)) if running else None,
     }
@@ -87,6 +110,25 @@ def _one_stats(container: Container) -> dict[str, Any]:
     return raw
 
 
+def _engine(client: docker.DockerClient) -> dict[str, Any]:
+    """``docker info`` and ``docker system df``, as far as they describe the host's resources."""
+    info = client.info()
+    df = client.df()
+    images = sum(int(i.get("Size") or 0) for i in df.get("Images") or [])
+    containers = sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or [])
+    volumes = sum(int((v.get("UsageData") or {}).get("Size") or 0) for v in df.get("Volumes") or []
+                  if int((v.get("UsageData") or {}).get("Size") or 0) > 0)
+    cache = sum(int(b.get("Size") or 0) for b in df.get("BuildCache") or [])
+    return {
+        "mem_total_bytes": int(info.get("MemTotal") or 0), "cpus": info.get("NCPU"),
+        "containers": info.get("Containers"), "containers_running": info.get("ContainersRunning"),
+        "containers_stopped": info.get("ContainersStopped"), "docker_root_dir": info.get("DockerRootDir"),
+        "storage_driver": info.get("Driver"), "server_version": info.get("ServerVersion"),
+        "disk": {"images_bytes": images, "containers_bytes": containers, "volumes_bytes": volumes,
+                 "build_cache_bytes": cache, "total_bytes": images + containers + volumes + cache},
+    }
+
+
 class DockerDiagnose(ContainerAction[DiagnoseParams]):
     """Read a container's state, restarts, OOM kill, exit code, last log lines and usage."""
 
@@ -95,7 +137,8 @@ class DockerDiagnose(ContainerAction[DiagnoseParams]):
     params_model = DiagnoseParams
     read_only = True
     timeout = 60.0
-    permissions = ("containers:list", "containers:inspect", "containers:logs", "containers:stats")
+    permissions = ("containers:list", "containers:inspect", "containers:logs", "containers:stats",
+                   "system:info", "system:df")
 
     async def plan(self, ctx: ActionContext, params: DiagnoseParams) -> Plan:
         target = self._target(ctx)
@@ -105,9 +148,13 @@ class DockerDiagnose(ContainerAction[DiagnoseParams]):
 
         chosen = await self._in_thread(ctx, read)
         read_now, omitted = chosen[:_DIAGNOSE_MAX], chosen[_DIAGNOSE_MAX:]
-        steps = [f"inspect {describe(b)}, read its last {params.log_lines} log lines"
+        grep = f" (keeping those matching /{params.log_pattern}/i)" if params.log_pattern else ""
+        steps = [f"inspect {describe(b)}, read its last {params.log_lines} log lines{grep}"
                  + (" and its memory and CPU stats" if b["state"] == "running" else "")
                  for b in read_now]
+        if params.engine:
+            steps.append("read docker info (host memory, CPUs, containers) and docker system df (disk used "
+                         "by images, containers, volumes, build cache)")
         if omitted:
             steps.append(f"skip {len(omitted)} more (at most {_DIAGNOSE_MAX} per diagnose): "
                          + ", ".join(b["name"] for b in omitted))
@@ -117,7 +164,8 @@ class DockerDiagnose(ContainerAction[DiagnoseParams]):
             steps=tuple(steps),
             destructive=False,
             details={"containers": read_now, "omitted": [b["name"] for b in omitted],
-                     "log_lines": params.log_lines},
+                     "log_lines": params.log_lines, "log_pattern": params.log_pattern,
+                     "engine": params.engine},
         )
 
     async def execute(self, ctx: ActionContext, params: DiagnoseParams, plan: Plan) -> Result:
@@ -125,8 +173,12 @@ class DockerDiagnose(ContainerAction[DiagnoseParams]):
 
         def read(client: docker.DockerClient) -> dict[str, Any]:
             chosen = self._select(client, target, params, limit=None)
-            return {"containers": [_diagnose(c, params.log_lines) for c in chosen[:_DIAGNOSE_MAX]],
-                    "omitted": [c.name for c in chosen[_DIAGNOSE_MAX:]]}
+            found = {"containers": [_diagnose(c, params.log_lines, params.log_pattern)
+                                    for c in chosen[:_DIAGNOSE_MAX]],
+                     "omitted": [c.name for c in chosen[_DIAGNOSE_MAX:]]}
+            if params.engine:
+                found["engine"] = _engine(client)
+            return found
 
         details = await self._in_thread(ctx, read)
         summary = "; ".join(
@@ -134,4 +186,9 @@ class DockerDiagnose(ContainerAction[DiagnoseParams]):
             f"exit code {d['exit_code']}"
             for d in details["containers"]
         )
+        if params.engine:
+            host = details["engine"]
+            summary += (f"; engine: {host['containers_running']} running of {host['containers']}, "
+                        f"{host['mem_total_bytes'] // 2**20}Mi memory, {host['cpus']} CPUs, "
+                        f"{host['disk']['total_bytes'] // 2**20}Mi on disk")
         return Result(summary=summary, details=details)

@@ -470,6 +470,7 @@ async def test_diagnose_reads_state_logs_and_stats_of_a_running_container(
         "started_at": before["started_at"], "image": IMAGE, "running": True, "restarting": False,
         "restart_count": 0, "oom_killed": False, "exit_code": 0, "error": None,
         "finished_at": "0001-01-01T00:00:00Z", "health": None, "logs": None, "stats": None,
+        "log_lines_read": 5,
     }
     assert found["stats"]["memory_usage_bytes"] > 0
     assert found["stats"]["memory_limit_bytes"] > 0

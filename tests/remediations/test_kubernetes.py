@@ -33,10 +33,11 @@ from remediations.kubernetes.diagnose import KubernetesDiagnose
 from remediations.kubernetes.env import KubernetesSetEnv
 from remediations.kubernetes.memory import KubernetesSetMemoryLimit, new_limit
 from remediations.kubernetes.rollout import KubernetesDeletePod, KubernetesRolloutRestart
-from remediations.kubernetes.scale import KubernetesScale, compute
+from remediations.kubernetes.scale import KubernetesScale
 from remediations.kubernetes.undo import KubernetesRolloutUndo
 from remediations.quantity import format_bytes, parse_quantity
 from remediations.registry import Registry
+from remediations.replicas import compute
 from remediations.targets import HttpTarget, KubernetesTarget
 from rules.alert import Alert
 from rules.loader import load_rules
