@@ -211,10 +211,11 @@ def _queued(proc: Process) -> float:
 
 
 def drop_prefix(prefix: str) -> None:
-    """Delete the benchmark's own Redis keys."""
+    """Delete the benchmark's own Redis keys (``{prefix:PART}:…``, and any left as ``prefix:…``)."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        keys = [key for pattern in (f"{{{prefix}:*", f"{prefix}:*")
+                for key in client.scan_iter(match=pattern, count=1000)]
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start:start + 1000])
     finally:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from receiver.errors import ConfigError
 from receiver.oncall import ConsoleSettings, SlackSettings
+from receiver.stateurl import parse_redis_url
 from remediations.notifiers import Notifier
 from remediations.secrets import SecretRef
 from remediations.targets import Target
@@ -257,9 +258,12 @@ class Settings(_Strict):
     def _state_url(cls, value: str) -> str:
         if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
             return value
-        if value.startswith(("redis://", "rediss://")):
-            return value
-        raise ValueError("state must be sqlite:///PATH (one replica) or redis://HOST:PORT/DB (several)")
+        if not value.startswith(("redis", "unix://")):
+            raise ValueError("state must be sqlite:///PATH (one replica) or a Redis URL (several): "
+                             "redis://HOST:PORT/DB, redis+cluster://HOST:PORT,… or "
+                             "redis+sentinel://HOST:PORT,…/SERVICE")
+        parse_redis_url(value)  # its ValueError says what is wrong, without the password
+        return value
 
     @model_validator(mode="after")
     def _announce_known(self) -> Settings:

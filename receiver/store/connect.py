@@ -1,4 +1,4 @@
-"""Which store a ``state:`` URL names: ``sqlite:///path`` or ``redis://…`` (``rediss://``, ``unix://``).
+"""Which store a ``state:`` URL names: ``sqlite:///path`` or a Redis (``receiver.stateurl``).
 
 Called by ``receiver.runtime`` (and the tools that open a store of their own).
 """
@@ -18,7 +18,7 @@ def open_store(url: str, *, clock: Clock, prefix: str = "remediator") -> StateSt
         from receiver.store.sqlite.store import SqliteStateStore  # noqa: PLC0415
 
         return SqliteStateStore(Path(url.removeprefix("sqlite:///")), clock=clock)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+", "rediss+")):
         from receiver.store.redis.store import RedisStateStore  # noqa: PLC0415
 
         return RedisStateStore(url, clock=clock, prefix=prefix)

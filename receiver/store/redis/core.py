@@ -1,33 +1,40 @@
-"""The Redis store's core: its two connections, key names, registered scripts, errors as StateError.
+"""The Redis store's core: its two clients, key names, scripts and writes, errors as StateError.
 
 Built by ``receiver.store.redis.store.RedisStateStore`` and handed to each of its parts
 (``receiver.store.redis.queue``, ``guards``, ``approvals``, ``timers``), which run their
-commands and Lua scripts (``receiver.store.redis.lua``) through it. Also the two helpers
-every part uses to pass numbers to Lua: ``num`` (a clock time) and ``gc_ms`` (a key's
-garbage-collection TTL).
+commands and Lua scripts (``receiver.store.redis.lua``) through it. The clients are one
+server's, a Redis Cluster's or a Sentinel master's (``receiver.store.redis.clients``).
+
+Key layout (Cluster-safe): every key of a part carries that part's hash tag,
+``{PREFIX:PART}:…`` (``key``), so all of a part's keys live in one hash slot and every
+script, which only ever touches the keys of its own part, runs on one node. Writes go
+through ``run`` (a script) and ``write`` (a command): with ``replicas=N`` in the URL each
+is followed by ``WAIT`` on the same connection and fails unless N replicas hold it.
+Also the two helpers every part uses to pass numbers to Lua: ``num`` (a clock time) and
+``gc_ms`` (a key's garbage-collection TTL).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from receiver.clock import Clock
 from receiver.errors import StateError
+from receiver.stateurl import parse_redis_url
 from receiver.store.redis import lua
+from receiver.store.redis.clients import make_clients
 
 DAY = 86_400.0
 READ_TIMEOUT = 5.0
-_CONNECT_TIMEOUT = 3.0
+WAIT_TIMEOUT_MS = 1000  # how long a write waits for its replicas (``replicas=N``) before it fails
+PARTS = ("queue", "guards", "approvals", "timers")
 _USERINFO_PASSWORD = re.compile(r"(?<=://)([^:@/]*):[^@]*@")
 _QUERY_PASSWORD = re.compile(r"(password=)[^&]*")
 
@@ -51,13 +58,28 @@ def gc_ms(seconds: float) -> int:
 def _secrets_of(url: str) -> list[str]:
     """The password of a URL (user info or ``password=`` query), raw and unquoted, longest first."""
     parts = urlsplit(url)
-    found = {parts.password or ""} | {v for k, v in parse_qsl(parts.query) if k == "password"}
+    try:
+        found = {parts.password or ""}
+    except ValueError:  # a netloc urllib cannot read: the regexes still mask the user info
+        found = set()
+    found |= {v for k, v in parse_qsl(parts.query) if k in ("password", "sentinel_password")}
     found |= {unquote(s) for s in found}
     return sorted((s for s in found if s), key=len, reverse=True)
 
 
+class NotReplicated(StateError):
+    """A write the master ran but fewer replicas than ``replicas=N`` hold: a failover may lose it, or it
+    may survive. ``result`` is what the master answered, for a caller that undoes what it can (a claim
+    given back, queued entries deleted) so that a resend is not taken for a duplicate."""
+
+    def __init__(self, message: str, result: Any) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class RedisCore:
-    """One Redis for one store: keys under ``{prefix}:``, every failure a StateError without the password."""
+    """One Redis (server, Cluster or Sentinel master) for one store: keys tagged per part, every failure a
+    StateError without the password."""
 
     def __init__(self, url: str, *, clock: Clock, prefix: str) -> None:
         self.clock = clock
@@ -65,12 +87,16 @@ class RedisCore:
         self._url = url
         self._secrets = _secrets_of(url)
         self.safe_url = self._redact(_QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", url)))
-        self._client: aioredis.Redis | None = None
-        self._blocking: aioredis.Redis | None = None  # blocked waits for work do not hold up commands
+        self._client: Any = None
+        self._blocking: Any = None  # blocked waits for work do not hold up commands
         self._scripts: dict[str, AsyncScript] = {}
+        self._replicas = 0
+        self.cluster = self.sentinel = False
 
-    def key(self, *parts: str) -> str:
-        return ":".join((self.prefix, *parts))
+    def key(self, part: str, *parts: str) -> str:
+        """``{PREFIX:PART}:parts…``: the hash tag puts every key of one part in one slot."""
+        assert part in PARTS, part
+        return ":".join((f"{{{self.prefix}:{part}}}", *parts))
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -82,7 +108,7 @@ class RedisCore:
         """Any Redis failure becomes StateError, without the URL's password."""
         try:
             yield
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             detail = self._redact(str(exc) or type(exc).__name__)
             raise StateError(f"redis state store {self.safe_url}: {detail}") from None
 
@@ -92,18 +118,15 @@ class RedisCore:
 
     def connect(self) -> None:
         """Make the clients and register the scripts (no round trip: the first command connects)."""
-        options: dict[str, Any] = {
-            "decode_responses": True, "socket_connect_timeout": _CONNECT_TIMEOUT,
-            # No automatic retries: a retried claim or enqueue whose first try did run
-            # would answer "already claimed" or queue the work twice.
-            "retry": Retry(NoBackoff(), 0),
-        }
         try:
-            self._client = aioredis.from_url(self._url, socket_timeout=READ_TIMEOUT, **options)
-            self._blocking = aioredis.from_url(self._url, socket_timeout=None, **options)
-        except ValueError as exc:
+            target = parse_redis_url(self._url)
+            self._client, self._blocking = make_clients(target, read_timeout=READ_TIMEOUT)
+        except (ValueError, TypeError, RedisClusterException) as exc:
             raise StateError(f"invalid redis state URL {self.safe_url}: "
                              f"{self._redact(str(exc))}") from None
+        self._replicas = target.replicas
+        self.cluster = target.kind == "cluster"
+        self.sentinel = target.kind == "sentinel"
         self._scripts = {name: self._client.register_script(source) for name, source in lua.SCRIPTS.items()}
 
     async def close(self) -> None:
@@ -116,22 +139,58 @@ class RedisCore:
         with self.errors():
             await self.cmd("PING")
 
-    def conn(self) -> aioredis.Redis:
+    def conn(self) -> Any:
+        """The command client (``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``)."""
         if self._client is None:
             raise StateError("the state store is not open")
         return self._client
 
-    def blocking(self) -> aioredis.Redis:
-        """The connection for blocked reads (waiting for work), apart from the one for commands."""
+    def blocking(self) -> Any:
+        """The client for blocked reads (waiting for work), apart from the one for commands."""
         if self._blocking is None:
             raise StateError("the state store is not open")
         return self._blocking
 
     async def cmd(self, *args: str) -> Any:
-        """One command (redis-py's typed wrappers do not type-check under ``await``)."""
-        return await self.conn().execute_command(*args)  # type: ignore[no-untyped-call]
+        """One command that changes nothing (reads)."""
+        return await self.conn().execute_command(*args)
 
-    def script(self, name: str) -> AsyncScript:
-        """The registered script ``name`` of ``receiver.store.redis.lua.SCRIPTS``."""
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        """Run the script ``name`` of ``receiver.store.redis.lua.SCRIPTS`` (all of them write)."""
         self.conn()
-        return self._scripts[name]
+        script = self._scripts[name]
+        if not self._replicas:
+            return await script(keys=keys, args=args)
+        async with self._client.pipeline(transaction=False) as pipe:
+            await script(keys=keys, args=args, client=pipe)
+            return await self._held(pipe)
+
+    async def write(self, *args: str) -> Any:
+        """One command that writes."""
+        if not self._replicas:
+            return await self.conn().execute_command(*args)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.execute_command(*args)
+            return await self._held(pipe)
+
+    async def _held(self, pipe: Any) -> Any:
+        """Run the pipelined write then ``WAIT`` (same connection); fail unless enough replicas hold it."""
+        pipe.execute_command("WAIT", self._replicas, WAIT_TIMEOUT_MS)
+        result, held = await pipe.execute(raise_on_error=False)
+        for answer in (result, held):
+            if isinstance(answer, Exception):
+                raise answer  # as a command alone would raise it (not annotated with the pipeline's args)
+        if int(held) < self._replicas:
+            if self.sentinel:  # perhaps a master the sentinels have replaced: ask them again
+                await self._client.connection_pool.disconnect(inuse_connections=False)
+            raise NotReplicated(f"redis state store {self.safe_url}: the write reached {held} of "
+                                f"{self._replicas} replicas within {WAIT_TIMEOUT_MS} ms (replicas=): "
+                                "a failover could lose it", result)
+        return result
+
+    async def reads(self, commands: Sequence[Sequence[str]]) -> list[Any]:
+        """Several read commands in one round trip (a pipeline: one slot's keys, so one node)."""
+        async with self.conn().pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())

@@ -2,7 +2,9 @@
 
 A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for the pause
 (``get_pause``, ``set_pause``, ``clear_pause``), ``admit``, the circuit operations and
-the lock operations. Keys: ``pause`` (no TTL: a kill switch must not lift itself),
+the lock operations. Keys, all tagged ``{PREFIX:guards}`` (one slot: the budget script
+spends a cooldown, a rate window and the one blast-radius window at once; a lock takes its
+token from the one fencing counter): ``pause`` (no TTL: a kill switch must not lift itself),
 ``cooldown:K`` (until, member), ``rate:K`` and ``blast`` (members scored by clock time),
 ``circuit:T``, ``lock:K`` and ``fence`` (one counter for every lock's tokens: strictly
 increasing per key, never reset, one key however many targets; no TTL).
@@ -28,20 +30,23 @@ class RedisGuards:
     def __init__(self, core: RedisCore) -> None:
         self._core = core
 
+    def _key(self, *parts: str) -> str:
+        return self._core.key("guards", *parts)
+
     # -- pause
     async def get_pause(self) -> Pause | None:
         with self._core.errors():
-            body = await self._core.conn().get(self._core.key("pause"))
+            body = await self._core.cmd("GET", self._key("pause"))
         return Pause.from_dict(json.loads(body)) if body is not None else None
 
     async def set_pause(self, pause: Pause) -> bool:
         body = json.dumps(pause.as_dict())
         with self._core.errors():
-            return bool(await self._core.conn().set(self._core.key("pause"), body, nx=True))
+            return bool(await self._core.write("SET", self._key("pause"), body, "NX"))
 
     async def clear_pause(self) -> Pause | None:
         with self._core.errors():
-            body = await self._core.conn().getdel(self._core.key("pause"))
+            body = await self._core.write("GETDEL", self._key("pause"))
         return Pause.from_dict(json.loads(body)) if body is not None else None
 
     # -- budgets
@@ -50,8 +55,8 @@ class RedisGuards:
         cooling = budget.cooldown_key is not None
         rate = budget.rate_key is not None
         blast = budget.blast_max is not None
-        keys = [self._core.key("cooldown", budget.cooldown_key or ""),
-                self._core.key("rate", budget.rate_key or ""), self._core.key("blast")]
+        keys = [self._key("cooldown", budget.cooldown_key or ""), self._key("rate", budget.rate_key or ""),
+                self._key("blast")]
         args: list[str | int] = [
             num(now), int(spend), budget.member,
             int(cooling), int(cooling and budget.cooldown > 0), num(now + budget.cooldown),
@@ -60,7 +65,7 @@ class RedisGuards:
             int(blast), budget.blast_max or 0, num(now - budget.blast_window), gc_ms(budget.blast_window),
         ]
         with self._core.errors():
-            verdict, at = await self._core.script("ADMIT")(keys=keys, args=args)
+            verdict, at = await self._core.run("ADMIT", keys, args)
         if verdict == "ok":
             return Admission(Verdict.OK)
         if verdict == "cooldown":
@@ -71,46 +76,41 @@ class RedisGuards:
     # -- circuit breakers
     async def circuit(self, target: str) -> Circuit:
         with self._core.errors():
-            failures, open_until = await self._core.cmd("HMGET", self._core.key("circuit", target),
-                                                         "failures", "open_until")
+            failures, open_until = await self._core.cmd("HMGET", self._key("circuit", target),
+                                                        "failures", "open_until")
         return _circuit(failures, open_until)
 
     async def record_result(self, target: str, *, ok: bool, threshold: int, cooloff: float) -> Circuit:
-        key = self._core.key("circuit", target)
+        key = self._key("circuit", target)
         if ok:
             with self._core.errors():
-                await self._core.conn().delete(key)
+                await self._core.write("DEL", key)
             return Circuit()
         open_until = self._core.clock.now() + cooloff
         with self._core.errors():
-            failures = int(await self._core.script("RECORD_FAILURE")(
-                keys=[key], args=[threshold, num(open_until), gc_ms(cooloff + _CIRCUIT_GC)]))
+            failures = int(await self._core.run("RECORD_FAILURE", [key],
+                                                [threshold, num(open_until), gc_ms(cooloff + _CIRCUIT_GC)]))
         return Circuit(failures, open_until if failures >= threshold else None)
 
     async def reset_circuit(self, target: str) -> Circuit:
-        key = self._core.key("circuit", target)
         with self._core.errors():
-            async with self._core.conn().pipeline(transaction=True) as tx:
-                tx.hmget(key, ["failures", "open_until"])
-                tx.delete(key)
-                (failures, open_until), _ = await tx.execute()
+            failures, open_until = await self._core.run("RESET_CIRCUIT", [self._key("circuit", target)], [])
         return _circuit(failures, open_until)
 
     # -- target locks
     async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
         now = self._core.clock.now()
         with self._core.errors():
-            token = await self._core.script("ACQUIRE_LOCK")(
-                keys=[self._core.key("lock", key), self._core.key("fence")],
-                args=[num(now), owner, num(now + ttl), gc_ms(ttl)])
+            token = await self._core.run("ACQUIRE_LOCK", [self._key("lock", key), self._key("fence")],
+                                         [num(now), owner, num(now + ttl), gc_ms(ttl)])
         return int(token) if token is not None else None
 
     async def lock_valid(self, key: str, token: int) -> bool:
         with self._core.errors():
-            owner, held, expires_at = await self._core.cmd("HMGET", self._core.key("lock", key), "owner",
-                                                            "token", "expires_at")
+            owner, held, expires_at = await self._core.cmd("HMGET", self._key("lock", key), "owner",
+                                                           "token", "expires_at")
         return owner is not None and held == str(token) and float(expires_at) > self._core.clock.now()
 
     async def release_lock(self, key: str, token: int) -> None:
         with self._core.errors():
-            await self._core.script("RELEASE_LOCK")(keys=[self._core.key("lock", key)], args=[str(token)])
+            await self._core.run("RELEASE_LOCK", [self._key("lock", key)], [str(token)])

@@ -2,9 +2,13 @@
 
 Registered once per client by ``receiver.store.redis.core.RedisCore.connect`` (every name in
 ``SCRIPTS``) and run by the store's parts (``receiver.store.redis.queue``, ``guards``,
-``approvals``, ``timers``). Conventions: times are the injected clock's seconds, formatted
-by Python (``receiver.store.redis.core.num``) and compared here with ``tonumber``, so what
-is stored is exactly what Python computed (Lua's ``tostring`` would round it); Redis TTLs
+``approvals``, ``timers``). Each script touches the keys of one part only, all of one hash
+slot (``receiver.store.redis.core.RedisCore.key``), so it runs on a Redis Cluster; a key it
+reaches by name (an ``ARGV`` prefix plus an id) is of that same part and slot.
+
+Conventions: times are the injected clock's seconds, formatted by Python
+(``receiver.store.redis.core.num``) and compared here with ``tonumber``, so what is stored
+is exactly what Python computed (Lua's ``tostring`` would round it); Redis TTLs
 (``PEXPIRE``) only collect garbage and are always passed in milliseconds
 (``receiver.store.redis.core.gc_ms``).
 """
@@ -35,23 +39,40 @@ end
 return out
 """
 
+UNCLAIM = """
+-- KEYS: dedup keys. ARGV: the value one claim wrote. Deletes each key still holding it (that claim's own).
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
+end
+return 0
+"""
+
+RELEASE = """
+-- KEYS: dedup keys, deleted (a script, so that a release can be retried through a failover like UNCLAIM).
+redis.call('DEL', unpack(KEYS))
+return 0
+"""
+
 ENQUEUE = """
 -- KEYS[1]: stream; KEYS[2..]: dedup keys to extend.
 -- ARGV: max_backlog, expires_at, gc_ms, n, then per item: id, has_dedup, dedup_key, payload.
+-- Returns the entry ids added, or -1 when the backlog has no room for them.
 local n = tonumber(ARGV[4])
 if redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then return -1 end
+local added = {}
 for i = 0, n - 1 do
   local at = 5 + i * 4
   if ARGV[at + 1] == '1' then
-    redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'dedup_key', ARGV[at + 2], 'payload', ARGV[at + 3])
+    added[#added + 1] = redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'dedup_key', ARGV[at + 2],
+                                   'payload', ARGV[at + 3])
   else
-    redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'payload', ARGV[at + 3])
+    added[#added + 1] = redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'payload', ARGV[at + 3])
   end
 end
 for i = 2, #KEYS do
   redis.call('SET', KEYS[i], ARGV[2], 'XX', 'PX', ARGV[3])
 end
-return n
+return added
 """
 
 TAKE = _EXTEND + """
@@ -66,6 +87,14 @@ end
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then return {0, last[1][1]} end
 return {0, '0-0'}
+"""
+
+COMPLETE = """
+-- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, refs... Acknowledged, deleted and forgotten at once.
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
+redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
+return 0
 """
 
 RECLAIM = _EXTEND + """
@@ -163,6 +192,13 @@ else
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return failures
+"""
+
+RESET_CIRCUIT = """
+-- KEYS[1]: circuit hash. Returns {failures, open_until} as they were, and deletes it.
+local held = redis.call('HMGET', KEYS[1], 'failures', 'open_until')
+redis.call('DEL', KEYS[1])
+return held
 """
 
 ACQUIRE_LOCK = """
@@ -301,8 +337,10 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 SCRIPTS = {
-    "CLAIM": CLAIM, "ENQUEUE": ENQUEUE, "TAKE": TAKE, "RECLAIM": RECLAIM, "TOUCH": TOUCH, "ADMIT": ADMIT,
-    "RECORD_FAILURE": RECORD_FAILURE, "ACQUIRE_LOCK": ACQUIRE_LOCK, "RELEASE_LOCK": RELEASE_LOCK,
+    "CLAIM": CLAIM, "UNCLAIM": UNCLAIM, "RELEASE": RELEASE, "ENQUEUE": ENQUEUE, "TAKE": TAKE,
+    "COMPLETE": COMPLETE, "RECLAIM": RECLAIM, "TOUCH": TOUCH, "ADMIT": ADMIT,
+    "RECORD_FAILURE": RECORD_FAILURE, "RESET_CIRCUIT": RESET_CIRCUIT,
+    "ACQUIRE_LOCK": ACQUIRE_LOCK, "RELEASE_LOCK": RELEASE_LOCK,
     "PUT_APPROVAL": PUT_APPROVAL, "DECIDE_APPROVAL": DECIDE_APPROVAL, "PUT_TIMER": PUT_TIMER,
     "CLAIM_TIMERS": CLAIM_TIMERS, "FINISH_TIMER": FINISH_TIMER, "TAKE_TIMERS": TAKE_TIMERS,
     "COUNT_OCCURRENCE": COUNT_OCCURRENCE,

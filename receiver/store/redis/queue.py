@@ -2,9 +2,11 @@
 
 A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for ``claim``,
 ``claimed``, ``release``, ``enqueue``, ``take``, ``reclaim``, ``touch``, ``complete`` and
-``backlog`` (and to create the consumer group when it opens). Keys: ``dedup:K`` (the
-claim's expiry), ``work`` (the stream, group ``{prefix}:workers``, trimmed as work
-completes: no TTL) and ``work:touched`` (entry id -> clock time of the last take/touch).
+``backlog`` (and to create the consumer group when it opens). Keys, all tagged
+``{PREFIX:queue}`` (one slot: a script can claim a request's dedup keys and queue its work
+at once): ``dedup:K`` (the claim's expiry), ``work`` (the stream, group
+``PREFIX:workers``, trimmed as work completes: no TTL) and ``work:touched`` (entry id ->
+clock time of the last take/touch).
 Who holds an entry is the group's pending list; how long it has been idle is the
 touched hash, in clock seconds.
 """
@@ -12,15 +14,19 @@ touched hash, in clock seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.asyncio.sentinel import MasterNotFoundError
+from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError, TimeoutError
 
 from receiver.errors import StateError
-from receiver.store.redis.core import DAY, READ_TIMEOUT, RedisCore, gc_ms, num
+from receiver.store.redis.core import DAY, READ_TIMEOUT, NotReplicated, RedisCore, gc_ms, num
 from receiver.store.values import BacklogFull, WorkItem
+
+GIVE_BACK = 5.0  # seconds an undo (a claim given back, a release) is tried through a failover
 
 
 def _item(ref: str, flat: Sequence[str], deliveries: int) -> WorkItem:
@@ -29,21 +35,28 @@ def _item(ref: str, flat: Sequence[str], deliveries: int) -> WorkItem:
                     dedup_key=fields.get("dedup_key"), ref=ref, deliveries=deliveries)
 
 
+def _maybe_ran(failed: Exception) -> bool:
+    """Whether a failed command may have run: not when no connection was made (or no master found)."""
+    if isinstance(failed, (MasterNotFoundError, AuthenticationError)):
+        return False
+    return "connecting to" not in str(failed)
+
+
 class RedisQueue:
     """Claims and work for every replica sharing ``core``'s Redis."""
 
     def __init__(self, core: RedisCore) -> None:
         self._core = core
         self._group = f"{core.prefix}:workers"
-        self._stream = core.key("work")
-        self._touched = core.key("work:touched")
+        self._stream = core.key("queue", "work")
+        self._touched = core.key("queue", "work", "touched")
 
     async def create_group(self) -> None:
         with self._core.errors():
             try:
-                await self._core.conn().xgroup_create(self._stream, self._group, id="0", mkstream=True)
+                await self._core.write("XGROUP", "CREATE", self._stream, self._group, "0", "MKSTREAM")
             except ResponseError as exc:
-                if not str(exc).startswith("BUSYGROUP"):
+                if "BUSYGROUP" not in str(exc):
                     raise
 
     async def _run(self, name: str, args: Sequence[str | int]) -> Any:
@@ -51,32 +64,67 @@ class RedisQueue:
         keys = [self._stream, self._touched]
         with self._core.errors():
             try:
-                return await self._core.script(name)(keys=keys, args=[self._group, *args])
+                return await self._core.run(name, keys, [self._group, *args])
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
             await self.create_group()
-            return await self._core.script(name)(keys=keys, args=[self._group, *args])
+            return await self._core.run(name, keys, [self._group, *args])
+
+    def _dedup(self, key: str) -> str:
+        return self._core.key("queue", "dedup", key)
 
     # -- dedup
     async def claim(self, keys: Sequence[str], *, ttl: float) -> list[bool]:
         if not keys:
             return []
         now = self._core.clock.now()
+        names, value = [self._dedup(k) for k in keys], num(now + ttl)
         with self._core.errors():
-            won = await self._core.script("CLAIM")(keys=[self._core.key("dedup", k) for k in keys],
-                                                   args=[num(now), num(now + ttl), gc_ms(ttl)])
+            try:
+                won = await self._core.run("CLAIM", names, [num(now), value, gc_ms(ttl)])
+            except (NotReplicated, ConnectionError, TimeoutError) as failed:
+                if _maybe_ran(failed):
+                    with contextlib.suppress(StateError):
+                        await self._through_failover("UNCLAIM", names, [value])
+                raise
         return [bool(w) for w in won]
+
+    async def _through_failover(self, script: str, keys: Sequence[str], args: Sequence[str]) -> None:
+        """Run an idempotent undo until a master runs it: tried again while none answers (one killed,
+        the sentinels not yet agreed on the next) for up to ``GIVE_BACK`` seconds, then StateError. An
+        undo that ran on a master is done, replicated or not. Used to give back a claim whose outcome
+        is unknown (no reply, or no replica confirmed it) before its caller hears it failed (only keys
+        still holding that claim's own value: never another claimant's), and for ``release``: a claim
+        left behind would take the resend for a duplicate, or a step for one already started."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + GIVE_BACK
+        while True:
+            try:
+                with self._core.errors():
+                    await self._core.run(script, keys, args)
+                return
+            except NotReplicated:
+                return
+            except StateError:
+                if loop.time() >= end:
+                    raise
+            await asyncio.sleep(0.2)
+
+    async def _drop_entries(self, refs: Sequence[str]) -> None:
+        """Best effort: delete queued entries no replica confirmed (``NotReplicated``)."""
+        if refs:
+            with contextlib.suppress(StateError, RedisError):
+                await self._core.write("XDEL", self._stream, *refs)
 
     async def claimed(self, key: str) -> bool:
         with self._core.errors():
-            held = await self._core.conn().get(self._core.key("dedup", key))
+            held = await self._core.cmd("GET", self._dedup(key))
         return held is not None and float(held) > self._core.clock.now()
 
     async def release(self, keys: Sequence[str]) -> None:
         if keys:
-            with self._core.errors():
-                await self._core.conn().delete(*(self._core.key("dedup", k) for k in keys))
+            await self._through_failover("RELEASE", [self._dedup(k) for k in keys], [])
 
     # -- work
     async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
@@ -87,9 +135,13 @@ class RedisQueue:
         for item in items:
             args += [item.id, "0" if item.dedup_key is None else "1", item.dedup_key or "",
                      json.dumps(item.payload, separators=(",", ":"))]
-        dedup = [self._core.key("dedup", i.dedup_key) for i in items if i.dedup_key is not None]
+        dedup = [self._dedup(i.dedup_key) for i in items if i.dedup_key is not None]
         with self._core.errors():
-            added = await self._core.script("ENQUEUE")(keys=[self._stream, *dedup], args=args)
+            try:
+                added = await self._core.run("ENQUEUE", [self._stream, *dedup], args)
+            except NotReplicated as unsure:  # deleted: the caller answers 503 and the work is resent
+                await self._drop_entries(unsure.result if unsure.result != -1 else [])
+                raise
         if added == -1:
             raise BacklogFull(max_backlog)
 
@@ -132,12 +184,8 @@ class RedisQueue:
     async def complete(self, refs: Sequence[str]) -> None:
         if refs:
             with self._core.errors():
-                async with self._core.conn().pipeline(transaction=True) as tx:
-                    tx.xack(self._stream, self._group, *refs)
-                    tx.xdel(self._stream, *refs)
-                    tx.hdel(self._touched, *refs)
-                    await tx.execute()
+                await self._core.run("COMPLETE", [self._stream, self._touched], [self._group, *refs])
 
     async def backlog(self) -> int:
         with self._core.errors():
-            return int(await self._core.conn().xlen(self._stream))
+            return int(await self._core.cmd("XLEN", self._stream))

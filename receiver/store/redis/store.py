@@ -1,10 +1,13 @@
-"""The shared state store for several replicas: one Redis, every read-modify-write atomic.
+"""The shared state store for several replicas: one Redis, a Redis Cluster or a Sentinel master.
 
-Built by ``receiver.store.connect.open_store`` for ``state: redis://…`` (or ``rediss://``,
-``unix://``). Times come from the injected clock and are stored in values and scores;
-Redis TTLs only collect garbage (``receiver.store.redis.core.gc_ms``: the logical TTL
-plus a day), so the logic never depends on them. Every key lives under ``{prefix}:``.
-Needs one Redis (not a cluster): scripts touch several keys.
+Built by ``receiver.store.connect.open_store`` for ``state: redis://…`` (``rediss://``,
+``unix://``, ``redis+cluster://…``, ``redis+sentinel://…``: ``receiver.stateurl``). Every
+read-modify-write is one Lua script. Times come from the injected clock and are stored in
+values and scores; Redis TTLs only collect garbage (``receiver.store.redis.core.gc_ms``:
+the logical TTL plus a day), so the logic never depends on them. Every key is
+``{PREFIX:PART}:…``: one hash slot per part, so every script runs on one Cluster node
+(``receiver.store.redis.core``); keys an older version left under ``PREFIX:…`` are moved
+when the store opens (``receiver.store.redis.migrate``).
 
 This class is the ``StateStore`` as one object; the work is done by its parts, each
 given the one ``receiver.store.redis.core.RedisCore`` (connections, keys, scripts,
@@ -22,6 +25,7 @@ from receiver.clock import Clock
 from receiver.store.redis.approvals import RedisApprovals
 from receiver.store.redis.core import RedisCore
 from receiver.store.redis.guards import RedisGuards
+from receiver.store.redis.migrate import migrate
 from receiver.store.redis.queue import RedisQueue
 from receiver.store.redis.timers import RedisTimers
 from receiver.store.values import (
@@ -47,14 +51,19 @@ class RedisStateStore:
         self._guards = RedisGuards(self._core)
         self._approvals = RedisApprovals(self._core)
         self._timers = RedisTimers(self._core)
+        self._opened = False
 
     async def open(self) -> None:
-        if self._core.connected:
+        if self._opened:
             return
-        self._core.connect()
+        if not self._core.connected:
+            self._core.connect()
+        await migrate(self._core)
         await self._queue.create_group()
+        self._opened = True
 
     async def close(self) -> None:
+        self._opened = False
         await self._core.close()
 
     async def ping(self) -> None:

@@ -2,7 +2,8 @@
 
 A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for ``put_timer``,
 ``claim_due_timers``, ``finish_timer``, ``take_timers`` and ``count_occurrence``; its Lua
-is in ``receiver.store.redis.lua``. Keys: ``timer:ID`` (hash: kind, body, held_until,
+is in ``receiver.store.redis.lua``. Keys, all tagged ``{PREFIX:timers}`` (one slot: a
+script arms, claims or takes a timer and its indexes at once): ``timer:ID`` (hash: kind, body, held_until,
 claims, done, expires_at), ``timers`` (armed ids scored by the clock time they are next
 due: ``due_at``, or ``held_until`` while held, so "due and free" is one range query),
 ``timers:fp:FP`` (armed ids of one alert), ``occ:KEY`` (members scored by clock time). A
@@ -25,40 +26,42 @@ class RedisTimers:
     def __init__(self, core: RedisCore) -> None:
         self._core = core
 
+    def _key(self, *parts: str) -> str:
+        return self._core.key("timers", *parts)
+
     async def put_timer(self, timer: Timer) -> bool:
-        key = self._core.key
+        key = self._key
         keys = [key("timer", timer.id), key("timers"), key("timers", "fp", timer.fingerprint)]
         now = self._core.clock.now()
         args: list[str | int] = [timer.id, timer.kind, num(timer.due_at), json.dumps(timer.as_dict()),
                                  gc_ms(timer.expires_at - now), num(now), num(timer.expires_at)]
         with self._core.errors():
-            return bool(await self._core.script("PUT_TIMER")(keys=keys, args=args))
+            return bool(await self._core.run("PUT_TIMER", keys, args))
 
     async def claim_due_timers(self, *, lease: float, limit: int) -> list[Timer]:
         now = self._core.clock.now()
         with self._core.errors():
-            flat = await self._core.script("CLAIM_TIMERS")(
-                keys=[self._core.key("timers")],
-                args=[num(now), num(now + lease), limit, self._core.key("timer", "")])
+            flat = await self._core.run("CLAIM_TIMERS", [self._key("timers")],
+                                        [num(now), num(now + lease), limit, self._key("timer", "")])
         return decode_timers(zip(flat[::2], flat[1::2], strict=True))
 
     async def finish_timer(self, timer_id: str) -> None:
-        key = self._core.key
+        key = self._key
         with self._core.errors():
-            await self._core.script("FINISH_TIMER")(keys=[key("timer", timer_id), key("timers")],
-                                                    args=[timer_id, key("timers", "fp", "")])
+            await self._core.run("FINISH_TIMER", [key("timer", timer_id), key("timers")],
+                                 [timer_id, key("timers", "fp", "")])
 
     async def take_timers(self, fingerprint: str, kinds: Sequence[str]) -> list[Timer]:
         if not kinds:
             return []
         with self._core.errors():
-            flat = await self._core.script("TAKE_TIMERS")(
-                keys=[self._core.key("timers"), self._core.key("timers", "fp", fingerprint)],
-                args=[num(self._core.clock.now()), self._core.key("timer", ""), *kinds])
+            flat = await self._core.run("TAKE_TIMERS",
+                                        [self._key("timers"), self._key("timers", "fp", fingerprint)],
+                                        [num(self._core.clock.now()), self._key("timer", ""), *kinds])
         return decode_timers(zip(flat[::2], flat[1::2], strict=True))
 
     async def count_occurrence(self, key: str, member: str, *, window: float) -> int:
         now = self._core.clock.now()
         with self._core.errors():
-            return int(await self._core.script("COUNT_OCCURRENCE")(
-                keys=[self._core.key("occ", key)], args=[num(now), member, num(now - window), gc_ms(window)]))
+            return int(await self._core.run("COUNT_OCCURRENCE", [self._key("occ", key)],
+                                            [num(now), member, num(now - window), gc_ms(window)]))

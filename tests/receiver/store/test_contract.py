@@ -1,4 +1,4 @@
-"""The state store contract: one suite, run against SQLite and a real local Redis.
+"""The state store contract: one suite, run against SQLite, a real local Redis and a real Redis Cluster.
 
 Every behaviour the guards and the work queue rely on is checked here on both stores,
 with the injected clock moving time (no real sleeping).
@@ -32,13 +32,14 @@ from tests.support.redisdb import REDIS_URL, drop_prefix
 StoreFactory = Callable[[], StateStore]
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 async def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[StoreFactory]:
     """Opens stores sharing one backing state (two replicas, or one process restarted)."""
     opened: list[StateStore] = []
     prefix = f"test-{uuid.uuid4().hex[:12]}"
+    url = request.getfixturevalue("cluster_url") if request.param == "redis-cluster" else REDIS_URL
 
     def build() -> StateStore:
         if request.param == "sqlite":
@@ -46,15 +47,15 @@ async def make_store(
         else:
             from receiver.store.redis.store import RedisStateStore  # noqa: PLC0415
 
-            store = RedisStateStore(REDIS_URL, clock=clock, prefix=prefix)
+            store = RedisStateStore(url, clock=clock, prefix=prefix)
         opened.append(store)
         return store
 
     yield build
     for store in opened:
         await store.close()
-    if request.param == "redis":
-        await drop_prefix(prefix)
+    if request.param != "sqlite":
+        await drop_prefix(prefix, url)
 
 
 async def opened(factory: StoreFactory) -> StateStore:

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
+from redis.crc import key_slot
 
 from receiver.errors import StateError
-from receiver.store.redis.core import gc_ms
+from receiver.store.redis.core import PARTS, gc_ms
 from receiver.store.redis.store import RedisStateStore
 from receiver.store.values import Approval, ApprovalStatus, Budget, Pause, Timer, WorkItem
 from rules.durations import parse_duration
@@ -70,8 +71,9 @@ async def all_keys(client: aioredis.Redis) -> set[str]:
 
 
 async def test_every_key_is_under_the_prefix_and_expires(make_store: StoreFactory, clock: FakeClock) -> None:
-    """After every method ran, new keys are all under the prefix; all expire (at least a day out) but
-    the stream, the fencing counter and the pause."""
+    """After every method ran, new keys are all ``{PREFIX:PART}:…`` (each part in one hash slot); all
+    expire (at least a day out) but the stream, the fencing counter, the pause, the layout mark and the
+    index of armed timers."""
     client = aioredis.from_url(KEYS_URL, decode_responses=True)
     try:
         before = await all_keys(client)
@@ -106,15 +108,24 @@ async def test_every_key_is_under_the_prefix_and_expires(make_store: StoreFactor
         await store.decide_approval("a1", ApprovalStatus.APPROVED, actor="x", comment=None)
         await store.list_approvals()
         await store.pending_approvals_for("fp")
+        await store.put_timer(Timer(id="t1", kind="verify", fingerprint="fp", due_at=clock.now(),
+                                    expires_at=clock.now() + 60, payload={}))
+        await store.claim_due_timers(lease=30, limit=5)
+        await store.count_occurrence("o", "m", window=60)
         assert second.ref
 
         created = await all_keys(client) - before
         assert created
-        assert {k for k in created if not k.startswith(f"{prefix}:")} == set()
+        tags = {f"{{{prefix}:{part}}}" for part in PARTS}
+        assert {k for k in created if k.partition("}")[0] + "}" not in tags} == set()
+        assert {part: {key_slot(k.encode()) for k in created if k.startswith(f"{{{prefix}:{part}}}")}
+                for part in PARTS} == {part: {key_slot(f"{prefix}:{part}".encode())} for part in PARTS}
         ttls = {k: await client.pttl(k) for k in created}
         forever = {k for k, ttl in ttls.items() if ttl == -1}
-        assert forever == {f"{prefix}:work", f"{prefix}:fence", f"{prefix}:pause"}
-        assert await client.type(f"{prefix}:work") == "stream"
+        assert forever == {f"{{{prefix}:queue}}:work", f"{{{prefix}:guards}}:fence",
+                           f"{{{prefix}:guards}}:pause", f"{{{prefix}:guards}}:layout",
+                           f"{{{prefix}:timers}}:timers"}  # armed timers leave it as they finish
+        assert await client.type(f"{{{prefix}:queue}}:work") == "stream"
         assert {k: ttl for k, ttl in ttls.items() if k not in forever and ttl < DAY_MS - 60_000} == {}
     finally:
         await client.aclose()
@@ -158,6 +169,10 @@ async def test_unopened_store_raises_state_error(make_store: StoreFactory) -> No
     pytest.param("redis://user:s3cr%40tpw@127.0.0.1:1/0", id="userinfo-percent-encoded"),
     pytest.param("redis://:s3cretpw@127.0.0.1:6379/0", id="wrong-password-real-redis"),
     pytest.param("unix:///nonexistent/redis.sock?password=s3cretpw", id="query-password"),
+    pytest.param("redis+cluster://:s3cretpw@127.0.0.1:1,127.0.0.1:2", id="cluster-unreachable"),
+    pytest.param("redis+sentinel://u:s3cretpw@127.0.0.1:1/svc?sentinel_password=s3cr3t2",
+                 id="sentinel-unreachable"),
+    pytest.param("redis+sentinel://127.0.0.1:6379/svc?sentinel_password=s3cretpw", id="not-a-sentinel"),
 ])
 async def test_password_never_appears_in_errors(make_store: StoreFactory, url: str) -> None:
     """Whatever fails, the StateError names the store without the URL's password."""
@@ -174,7 +189,7 @@ async def test_password_never_appears_in_errors(make_store: StoreFactory, url: s
 async def test_redis_refusals_become_state_errors(make_store: StoreFactory, raw: aioredis.Redis) -> None:
     """A command Redis refuses (a key of the wrong type) is a StateError, not a redis exception."""
     store = await opened(make_store)
-    await raw.set(f"{store._prefix}:circuit:t", "not a hash")
+    await raw.set(store._core.key("guards", "circuit", "t"), "not a hash")
     with pytest.raises(StateError, match="WRONGTYPE"):
         await store.circuit("t")
 
@@ -217,10 +232,10 @@ async def test_completed_work_leaves_nothing_behind(make_store: StoreFactory, ra
     await store.enqueue([WorkItem(id=f"w{i}", payload={}) for i in range(3)], ttl=60, max_backlog=10)
     taken = await store.take("c1", 3, block=0)
     await store.complete([i.ref for i in taken])
-    prefix = store._prefix
-    assert await raw.xlen(f"{prefix}:work") == 0
-    assert (await raw.xpending(f"{prefix}:work", f"{prefix}:workers"))["pending"] == 0
-    assert not await raw.exists(f"{prefix}:work:touched")
+    prefix, stream = store._prefix, store._core.key("queue", "work")
+    assert await raw.xlen(stream) == 0
+    assert (await raw.xpending(stream, f"{prefix}:workers"))["pending"] == 0
+    assert not await raw.exists(store._core.key("queue", "work", "touched"))
 
 
 async def test_delivery_without_a_touch_time_is_reclaimed_after_idle(
@@ -230,7 +245,7 @@ async def test_delivery_without_a_touch_time_is_reclaimed_after_idle(
     store = await opened(make_store)
     await store.enqueue([WorkItem(id="w", payload={"x": 1})], ttl=60, max_backlog=10)
     prefix = store._prefix
-    await raw.xreadgroup(f"{prefix}:workers", "ghost", {f"{prefix}:work": ">"}, count=1)
+    await raw.xreadgroup(f"{prefix}:workers", "ghost", {store._core.key("queue", "work"): ">"}, count=1)
     assert await store.reclaim("rescuer", idle=60, count=10) == []
     clock.advance(61)
     reclaimed = await store.reclaim("rescuer", idle=60, count=10)
@@ -244,12 +259,12 @@ async def test_reclaim_drops_pending_entries_deleted_from_the_stream(
     store = await opened(make_store)
     await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
     (item,) = await store.take("dead", 1, block=0)
-    prefix = store._prefix
-    await raw.xdel(f"{prefix}:work", item.ref)
+    prefix, stream = store._prefix, store._core.key("queue", "work")
+    await raw.xdel(stream, item.ref)
     clock.advance(61)
     assert await store.reclaim("rescuer", idle=60, count=10) == []
-    assert (await raw.xpending(f"{prefix}:work", f"{prefix}:workers"))["pending"] == 0
-    assert not await raw.exists(f"{prefix}:work:touched")
+    assert (await raw.xpending(stream, f"{prefix}:workers"))["pending"] == 0
+    assert not await raw.exists(store._core.key("queue", "work", "touched"))
 
 
 async def test_touch_by_another_consumer_does_not_keep_work(make_store: StoreFactory,
@@ -279,7 +294,7 @@ async def test_fencing_tokens_grow_after_the_lock_key_is_gone(make_store: StoreF
     store = await opened(make_store)
     first = await store.acquire_lock("tgt", "r1", ttl=60)
     assert first is not None
-    await raw.delete(f"{store._prefix}:lock:tgt")
+    await raw.delete(store._core.key("guards", "lock", "tgt"))
     second = await store.acquire_lock("tgt", "r2", ttl=60)
     assert second is not None
     assert second > first
@@ -312,28 +327,28 @@ def test_garbage_ttl_is_the_logical_ttl_plus_a_day(seconds: float, ms: int) -> N
 
 async def _cooldown(store: RedisStateStore, clock: FakeClock) -> str:
     await store.admit(Budget(member="m", cooldown_key="c", cooldown=LONGEST), spend=True)
-    return "cooldown:c"
+    return store._core.key("guards", "cooldown", "c")
 
 
 async def _rate_window(store: RedisStateStore, clock: FakeClock) -> str:
     await store.admit(Budget(member="m", rate_key="r", rate_max=1, rate_window=LONGEST), spend=True)
-    return "rate:r"
+    return store._core.key("guards", "rate", "r")
 
 
 async def _claim(store: RedisStateStore, clock: FakeClock) -> str:
     await store.claim(["k"], ttl=LONGEST)
-    return "dedup:k"
+    return store._core.key("queue", "dedup", "k")
 
 
 async def _lock(store: RedisStateStore, clock: FakeClock) -> str:
     await store.acquire_lock("t", "me", ttl=LONGEST)
-    return "lock:t"
+    return store._core.key("guards", "lock", "t")
 
 
 async def _timer(store: RedisStateStore, clock: FakeClock) -> str:
     await store.put_timer(Timer(id="t1", kind="verify", fingerprint="fp", due_at=clock.now() + 60,
                                 expires_at=clock.now() + LONGEST, payload={}))
-    return "timer:t1"
+    return store._core.key("timers", "timer", "t1")
 
 
 @pytest.mark.parametrize("spend", [_cooldown, _rate_window, _claim, _lock, _timer])
@@ -345,4 +360,20 @@ async def test_keys_outlive_the_longest_duration(
     (a TTL capped below it would lift a cooldown or forget a tombstone that SQLite still keeps)."""
     store = await opened(make_store)
     key = await spend(store, clock)
-    assert await raw.pttl(f"{store._prefix}:{key}") >= LONGEST * 1000
+    assert await raw.pttl(key) >= LONGEST * 1000
+
+
+async def test_a_write_no_replica_holds_fails(make_store: StoreFactory) -> None:
+    """With ``replicas=1`` and no replica, a write (here the layout mark written on open, then a claim)
+    is a StateError saying a failover could lose it, after the one-second wait; the claim the caller
+    was told failed is given back (a resend is not a duplicate), queued work deleted."""
+    store = make_store(REDIS_URL + "?replicas=1")
+    with pytest.raises(StateError, match=r"reached 0 of 1 replicas .* a failover could lose it"):
+        await store.open()
+    with pytest.raises(StateError, match="reached 0 of 1 replicas"):
+        await store.claim(["k"], ttl=60)
+    with pytest.raises(StateError, match="reached 0 of 1 replicas"):
+        await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    plain = await opened(make_store)
+    assert await plain.claim(["k"], ttl=60) == [True]
+    assert await plain.backlog() == 0
