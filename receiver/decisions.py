@@ -2,7 +2,8 @@
 
 A :class:`Decision` is one (alert, rule) pair that intake accepted; workers carry it
 through plan and execute. :class:`Reason` is the single vocabulary of why: the same
-value is the audit record's ``reason``, the log line's ``reason`` and the metric label.
+value is the audit record's ``reason``, the log line's ``reason`` and the metric label;
+:class:`Guard` names the guard that stopped a decision, in the same three places.
 """
 
 from __future__ import annotations
@@ -50,6 +51,23 @@ class Reason(StrEnum):
     PERMANENT_FAILURE = "permanent_failure"
     TIMEOUT = "timeout"
     SHUTDOWN = "shutdown"
+
+
+class Guard(StrEnum):
+    """The ``guard`` of a ``guard.blocked`` record and of ``remediator_guard_blocks_total``."""
+
+    FOR = "for"
+    DEDUP = "dedup"
+    MAINTENANCE = "maintenance"
+    KILL_SWITCH = "kill_switch"
+    COOLDOWN = "cooldown"
+    RATE_LIMIT = "rate_limit"
+    BLAST_RADIUS = "blast_radius"
+    CIRCUIT_BREAKER = "circuit_breaker"
+    APPROVAL = "approval"
+    DRY_RUN = "dry_run"
+    TARGET_LOCK = "target_lock"
+    EXECUTE_ONCE = "execute_once"
 
 
 class Escalation(StrEnum):

@@ -19,24 +19,27 @@ from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
 from receiver.errors import StateError
 from receiver.flow.announce import Announcer
+from receiver.flow.decide import Decide
+from receiver.flow.enqueue import Enqueuer
 from receiver.flow.escalation import Escalations
 from receiver.flow.feeder import Feeder
 from receiver.flow.guards.approvals import Approvals
 from receiver.flow.guards.circuit import Breakers
 from receiver.flow.guards.killswitch import KillSwitch
+from receiver.flow.guards.pipeline import Pipeline
 from receiver.flow.intake import Intake
 from receiver.flow.policies import Policies
 from receiver.flow.reload import RulesCoordinator
-from receiver.flow.steps import Runner
+from receiver.flow.report import Report
+from receiver.flow.steps import Steps
 from receiver.flow.timers import Timers
 from receiver.flow.verify import Verifier
-from receiver.flow.workers import Executor, Guards
+from receiver.flow.workers import Executor
 from receiver.flow.workqueue import WorkQueue
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 from receiver.store.connect import open_store
 from receiver.store.protocol import StateStore
-from receiver.store.values import WorkItem
 from receiver.store.waiting import StoreWaiter
 from remediations.registry import Registry
 from rules.alert import Alert
@@ -61,6 +64,8 @@ class Runtime:
         self.rules = RulesCoordinator(settings, registry=registry, metrics=self.metrics, clock=clock)
         self.queue = WorkQueue(settings.queue.workers * 4)
         self.metrics.watch_queue(self.queue.depth)
+        self.report = Report(audit=self.audit, metrics=self.metrics)
+        self.enqueue = Enqueuer(settings, store=self.state)
         self.announcer = Announcer(settings, audit=self.audit)
         self.escalations = Escalations(settings, announcer=self.announcer, audit=self.audit,
                                        metrics=self.metrics)
@@ -71,32 +76,33 @@ class Runtime:
                                  clock=clock, escalations=self.escalations)
         self.timers = Timers(store=self.state)
         self.verifier = Verifier(settings, store=self.state, timers=self.timers, escalations=self.escalations,
-                                 audit=self.audit, metrics=self.metrics, clock=clock, rules=self.rules)
+                                 audit=self.audit, metrics=self.metrics, clock=clock, rules=self.rules,
+                                 enqueue=self.enqueue)
         self.policies = Policies(settings, store=self.state, timers=self.timers, escalations=self.escalations,
                                  clock=clock, rules=self.rules)
         self.approvals = Approvals(settings, store=self.state, audit=self.audit, announcer=self.announcer,
-                                   clock=clock, enqueue=self._enqueue_one, on_declined=self.verifier.declined)
+                                   clock=clock, enqueue=self.enqueue.approved,
+                                   on_declined=self.verifier.declined)
         self.intake = Intake(settings=settings, rules=self.rules, state=self.state, audit=self.audit,
-                             metrics=self.metrics, clock=clock, on_resolved=self._resolved)
+                             metrics=self.metrics, report=self.report, enqueue=self.enqueue, clock=clock,
+                             on_resolved=self._resolved)
         self.feeder = Feeder(store=self.state, queue=self.queue, consumer=self.consumer,
                              visibility=settings.queue.visibility_timeout.total_seconds())
-        self.runner = Runner(settings, store=self.state, audit=self.audit, metrics=self.metrics, clock=clock,
-                             breakers=self.breakers, killswitch=self.killswitch, owner=self.consumer)
-        self.executor = Executor(settings=settings, registry=registry, rules=self.rules, queue=self.queue,
-                                 store=self.state, audit=self.audit, metrics=self.metrics, clock=clock,
-                                 guards=Guards(self.killswitch, self.breakers, self.approvals, self.verifier,
-                                               self.policies),
-                                 runner=self.runner)
+        self.pipeline = Pipeline(settings, store=self.state, audit=self.audit, clock=clock,
+                                 killswitch=self.killswitch, breakers=self.breakers, approvals=self.approvals,
+                                 policies=self.policies, owner=self.consumer)
+        self.steps = Steps(settings, registry=registry, audit=self.audit, report=self.report, clock=clock)
+        self.executor = Executor(
+            workers=settings.queue.workers, rules=self.rules, queue=self.queue, store=self.state,
+            audit=self.audit, report=self.report, verifier=self.verifier, killswitch=self.killswitch,
+            approvals=self.approvals,
+            decide=Decide(rules=self.rules, pipeline=self.pipeline, steps=self.steps,
+                          approvals=self.approvals, verifier=self.verifier))
         self._housekeeping: asyncio.Task[None] | None = None
         self.store_waiter = StoreWaiter(self.state, url=settings.state)
         self._connecting: asyncio.Task[None] | None = None
         self._working = False
         self.draining = False
-
-    async def _enqueue_one(self, item: WorkItem) -> None:
-        # A human's approval is never refused for a full queue: its plan waits behind the rest.
-        await self.state.enqueue([item], ttl=self.settings.guards.dedup_ttl.total_seconds(),
-                                 max_backlog=2**62)
 
     async def _resolved(self, alert: Alert) -> None:
         cancelled = await self.approvals.cancel_for(alert.fingerprint, "the alert resolved")

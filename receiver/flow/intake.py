@@ -4,9 +4,11 @@ Called by ``receiver.http.handlers.webhook`` once per request, after the body is
 Nothing here waits for a remediation. The order keeps promises to Alertmanager: dedup
 keys are claimed (briefly), every record of the request is made durable in the audit
 log in one group, then the work is put in the state store's durable queue (which makes
-the claims long) and only then is 202 returned. If any step fails (store down, queue
-full, audit disk failing), the claims are given back and the caller answers 503, so the
-resend that follows is handled as if this request had never come. A resolved alert
+the claims long; both through ``receiver.flow.enqueue``) and only then is 202 returned. If
+any step fails (store down, queue full, audit disk failing), the claims are given back and
+the caller answers 503, so the resend that follows is handled as if this request had never
+come. A ``for`` not yet elapsed and a duplicate end the decision here, reported as every
+end is (``receiver.flow.report``). A resolved alert
 closes what is open for it (pending approvals, verify watches) once the answer is settled;
 if the store fails there, the answer is 503 too (work queued by the request stays queued:
 the re-send finds it claimed), so the resolution comes again.
@@ -24,12 +26,12 @@ import structlog
 
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock, as_datetime
-from receiver.decisions import Decision, Outcome, Reason, decision_identity
+from receiver.decisions import Decision, Guard, Outcome, Reason, decision_identity
 from receiver.errors import StateError, Unavailable
-from receiver.flow.guards import Guard
+from receiver.flow.enqueue import Enqueuer
 from receiver.flow.payload import WebhookMessage
 from receiver.flow.reload import RulesCoordinator
-from receiver.flow.workitems import decision_item
+from receiver.flow.report import Ending, Report
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
@@ -38,7 +40,6 @@ from rules.alert import Alert
 from rules.priority import classify
 
 _log = structlog.get_logger("remediator.intake")
-_PENDING_CLAIM = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class Intake:
     """Turns one decoded webhook into queued decisions."""
 
     def __init__(self, *, settings: Settings, rules: RulesCoordinator, state: StateStore,
-                 audit: AuditLog, metrics: Metrics, clock: Clock,
+                 audit: AuditLog, metrics: Metrics, report: Report, enqueue: Enqueuer, clock: Clock,
                  on_resolved: Callable[[Alert], Awaitable[None]] | None = None) -> None:
         self._on_resolved = on_resolved
         self._settings = settings
@@ -62,6 +63,8 @@ class Intake:
         self._state = state
         self._audit = audit
         self._metrics = metrics
+        self._report = report
+        self._enqueue = enqueue
         self._clock = clock
         self._backlog_full = False  # the last enqueue found no room: check before recording
         self._reserved = 0  # work of requests on their way from that check to the store
@@ -108,17 +111,15 @@ class Intake:
                     response_target_seconds=target.total_seconds(), dry_run=dry_run,
                     waiting_for=match.waiting,
                 )
+                d = Decision(decision_id, key, rule, alert, priority, target, dry_run)
                 if match.waiting:
-                    self._metrics.decided(Outcome.SKIPPED, Reason.FOR_NOT_ELAPSED)
-                    self._audit.record(
-                        AuditEvent.GUARD_BLOCKED, decision=decision_id, rule=rule.name,
-                        fingerprint=alert.fingerprint, guard=Guard.FOR, reason=Reason.FOR_NOT_ELAPSED,
-                        detail=f"active since {alert.starts_at_raw}, rule wants {rule.for_}",
-                    )
+                    self._report.ended(Ending.at_intake(
+                        Guard.FOR, Reason.FOR_NOT_ELAPSED, f"active since {alert.starts_at_raw}, "
+                        f"rule wants {rule.for_}", outcome=Outcome.SKIPPED), decision=d.id, d=d)
                     continue
-                candidates.append(Decision(decision_id, key, rule, alert, priority, target, dry_run))
+                candidates.append(d)
         if not alerts or not candidates:
-            await self._sync_or_unavailable([], [])
+            await self._sync_or_unavailable([])
             summary = IntakeSummary(len(alerts), matched, 0)
         else:
             self._reserved += work
@@ -149,31 +150,19 @@ class Intake:
 
     async def _queue_decisions(self, candidates: list[Decision], received: int,
                                matched: int) -> IntakeSummary:
-        claimed: list[str] = []
+        async def duplicates_then_sync(fresh: list[Decision], duplicates: list[Decision]) -> None:
+            for d in duplicates:
+                self._report.ended(Ending.at_intake(Guard.DEDUP, Reason.DUPLICATE,
+                                                    "this firing was already handled by this rule",
+                                                    outcome=Outcome.BLOCKED), decision=d.id, d=d)
+            await self._sync_or_unavailable([d.id for d in candidates])
+
         try:
-            # A short claim first: if this process dies before the work is durable, the
-            # claim lapses quickly and Alertmanager's retry is not taken for a duplicate.
-            fresh_flags = await self._state.claim([d.dedup_key for d in candidates], ttl=_PENDING_CLAIM)
-            fresh = [d for d, ok in zip(candidates, fresh_flags, strict=True) if ok]
-            claimed = [d.dedup_key for d in fresh]
-            for d, ok in zip(candidates, fresh_flags, strict=True):
-                if not ok:
-                    self._metrics.guard_blocks.labels(Guard.DEDUP.value).inc()
-                    self._metrics.decided(Outcome.BLOCKED, Reason.DUPLICATE)
-                    self._audit.record(
-                        AuditEvent.GUARD_BLOCKED, decision=d.id, rule=d.rule.name,
-                        fingerprint=d.alert.fingerprint, guard=Guard.DEDUP, reason=Reason.DUPLICATE,
-                        detail="this firing was already handled by this rule",
-                    )
-            await self._sync_or_unavailable(claimed, [d.id for d in candidates])
-            await self._state.enqueue([decision_item(d) for d in fresh],
-                                      ttl=self._settings.guards.dedup_ttl.total_seconds(),
-                                      max_backlog=self._settings.queue.size)
+            fresh = await self._enqueue.decisions(candidates, between=duplicates_then_sync)
         except StateError as exc:
             self._backlog_full = isinstance(exc, BacklogFull)
             why = str(exc) if isinstance(exc, BacklogFull) else f"state store unavailable: {exc}"
             self._refuse(candidates, why)
-            await self._release_quietly(claimed)
             await self._sync_quietly()
             raise Unavailable(why) from None
         self._metrics.decisions.labels(Outcome.QUEUED.value, Reason.QUEUED.value).inc(len(fresh))
@@ -198,13 +187,6 @@ class Intake:
         await self._sync_quietly()
         raise Unavailable(why)
 
-    async def _release_quietly(self, claimed: list[str]) -> None:
-        if claimed:
-            try:
-                await self._state.release(claimed)
-            except StateError as rel:  # they lapse after the short pending claim
-                _log.error("state.release_failed", error=str(rel), keys=len(claimed))
-
     def _refuse(self, candidates: list[Decision], why: str) -> None:
         _log.warning("intake.refused", reason=why, decisions=len(candidates))
         self._audit.record(AuditEvent.INTAKE_FAILED, reason=why,
@@ -216,8 +198,8 @@ class Intake:
         except AuditError as exc:
             _log.error("audit.sync_failed", error=str(exc))
 
-    async def _sync_or_unavailable(self, claimed: list[str], decision_ids: list[str]) -> None:
-        """Make this request's records durable; on failure give claims back and refuse."""
+    async def _sync_or_unavailable(self, decision_ids: list[str]) -> None:
+        """Make this request's records durable; on failure refuse (the claims are given back)."""
         try:
             await self._audit.sync()
         except AuditError as exc:
@@ -225,5 +207,4 @@ class Intake:
             # Lands with the next write that succeeds, after this request's other records.
             self._audit.record(AuditEvent.INTAKE_FAILED, reason=f"audit log unavailable: {exc}",
                                decisions=decision_ids, answered=503)
-            await self._release_quietly(claimed)
             raise Unavailable(f"audit log unavailable: {exc}") from None

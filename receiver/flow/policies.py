@@ -1,14 +1,15 @@
 """The runbooks' escalation policies that watch alerts rather than one remediation.
 
-Built by ``receiver.runtime``; called by ``receiver.flow.workers`` for live decisions only
-(a dry run changes nothing, notifications included): :meth:`Policies.started` when a
-decision starts (a P1 arms a timer: still firing ``escalation.p1_unresolved.after`` after
-it first arrived → escalate; its resolution disarms it), :meth:`Policies.planned` once its
-subjects are known (a P2 answered by one rule on one subject ``count`` times within
-``within`` → one root-cause review escalation per window). Both fire once across replicas
-and restarts: the P1 timer is claimed once (``receiver.flow.timers``; a notifier failing for now
-fails it, so it is sent again after the lease), the P2 escalation is a dedup claim in the
-state store, given back when the sending fails so that the next occurrence sends it.
+Built by ``receiver.runtime``; called through ``receiver.flow.guards.pipeline`` for live
+decisions only (a dry run changes nothing, notifications included): :meth:`Policies.started`
+when a decision starts (a P1 arms a timer: still firing ``escalation.p1_unresolved.after``
+after it first arrived → escalate; its resolution disarms it), :meth:`Policies.planned`
+once its subjects are known (a P2 answered by one rule on one subject ``count`` times
+within ``within`` → one root-cause review escalation per window). Both fire once across
+replicas and restarts: the P1 timer is claimed once (``receiver.flow.timers``; a notifier
+failing for now fails it, so it is sent again after the lease), the P2 escalation is a
+dedup claim in the state store, given back when the sending fails so that the next
+occurrence sends it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from datetime import timedelta
 from receiver.clock import Clock
 from receiver.decisions import Decision, Escalation
 from receiver.errors import Undelivered
+from receiver.flow.codec import P1Watch
 from receiver.flow.escalation import Case, Escalations
 from receiver.flow.reload import RulesCoordinator
 from receiver.flow.timers import TimerKind, Timers
-from receiver.flow.workitems import alert_from_data, alert_to_data
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from receiver.store.values import Timer
@@ -55,21 +56,20 @@ class Policies:
         await self._timers.arm(Timer(
             id=f"p1\x1f{d.alert.fingerprint}\x1f{d.alert.starts_at_raw}", kind=TimerKind.P1_UNRESOLVED,
             fingerprint=d.alert.fingerprint, due_at=due, expires_at=due + _KEEP,
-            payload={"rule": d.rule.name, "decision": d.id, "alert": alert_to_data(d.alert),
-                     "priority": d.priority.value, "response_target": d.response_target.total_seconds(),
-                     "first_at": now, "after": policy.after.total_seconds()}))
+            payload=P1Watch(rule=d.rule.name, decision=d.id, alert=d.alert, priority=d.priority,
+                            response_target=d.response_target.total_seconds(), first_at=now,
+                            after=policy.after.total_seconds()).as_data()))
 
     async def _p1_due(self, timer: Timer) -> None:
-        p = timer.payload
-        alert = alert_from_data(p["alert"])
-        rule = self._rules.index.rule(p["rule"])
+        w = P1Watch.from_data(timer.payload)
+        rule = self._rules.index.rule(w.rule)
         await self._escalations.send(Case(
-            reason=Escalation.P1_UNRESOLVED, key=f"{timer.fingerprint}\x1f{alert.starts_at_raw}",
-            detail=f"P1 alert {alert.name or timer.fingerprint} is still firing "
-                   f"{format_duration(self._since(p['first_at']))} after it first arrived; "
+            reason=Escalation.P1_UNRESOLVED, key=f"{timer.fingerprint}\x1f{w.alert.starts_at_raw}",
+            detail=f"P1 alert {w.alert.name or timer.fingerprint} is still firing "
+                   f"{format_duration(self._since(w.first_at))} after it first arrived; "
                    "a human should take it over",
-            about={"fingerprint": timer.fingerprint}, rule=p["rule"], priority=p["priority"],
-            response_target=p["response_target"], alertname=alert.name, decision=p["decision"],
+            about={"fingerprint": timer.fingerprint}, rule=w.rule, priority=w.priority.value,
+            response_target=w.response_target, alertname=w.alert.name, decision=w.decision,
             to=rule.escalate_to if rule is not None else None), retry=True)
 
     def _since(self, at: float) -> timedelta:

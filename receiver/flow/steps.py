@@ -1,49 +1,66 @@
-"""The runner: executes one planned step behind its last guards, with retries.
+"""A prepared step and its execution.
 
-Called by ``receiver.flow.workers`` for diagnostics (read-only: no lock) and for action steps
-(``run_guarded``: circuit breaker, target lock with fencing, execute-once marker, then
-execute). ``action.started`` is made durable before ``execute()`` runs under its timeout;
-temporary failures are retried with backoff on the injected clock, but a destructive
-action whose outcome is unknown (a timeout, a 5xx after the request went out) is never
-repeated unless it re-reads state first; the final outcome feeds the circuit breaker.
+Called by ``receiver.flow.decide``. :meth:`Steps.plan` renders, validates, allow-lists and
+plans one step of a rule (``action.planned`` audited); :meth:`PreparedStep.saved` is what
+an approval keeps of an action step and :meth:`Steps.restore` makes it a step again
+(validated and allow-listed again, the plan as approved): the one place a step, and its
+``ActionContext``, is built. :meth:`Steps.execute` runs a step — directly for diagnostics
+(read-only), through ``receiver.flow.guards.pipeline`` for action steps, which passes the
+checks to make before each attempt. ``action.started`` is made durable before
+``execute()`` runs under its timeout; temporary failures are retried with backoff on the
+injected clock, but a destructive action whose outcome is unknown (a timeout, a 5xx after
+the request went out) is never repeated unless it re-reads state first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
-from receiver.decisions import Reason
-from receiver.errors import StateError
-from receiver.flow.guards import Blocked, Guard
-from receiver.flow.guards.budget import check_budget
-from receiver.flow.guards.circuit import Breakers
-from receiver.flow.guards.killswitch import KillSwitch
-from receiver.flow.guards.lock import Fence, acquire_target
-from receiver.metrics import Metrics
+from receiver.decisions import Decision, Reason
+from receiver.flow.codec import SavedStep
+from receiver.flow.report import Ending, Report, Stopped
 from receiver.settings import Settings
-from receiver.store.protocol import StateStore
-from receiver.store.values import Budget
-from remediations.base import Action, ActionContext, PermanentError, Plan, Result, TemporaryError
-from rules.model import Rule
+from remediations.base import (
+    Action,
+    ActionContext,
+    InvalidParams,
+    PermanentError,
+    Plan,
+    RemediationError,
+    Result,
+    TargetNotAllowed,
+    TemporaryError,
+)
+from remediations.registry import Registry
+from rules.alert import Alert
+from rules.errors import TemplateError
+from rules.model import ActionSpec
 
-_log = structlog.get_logger("remediator.runner")
+BeforeAttempt = Callable[[int], Awaitable[None]]
 
 
-class StepFailed(Exception):
+class StepFailed(Stopped):
     """Ends a decision as failed; carries the audit reason (internal to the receiver)."""
 
     def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
+        super().__init__(Ending.failed(reason, detail))
         self.reason = reason
         self.detail = detail
+
+
+def action_context(settings: Settings, *, decision: str, rule: str, alert: Alert, target: str | None,
+                   dry_run: bool) -> ActionContext:
+    """What an action knows of the decision it serves (its target's config, if configured)."""
+    return ActionContext(decision_id=decision, rule=rule, alert=alert, target_name=target,
+                         target=None if target is None else settings.targets.get(target), dry_run=dry_run,
+                         notifiers=settings.notifiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,97 +78,83 @@ class PreparedStep:
     timeout: float
     priority: str | None = None
 
-    def common(self, decision: str) -> dict[str, Any]:
+    def fields(self) -> dict[str, Any]:
         """The fields every audit record of this step carries."""
-        return {"decision": decision, "rule": self.ctx.rule, "fingerprint": self.ctx.alert.fingerprint,
-                "step": self.number, "kind": self.kind, "action": self.action.name,
+        return {"decision": self.ctx.decision_id, "rule": self.ctx.rule,
+                "fingerprint": self.ctx.alert.fingerprint, "step": self.number, "kind": self.kind,
+                "action": self.action.name,
                 "target": self.ctx.target_name, "priority": self.priority, "dry_run": self.ctx.dry_run}
 
-    def as_data(self) -> dict[str, Any]:
-        """What an approval stores to run this step once approved."""
-        return {"number": self.number, "action": self.action.name, "target": self.ctx.target_name,
-                "params": self.raw_params, "plan": self.plan.as_dict(), "subject": self.subject,
-                "timeout": self.timeout, "priority": self.priority}
+    def saved(self) -> SavedStep:
+        """What an approval keeps to run this step once approved (:meth:`Steps.restore`)."""
+        return SavedStep(number=self.number, action=self.action.name, target=self.ctx.target_name,
+                         params=self.raw_params, plan=self.plan, subject=self.subject, timeout=self.timeout,
+                         priority=self.priority)
 
 
-class Runner:
-    """Executes steps; one per process, shared by the workers."""
+class Steps:
+    """Prepares and executes steps; one per process, shared by the workers."""
 
-    def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, metrics: Metrics,
-                 clock: Clock, breakers: Breakers, killswitch: KillSwitch, owner: str) -> None:
+    def __init__(self, settings: Settings, *, registry: Registry, audit: AuditLog, report: Report,
+                 clock: Clock) -> None:
         self._settings = settings
-        self._store = store
+        self._registry = registry
         self._audit = audit
-        self._metrics = metrics
+        self._report = report
         self._clock = clock
-        self._breakers = breakers
-        self._killswitch = killswitch
-        self._owner = owner
 
-    async def run_guarded(self, decision: str, step: PreparedStep, *, rule: Rule, budget: Budget) -> Result:
-        """Kill switch → circuit breaker → execute-once marker → target lock → spend the
-        budgets → execute; the outcome feeds the breaker.
-
-        The marker comes before the lock so a step whose holder crashed mid-action is
-        recognised as started (not merely locked). It is given back, and the lock released,
-        when anything stops the step before ``execute()`` starts; budgets are spent only
-        once the lock is held, so a locked or broken target uses up no cooldown.
-        """
-        await self._killswitch.check()
-        target = step.ctx.target_name
-        if target is not None:
-            await self._breakers.check(target)
-        marker = f"exec\x1f{decision}\x1f{step.number}"
-        (first,) = await self._store.claim([marker], ttl=self._settings.guards.dedup_ttl.total_seconds())
-        if not first:
-            self._audit.record(AuditEvent.ACTION_SKIPPED, reason=Reason.ALREADY_STARTED,
-                               **step.common(decision))
-            raise Blocked(Guard.EXECUTE_ONCE, Reason.ALREADY_STARTED,
-                          f"step {step.number} ({step.action.name}) was started before, here or on "
-                          "another replica; its outcome is in the audit log, so it is not run again")
-        fence: Fence | None = None
+    async def plan(self, d: Decision, number: int, kind: str, spec: ActionSpec) -> PreparedStep:
+        """Step ``number`` of ``d`` (``kind`` diagnose or action) rendered and planned; audited."""
+        action = self._action(spec.action)
         try:
-            fence = await acquire_target(self._store, step.subject, owner=self._owner,
-                                         ttl=self._lock_ttl(step))
-            await check_budget(self._store, budget, rule, spend=True)  # blast radius: the executor pauses
-        except BaseException:
-            with contextlib.suppress(StateError):
-                await self._store.release([marker])
-            if fence is not None:
-                await fence.release()
-            raise
-        try:
-            try:
-                result = await self.execute(step, fence=fence)
-            except StepFailed as failed:
-                if target is not None:
-                    await self._breakers.record(target, ok=False, decision=decision, detail=failed.detail)
-                raise
-            if target is not None:
-                await self._breakers.record(target, ok=True, decision=decision, detail="")
-            return result
-        finally:
-            await fence.release()
+            raw = spec.render_params(d.alert)
+        except TemplateError as exc:
+            raise StepFailed(Reason.TEMPLATE_ERROR, f"{spec.action}: {exc}") from None
+        params = _parse(action, raw)
+        ctx = action_context(self._settings, decision=d.id, rule=d.rule.name, alert=d.alert,
+                             target=spec.target, dry_run=d.dry_run)
+        timeout = spec.timeout.total_seconds() if spec.timeout is not None else action.timeout
+        if spec.target is not None and ctx.target is None:
+            plan = _plan_missing_target(action, params, ctx)
+        else:
+            _check_allowed(action, ctx, params)
+            plan = await _plan(action, params, ctx, limit=timeout)
+        step = PreparedStep(number=number, kind=kind, action=action, params=params, ctx=ctx, plan=plan,
+                            subject=action.subject(ctx, params),
+                            raw_params=params.model_dump(mode="json", by_alias=True), timeout=timeout,
+                            priority=d.priority.value)
+        self._audit.record(AuditEvent.ACTION_PLANNED, plan=plan.as_dict(), **step.fields())
+        return step
 
-    def _lock_ttl(self, step: PreparedStep) -> float:
-        """``guards.lock_ttl``, or longer when every attempt and backoff could take longer:
-        a lock must not expire under a holder that is still within its limits."""
-        guards = self._settings.guards
-        backoff = guards.retry_backoff.total_seconds() * (2 ** guards.retries - 1)
-        worst = step.timeout * (guards.retries + 1) + backoff + 60.0
-        return float(max(guards.lock_ttl.total_seconds(), worst))
+    def restore(self, d: Decision, saved: SavedStep) -> PreparedStep:
+        """An approved step again, for ``d`` live: params and allow-list checked now, the plan as approved."""
+        action = self._action(saved.action)
+        params = _parse(action, saved.params)
+        ctx = action_context(self._settings, decision=d.id, rule=d.rule.name, alert=d.alert,
+                             target=saved.target, dry_run=False)
+        if saved.target is not None and ctx.target is None:
+            raise StepFailed(Reason.TARGET_UNKNOWN, f"target {saved.target!r} is no longer configured")
+        _check_allowed(action, ctx, params)
+        return PreparedStep(number=saved.number, kind="action", action=action, params=params, ctx=ctx,
+                            plan=saved.plan, subject=saved.subject, raw_params=saved.params,
+                            timeout=saved.timeout, priority=saved.priority)
 
-    async def execute(self, step: PreparedStep, *, fence: Fence | None) -> Result:
-        """Execute with retries; :class:`StepFailed` when it finally fails."""
-        action, common = step.action, step.common(step.ctx.decision_id)
+    def _action(self, name: str) -> Action[Any]:
+        action = self._registry.get(name)
+        if action is None:  # the loader refuses unknown actions; a reload could race a worker
+            raise StepFailed(Reason.INVALID_PARAMS, f"unknown action {name!r}")
+        return action
+
+    async def execute(self, step: PreparedStep, before_attempt: BeforeAttempt | None = None) -> Result:
+        """Execute with retries, ``before_attempt`` awaited before each; :class:`StepFailed` when it
+        finally fails."""
+        action, fields = step.action, step.fields()
         retries = self._settings.guards.retries
         backoff = self._settings.guards.retry_backoff.total_seconds()
         for attempt in range(1, retries + 2):
-            if fence is not None:
-                if attempt > 1:  # a pause during the backoff stops the retries too
-                    await self._killswitch.check()
-                await fence.check()
-            self._audit.record(AuditEvent.ACTION_STARTED, attempt=attempt, **common)
+            if before_attempt is not None:
+                await before_attempt(attempt)
+            self._audit.record(AuditEvent.ACTION_STARTED, attempt=attempt, **fields)
             try:
                 await self._audit.sync()  # the record of a side effect lands before it starts
             except AuditError as exc:
@@ -161,14 +164,12 @@ class Runner:
                 async with asyncio.timeout(step.timeout):
                     result = await action.execute(step.ctx, step.params, step.plan)
             except TimeoutError:
-                self._failed(action, started, Reason.TIMEOUT, f"no answer within {step.timeout}s",
-                             attempt=attempt, common=common)
+                self._failed(step, attempt, started, Reason.TIMEOUT, f"no answer within {step.timeout}s")
                 # a timed-out change may have happened: never repeat a destructive one
                 if step.plan.destructive or attempt > retries:
                     raise StepFailed(Reason.TIMEOUT, f"{action.name} timed out") from None
             except TemporaryError as exc:
-                self._failed(action, started, Reason.TEMPORARY_FAILURE, str(exc), attempt=attempt,
-                             common=common)
+                self._failed(step, attempt, started, Reason.TEMPORARY_FAILURE, str(exc))
                 if step.plan.destructive and not (exc.nothing_sent or action.execute_is_idempotent):
                     raise StepFailed(Reason.TEMPORARY_FAILURE,
                                      f"{action.name}: {exc}; not repeated: the change may have happened "
@@ -180,20 +181,56 @@ class Runner:
                 await self._clock.sleep(delay)
                 continue
             except PermanentError as exc:
-                self._failed(action, started, Reason.PERMANENT_FAILURE, str(exc), attempt=attempt,
-                             common=common)
+                self._failed(step, attempt, started, Reason.PERMANENT_FAILURE, str(exc))
                 raise StepFailed(Reason.PERMANENT_FAILURE, f"{action.name}: {exc}") from None
             else:
-                self._metrics.action_duration.labels(action.name, "succeeded").observe(
-                    time.perf_counter() - started)
-                self._audit.record(AuditEvent.ACTION_SUCCEEDED, attempt=attempt, result=result.as_dict(),
-                                   **common)
+                self._report.attempt_succeeded(fields, action=action.name, attempt=attempt,
+                                               seconds=time.perf_counter() - started, result=result)
                 return result
             await self._clock.sleep(backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _failed(self, action: Action[Any], started: float, reason: Reason, detail: str, *,
-                attempt: int, common: dict[str, Any]) -> None:
-        self._metrics.action_duration.labels(action.name, "failed").observe(time.perf_counter() - started)
-        self._audit.record(AuditEvent.ACTION_FAILED, attempt=attempt, reason=reason, detail=detail, **common)
-        _log.warning("action.failed", action=action.name, attempt=attempt, reason=reason, detail=detail)
+    def _failed(self, step: PreparedStep, attempt: int, started: float, reason: Reason, detail: str) -> None:
+        self._report.attempt_failed(step.fields(), action=step.action.name, attempt=attempt,
+                                    seconds=time.perf_counter() - started, reason=reason, detail=detail)
+
+
+def _parse(action: Action[Any], raw: Any) -> Any:
+    try:
+        return action.parse_params(raw)
+    except InvalidParams as exc:
+        raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
+
+
+def _check_allowed(action: Action[Any], ctx: ActionContext, params: Any) -> None:
+    try:
+        action.check_allowed(ctx, params)
+    except TargetNotAllowed as exc:
+        raise StepFailed(Reason.TARGET_NOT_ALLOWED, str(exc)) from None
+    except PermanentError as exc:
+        raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
+
+
+def _plan_missing_target(action: Action[Any], params: Any, ctx: ActionContext) -> Plan:
+    if not ctx.dry_run:
+        raise StepFailed(Reason.TARGET_UNKNOWN, f"{action.name}: target {ctx.target_name!r} "
+                         "is not in the service config, so nothing was run")
+    # Dry-run still shows what would be asked of the target, as far as it can be known.
+    rendered = params.model_dump(mode="json", by_alias=True)
+    return Plan(
+        action=action.name, target=ctx.target_name, destructive=action.is_destructive(params),
+        steps=(f"{action.name} on target {ctx.target_name!r}, which the service config does "
+               "not define: a live run is refused until it does",
+               "with params " + json.dumps(rendered, sort_keys=True)),
+        details={"target_missing": True, "params": rendered},
+    )
+
+
+async def _plan(action: Action[Any], params: Any, ctx: ActionContext, *, limit: float) -> Plan:
+    try:
+        async with asyncio.timeout(limit):
+            return await action.plan(ctx, params)
+    except TimeoutError:
+        raise StepFailed(Reason.TIMEOUT, f"{action.name}: plan took over {limit}s") from None
+    except RemediationError as exc:
+        raise StepFailed(Reason.PLAN_FAILED, f"{action.name}: {exc}") from None

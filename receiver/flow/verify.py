@@ -1,12 +1,13 @@
 """Verification: did the remediation work? Watch for the alert's resolution, climb or escalate.
 
-Built by ``receiver.runtime``. The executor calls :meth:`Verifier.acted` when a rung's
-actions all succeeded (a watch is armed when the rung has ``verify``), :meth:`skipped` for
-a dry run (nothing acted, nothing to watch) and :meth:`stopped` when a climbed rung ends
-blocked or failed; the runtime tells it of each resolved alert (:meth:`resolved`), whose
-open timers it takes. A watch that comes due (``receiver.flow.timers``) is ``verify.failed``:
-then the next rung is queued (``else: next``) or people are told (``else: escalate``).
-A resolution after the failure is recorded as ``verify.resolved_late``.
+Built by ``receiver.runtime``. ``receiver.flow.decide`` calls :meth:`Verifier.acted` when a
+rung's actions all succeeded (a watch is armed when the rung has ``verify``) and
+:meth:`skipped` for a dry run (nothing acted, nothing to watch); ``receiver.flow.workers``
+calls :meth:`stopped` when a climbed rung ends blocked or failed; the runtime tells it of
+each resolved alert (:meth:`resolved`), whose open timers it takes. A watch that comes
+due (``receiver.flow.timers``) is ``verify.failed``: then the next rung is queued (``else:
+next``, through ``receiver.flow.enqueue``) or people are told (``else: escalate``). A
+resolution after the failure is recorded as ``verify.resolved_late``.
 ``receiver.flow.guards.approvals`` calls :meth:`declined` (wired by the runtime) when an
 approval is rejected or expires unanswered: a climbed rung's stops the ladder the same way.
 
@@ -22,30 +23,28 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
 from receiver.audit import AuditEvent, AuditLog
 from receiver.clock import Clock
 from receiver.decisions import Decision, Escalation, Reason
+from receiver.flow.codec import ApprovalRequest, VerifyWatch
+from receiver.flow.enqueue import Enqueuer
 from receiver.flow.escalation import Case, Escalations
 from receiver.flow.reload import RulesCoordinator
 from receiver.flow.timers import TimerKind, Timers
-from receiver.flow.workitems import alert_from_data, alert_to_data, decision_from_item, decision_item
 from receiver.metrics import Metrics
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
-from receiver.store.values import Approval, ApprovalStatus, Timer, WorkItem
+from receiver.store.values import Approval, ApprovalStatus, Timer
 from rules.alert import Alert
 from rules.durations import format_duration
 from rules.model import Rule
-from rules.priority import Priority
 
 _log = structlog.get_logger("remediator.verify")
 _DAY = 86_400.0
 _LATE_FOR = _DAY  # a resolution this long after a failed watch is still recorded as late
-_PENDING_CLAIM = 60.0
 
 
 def _iso(ts: float) -> str:
@@ -66,9 +65,11 @@ class Verifier:
     """Watches, their outcomes, and the climb from one rung to the next."""
 
     def __init__(self, settings: Settings, *, store: StateStore, timers: Timers, escalations: Escalations,
-                 audit: AuditLog, metrics: Metrics, clock: Clock, rules: RulesCoordinator) -> None:
+                 audit: AuditLog, metrics: Metrics, clock: Clock, rules: RulesCoordinator,
+                 enqueue: Enqueuer) -> None:
         self._settings = settings
         self._store = store
+        self._enqueue = enqueue
         self._timers = timers
         self._escalations = escalations
         self._audit = audit
@@ -88,27 +89,27 @@ class Verifier:
                            fingerprint=d.alert.fingerprint, rung=d.rung, dry_run=True, reason=Reason.DRY_RUN,
                            detail="dry-run: no action ran, so no resolution is watched and nothing escalates")
 
-    async def acted(self, *, decision: str, rule: Rule, rung: int, alert: Alert, priority: str,
-                    response_target: float) -> None:
+    async def acted(self, d: Decision) -> None:
         """A rung's actions all succeeded: watch for the resolution when the rung verifies."""
-        steps = rule.steps
-        if rung >= len(steps) or steps[rung].verify is None:
+        steps = d.rule.steps
+        if d.rung >= len(steps) or steps[d.rung].verify is None:
             return
-        step = steps[rung]
+        step = steps[d.rung]
         assert step.verify is not None
+        assert step.otherwise is not None
         now = self._clock.now()
         window = step.verify.resolved_within.total_seconds()
-        payload = {"decision": decision, "rule": rule.name, "rung": rung, "alert": alert_to_data(alert),
-                   "priority": priority, "response_target": response_target, "started_at": now,
-                   "window": window, "otherwise": step.otherwise}
+        watch = VerifyWatch(decision=d.id, rule=d.rule.name, rung=d.rung, alert=d.alert, priority=d.priority,
+                            response_target=d.response_target.total_seconds(), started_at=now, window=window,
+                            otherwise=step.otherwise)
         armed = await self._timers.arm(Timer(
-            id=f"verify\x1f{decision}", kind=TimerKind.VERIFY, fingerprint=alert.fingerprint,
-            due_at=now + window, expires_at=now + window + _LATE_FOR + _DAY, payload=payload))
+            id=f"verify\x1f{d.id}", kind=TimerKind.VERIFY, fingerprint=d.alert.fingerprint,
+            due_at=now + window, expires_at=now + window + _LATE_FOR + _DAY, payload=watch.as_data()))
         if armed:
-            self._audit.record(AuditEvent.VERIFY_WATCHING, decision=decision, rule=rule.name,
-                               fingerprint=alert.fingerprint, rung=rung, resolved_within=window,
+            self._audit.record(AuditEvent.VERIFY_WATCHING, decision=d.id, rule=d.rule.name,
+                               fingerprint=d.alert.fingerprint, rung=d.rung, resolved_within=window,
                                due=_iso(now + window), otherwise=step.otherwise)
-        await self._settle_if_resolved(alert)  # it resolved while the actions ran: verified now
+        await self._settle_if_resolved(d.alert)  # it resolved while the actions ran: verified now
 
     async def resolved(self, alert: Alert) -> None:
         """The alert resolved: mark the firing resolved, take its timers (watches are verified,
@@ -131,22 +132,21 @@ class Verifier:
         """Watches taken before they failed are verified; failed ones are resolved late."""
         now = self._clock.now()
         for timer in taken:
-            p = timer.payload
             if timer.kind not in (TimerKind.VERIFY, TimerKind.VERIFY_LATE):
                 continue
-            took = now - p["started_at"]
-            ids = {"decision": p["decision"], "rule": p["rule"], "fingerprint": timer.fingerprint,
-                   "rung": p["rung"], "resolved_within": p["window"],
-                   "time_to_resolve_seconds": round(took, 3)}
+            w = VerifyWatch.from_data(timer.payload)
+            took = now - w.started_at
+            ids = {"decision": w.decision, "rule": w.rule, "fingerprint": timer.fingerprint,
+                   "rung": w.rung, "resolved_within": w.window, "time_to_resolve_seconds": round(took, 3)}
             if timer.kind == TimerKind.VERIFY:
                 self._metrics.verifications.labels("succeeded").inc()
-                self._metrics.time_to_resolve.labels(p["rule"]).observe(took)
+                self._metrics.time_to_resolve.labels(w.rule).observe(took)
                 self._audit.record(AuditEvent.VERIFY_SUCCEEDED, **ids)
-                _log.info("verify.succeeded", rule=p["rule"], rung=p["rung"], seconds=round(took, 3))
+                _log.info("verify.succeeded", rule=w.rule, rung=w.rung, seconds=round(took, 3))
             else:
                 self._metrics.verifications.labels("resolved_late").inc()
                 self._audit.record(AuditEvent.VERIFY_RESOLVED_LATE, **ids,
-                                   overdue_seconds=round(took - p["window"], 3))
+                                   overdue_seconds=round(took - w.window, 3))
 
     async def stopped(self, d: Decision, *, reason: Reason, detail: str) -> None:
         """A climbed rung ended blocked or failed: the ladder stops there, and people hear of it."""
@@ -161,11 +161,11 @@ class Verifier:
 
     async def declined(self, approval: Approval) -> None:
         """An approval was rejected or expired unanswered: a climbed rung's ends the ladder there."""
-        item = WorkItem(id=approval.decision, payload={**approval.payload, "rule": approval.rule})
-        d = decision_from_item(item, self._rules.index)
-        if isinstance(d, str):
-            _log.warning("verify.declined_rule_gone", rule=d, approval=approval.id)
+        rule = self._rules.index.rule(approval.rule)
+        if rule is None:
+            _log.warning("verify.declined_rule_gone", rule=approval.rule, approval=approval.id)
             return
+        d = ApprovalRequest.from_data(approval.payload).decision(approval, rule)
         if approval.status is ApprovalStatus.REJECTED:
             why = f": {approval.comment}" if approval.comment else ""
             reason = Reason.REJECTED
@@ -179,59 +179,51 @@ class Verifier:
         """A failed watch's late-resolution record lapsed: nothing to do."""
 
     async def _expired(self, timer: Timer) -> None:
-        p = timer.payload
+        w = VerifyWatch.from_data(timer.payload)
         now = self._clock.now()
-        alert = alert_from_data(p["alert"])
-        rule = self._rules.index.rule(p["rule"])
-        climb = p["otherwise"] == "next" and rule is not None and p["rung"] + 1 < len(rule.steps)
+        rule = self._rules.index.rule(w.rule)
+        climb = w.otherwise == "next" and rule is not None and w.rung + 1 < len(rule.steps)
         first = await self._timers.arm(Timer(  # once per watch: a retried handler records nothing twice
-            id=f"late\x1f{p['decision']}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
-            due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=p))
+            id=f"late\x1f{w.decision}", kind=TimerKind.VERIFY_LATE, fingerprint=timer.fingerprint,
+            due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=w.as_data()))
         # A resolution that came while this replica held the due watch (so could not take
         # it) left its marker: no verify.failed; the settle below records it late, once.
-        if first and not await self._store.claimed(_resolved_marker(alert)):
+        if first and not await self._store.claimed(_resolved_marker(w.alert)):
             self._metrics.verifications.labels("failed").inc()
-            self._audit.record(AuditEvent.VERIFY_FAILED, decision=p["decision"], rule=p["rule"],
-                               fingerprint=timer.fingerprint, rung=p["rung"], resolved_within=p["window"],
+            self._audit.record(AuditEvent.VERIFY_FAILED, decision=w.decision, rule=w.rule,
+                               fingerprint=timer.fingerprint, rung=w.rung, resolved_within=w.window,
                                otherwise="next" if climb else "escalate",
                                detail=f"the alert did not resolve within "
-                                      f"{format_duration(timedelta(seconds=p['window']))} of the remediation")
-        if await self._settle_if_resolved(alert):
+                                      f"{format_duration(timedelta(seconds=w.window))} of the remediation")
+        if await self._settle_if_resolved(w.alert):
             return  # resolved: recorded late (by the resolution or here), no next rung, no escalation
         if climb:
             assert rule is not None
-            await self._climb(p, rule, alert)
+            await self._climb(w, rule)
             return
-        why = "" if rule is not None or p["otherwise"] != "next" else \
-            f"; rule {p['rule']} is no longer loaded, so no next rung runs"
+        why = "" if rule is not None or w.otherwise != "next" else \
+            f"; rule {w.rule} is no longer loaded, so no next rung runs"
         await self._escalations.send(Case(
-            reason=Escalation.VERIFY_FAILED, key=incident_key(p["rule"], alert),
-            detail=f"{p['rule']} acted (rung {p['rung']}), but the alert did not resolve within "
-                   f"{format_duration(timedelta(seconds=p['window']))}{why}",
-            about={"fingerprint": timer.fingerprint}, rule=p["rule"], priority=p["priority"],
-            response_target=p["response_target"], alertname=alert.name, decision=p["decision"],
-            rung=p["rung"], to=rule.escalate_to if rule is not None else None), retry=True)
+            reason=Escalation.VERIFY_FAILED, key=incident_key(w.rule, w.alert),
+            detail=f"{w.rule} acted (rung {w.rung}), but the alert did not resolve within "
+                   f"{format_duration(timedelta(seconds=w.window))}{why}",
+            about={"fingerprint": timer.fingerprint}, rule=w.rule, priority=w.priority.value,
+            response_target=w.response_target, alertname=w.alert.name, decision=w.decision,
+            rung=w.rung, to=rule.escalate_to if rule is not None else None), retry=True)
 
-    async def _climb(self, p: Any, rule: Rule, alert: Alert) -> None:
+    async def _climb(self, w: VerifyWatch, rule: Rule) -> None:
         """Queue the next rung as a decision of its own: every guard meets it again."""
-        rung = p["rung"] + 1
-        decision_id = hashlib.sha256(f"{p['decision']}\x1frung{rung}".encode()).hexdigest()[:20]
-        d = Decision(id=decision_id, dedup_key=f"rung\x1f{decision_id}", rule=rule, alert=alert,
-                     priority=Priority(p["priority"]), dry_run=False, rung=rung,
-                     response_target=timedelta(seconds=p["response_target"]))
-        # Claimed briefly first, as intake does: a crash before the work is queued lets the
-        # timer, claimed again after its lease, queue it; one queued already is not queued twice.
-        (first,) = await self._store.claim([d.dedup_key], ttl=_PENDING_CLAIM)
-        if not first:
+        rung = w.rung + 1
+        decision_id = hashlib.sha256(f"{w.decision}\x1frung{rung}".encode()).hexdigest()[:20]
+        d = Decision(id=decision_id, dedup_key=f"rung\x1f{decision_id}", rule=rule, alert=w.alert,
+                     priority=w.priority, dry_run=False, rung=rung,
+                     response_target=timedelta(seconds=w.response_target))
+        # Claimed as intake claims: a crash before the work is queued lets the timer, claimed
+        # again after its lease, queue it; one queued already is not queued twice.
+        if not await self._enqueue.decisions([d]):
             return
-        try:
-            await self._store.enqueue([decision_item(d)], ttl=self._settings.guards.dedup_ttl.total_seconds(),
-                                      max_backlog=self._settings.queue.size)
-        except BaseException:
-            await self._store.release([d.dedup_key])
-            raise
         self._audit.record(AuditEvent.RUNG_STARTED, decision=decision_id, rule=rule.name,
-                           fingerprint=alert.fingerprint, rung=rung, climbed_from=p["decision"],
-                           previous_rung=p["rung"], priority=p["priority"],
-                           response_target_seconds=p["response_target"], dry_run=False)
+                           fingerprint=w.alert.fingerprint, rung=rung, climbed_from=w.decision,
+                           previous_rung=w.rung, priority=w.priority.value,
+                           response_target_seconds=w.response_target, dry_run=False)
         _log.info("verify.climbed", rule=rule.name, rung=rung, decision=decision_id)

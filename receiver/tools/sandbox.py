@@ -2,9 +2,9 @@
 
 Used by ``receiver.tools.ruletest`` (``remediator rules test``) and ``receiver.tools.simulate``
 (``remediator simulate``). It builds the same :class:`~receiver.runtime.Runtime` that
-``serve`` runs — intake (matching, classification, dedup), the executor and runner with
-every guard, approvals, a SQLite state store — in a temporary directory, on a clock the
-caller moves. Only two things differ: each action's ``plan()`` and ``execute()`` are
+``serve`` runs — intake (matching, classification, dedup), the workers with every guard
+of ``receiver.flow.guards.pipeline``, approvals, a SQLite state store — in a temporary
+directory, on a clock the caller moves. Only two things differ: each action's ``plan()`` and ``execute()`` are
 replaced by a recorder (:func:`recording_registry`), so nothing contacts Kubernetes,
 Docker, PostgreSQL or a notifier, and nothing announces or escalates (the announcer is
 silenced; escalations are still audited).

@@ -24,9 +24,10 @@ from receiver.flow.guards import Guard
 from receiver.flow.guards.budget import budget_for
 from receiver.flow.guards.maintenance import active_window
 from receiver.flow.payload import PayloadError, WebhookMessage, parse_webhook
+from receiver.flow.steps import action_context
 from receiver.store.values import Budget, Verdict
 from receiver.tools.sandbox import Observer, Sandbox, Seen
-from remediations.base import ActionContext, RemediationError
+from remediations.base import RemediationError
 from rules.alert import Alert
 from rules.engine import Match
 from rules.errors import TemplateError
@@ -179,9 +180,8 @@ class Simulation:
             except (TemplateError, RemediationError) as exc:
                 out.append(GuardVerdict("plan", "blocked", f"{spec.action}: {exc}"))
                 continue
-            target = settings.targets.get(spec.target) if spec.target else None
-            ctx = ActionContext(decision_id=_ACTOR, rule=rule.name, alert=alert, target_name=spec.target,
-                                target=target, dry_run=False, notifiers=settings.notifiers)
+            ctx = action_context(settings, decision=_ACTOR, rule=rule.name, alert=alert, target=spec.target,
+                                 dry_run=False)
             subject = action.subject(ctx, params)
             out += await self._budgets(budget_for(settings, rule, subject, _ACTOR))
             if spec.target is not None:

@@ -1,43 +1,29 @@
-"""The guards between a decision and an action, in DESIGN's order.
+"""The guards between a decision and an action, one module each, run in the order
+``receiver.flow.guards.pipeline`` declares.
 
-dedup (``receiver.flow.intake`` and the execute-once marker) → maintenance window and kill
-switch (``maintenance``, ``killswitch``) → cooldown, rate limit and blast radius
-(``budget``) → circuit breaker (``circuit``) → approval (``approvals``) → dry-run →
-target lock (``lock``) → execute. ``receiver.flow.workers`` runs them through
-``receiver.flow.guards.pipeline``; each stop is a :class:`Blocked` naming its :class:`Guard`
-and :class:`receiver.decisions.Reason`, audited, logged and counted under the same words.
+dedup (``receiver.flow.intake``; the execute-once marker, ``once``) → maintenance window and
+kill switch (``maintenance``, ``killswitch``) → cooldown, rate limit and blast radius
+(``budget``) → circuit breaker (``circuit``) → approval (``approvals``) → dry-run (``dryrun``
+for approved plans) → target lock (``lock``) → execute. What a stage is and what it looks
+at is ``receiver.flow.guards.stages``. Each stop is a :class:`Blocked` naming its
+:class:`receiver.decisions.Guard` and :class:`receiver.decisions.Reason`, counted, audited
+and logged under the same words (``receiver.flow.report``).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from receiver.decisions import Guard, Reason
+from receiver.flow.report import Ending, Stopped
 
-from receiver.decisions import Reason
-
-
-class Guard(StrEnum):
-    """The ``guard`` of a ``guard.blocked`` record and of ``remediator_guard_blocks_total``."""
-
-    FOR = "for"
-    DEDUP = "dedup"
-    MAINTENANCE = "maintenance"
-    KILL_SWITCH = "kill_switch"
-    COOLDOWN = "cooldown"
-    RATE_LIMIT = "rate_limit"
-    BLAST_RADIUS = "blast_radius"
-    CIRCUIT_BREAKER = "circuit_breaker"
-    APPROVAL = "approval"
-    DRY_RUN = "dry_run"
-    TARGET_LOCK = "target_lock"
-    EXECUTE_ONCE = "execute_once"
+__all__ = ["Blocked", "Guard"]
 
 
-class Blocked(Exception):
+class Blocked(Stopped):
     """A guard stopped a decision (internal to the receiver)."""
 
     def __init__(self, guard: Guard, reason: Reason, detail: str, *,
                  retry_after: float | None = None) -> None:
-        super().__init__(detail)
+        super().__init__(Ending.blocked(guard, reason, detail, retry_after=retry_after))
         self.guard = guard
         self.reason = reason
         self.detail = detail

@@ -1,23 +1,26 @@
 """Approvals: a human says yes or no to a decision's plan before it runs.
 
-Requested by ``receiver.flow.workers`` when a live decision needs one; decided through
-``receiver.http.api`` (``POST /api/v1/approvals/{id}/approve|reject``, approver role) or the
-CLI that calls it. An approval holds the rendered plans, the diagnostics the rule asked
-for and the alert; it expires after ``guards.approval_ttl``; a resolved notification for
-the alert cancels it. Approving queues the plans as work (``receiver.flow.workitems``), so
-approving twice, from any replica, runs once: only one call moves it out of pending. The
-one call that rejects it or expires it unanswered hands it to ``on_declined`` (the runtime
-passes ``receiver.flow.verify``'s, which escalates a ladder stopped there); a cancelled one is not.
-The executor reports how an approved plan's run ended (:meth:`Approvals.ran`) to whoever
-asked with :meth:`Approvals.on_ran` (the Slack message of the approval shows the result).
-The notice itself is ``receiver.flow.notices``'s.
+A stage of ``receiver.flow.guards.pipeline`` twice: last before a live decision's steps run
+(when the rule or an action needs a human, an approval is requested and announced, and
+the decision ends waiting: :class:`AwaitingApproval`), and first before an approved plan
+runs (it must still be approved). Decided through ``receiver.http.api``
+(``POST /api/v1/approvals/{id}/approve|reject``, approver role) or the CLI that calls it.
+An approval keeps a ``receiver.flow.codec.ApprovalRequest``: the plans as planned, the
+diagnostics the rule asked for and the alert; it expires after ``guards.approval_ttl``; a
+resolved notification for the alert cancels it. Approving queues the plans as work
+(``receiver.flow.enqueue``), so approving twice, from any replica, runs once: only one call
+moves it out of pending. The one call that rejects it or expires it unanswered hands it
+to ``on_declined`` (the runtime passes ``receiver.flow.verify``'s, which escalates a ladder
+stopped there); a cancelled one is not. The workers report how an approved plan's run
+ended (:meth:`Approvals.ran`) to whoever asked with :meth:`Approvals.on_ran` (the Slack
+message of the approval shows the result). The notice itself is ``receiver.flow.notices``'s.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar
 
 import structlog
 
@@ -26,11 +29,15 @@ from receiver.clock import Clock
 from receiver.decisions import Decision, Outcome, Reason
 from receiver.errors import Conflict, NotFound, StateError
 from receiver.flow.announce import Announcer
+from receiver.flow.codec import ApprovalRequest, ApprovedWork, Diagnostic, SavedStep
+from receiver.flow.guards import Blocked, Guard
+from receiver.flow.guards.stages import ApprovedRun, DecisionRun
 from receiver.flow.notices import approval_notice, iso
-from receiver.flow.workitems import alert_to_data, approved_item
+from receiver.flow.report import Ending, Stopped
+from receiver.flow.steps import PreparedStep
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
-from receiver.store.values import Approval, ApprovalStatus, WorkItem
+from receiver.store.values import Approval, ApprovalStatus
 
 _log = structlog.get_logger("remediator.approvals")
 RanListener = Callable[[Approval, str, str, str], Awaitable[None]]
@@ -51,11 +58,27 @@ def _queued_marker(approval_id: str) -> str:
     return f"approval-queued\x1f{approval_id}"
 
 
+class AwaitingApproval(Stopped):
+    """The decision waits for a human (its ladder is not stopped: the approval decides)."""
+
+    stops_ladder: ClassVar[bool] = False
+
+    def __init__(self, approval: Approval) -> None:
+        super().__init__(Ending.held(approval.id))
+        self.approval = approval
+
+
+def needs_approval(d: Decision, step: PreparedStep) -> bool:
+    """Whether the rule (at ``d``'s priority and rung) or the action wants a human for ``step``."""
+    needs = d.rule.approval_required(d.priority, destructive=step.plan.destructive, rung=d.rung)
+    return step.action.approval_always or needs
+
+
 class Approvals:
     """Requests, decisions, cancellations and expiry of approvals."""
 
     def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, announcer: Announcer,
-                 clock: Clock, enqueue: Callable[[WorkItem], Awaitable[None]],
+                 clock: Clock, enqueue: Callable[[ApprovedWork], Awaitable[None]],
                  on_declined: Callable[[Approval], Awaitable[None]] | None = None) -> None:
         self._ttl = settings.guards.approval_ttl.total_seconds()
         self._store = store
@@ -68,23 +91,33 @@ class Approvals:
         self._console = settings.console.external_url
         self._ran: list[RanListener] = []
 
-    async def request(self, d: Decision, *, steps: Sequence[Mapping[str, Any]],
-                      diagnostics: Sequence[Mapping[str, Any]]) -> Approval:
+    async def check_decision(self, run: DecisionRun) -> None:
+        """The stage before a live decision's steps: ask a human when one is needed."""
+        if any(needs_approval(run.d, step) for step in run.actions):
+            raise AwaitingApproval(await self.request(run.d, steps=[s.saved() for s in run.actions],
+                                                      diagnostics=run.diagnostics))
+
+    async def check_approved(self, run: ApprovedRun) -> None:
+        """The stage before an approved plan runs: it must still be approved."""
+        approval = run.approval
+        if approval.status is not ApprovalStatus.APPROVED:
+            raise Blocked(Guard.APPROVAL, Reason.APPROVAL_REQUIRED,
+                          f"approval {approval.id} is {approval.status.value}; nothing was run")
+
+    async def request(self, d: Decision, *, steps: Sequence[SavedStep],
+                      diagnostics: Sequence[Diagnostic]) -> Approval:
         """Store a pending approval for ``d``'s action steps, audit it and announce it."""
         now = self._clock.now()
         approval = Approval(
             id=secrets.token_hex(8), status=ApprovalStatus.PENDING, created_at=now,
             expires_at=now + self._ttl, decision=d.id, rule=d.rule.name, fingerprint=d.alert.fingerprint,
-            payload={"steps": list(steps), "diagnostics": list(diagnostics), "alert": alert_to_data(d.alert),
-                     "priority": d.priority.value, "alertname": d.alert.name,
-                     "labels": dict(d.alert.labels), "dry_run": d.dry_run, "rung": d.rung,
-                     "response_target": d.response_target.total_seconds()},
+            payload=ApprovalRequest.of(d, tuple(steps), tuple(diagnostics)).as_data(),
         )
         await self._store.put_approval(approval)
         self._audit.record(AuditEvent.APPROVAL_REQUESTED, approval=approval.id, decision=d.id,
                            rule=d.rule.name, fingerprint=d.alert.fingerprint, priority=d.priority,
                            expires_at=iso(approval.expires_at),
-                           plans=[s["plan"] for s in steps])
+                           plans=[s.plan.as_dict() for s in steps])
         await self._audit.sync()
         notice = approval_notice(approval, buttons=self._buttons, console=self._console)
         await self._announcer.announce(notice)
@@ -148,7 +181,7 @@ class Approvals:
 
     async def _queue_run(self, approval: Approval) -> None:
         """Queue an approved plan and mark it queued (``requeue_approved`` repairs a gap between)."""
-        await self._enqueue(approved_item(approval.id, approval.decision))
+        await self._enqueue(ApprovedWork(approval=approval.id, decision=approval.decision))
         await self._store.claim([_queued_marker(approval.id)], ttl=_KEEP)
 
     async def requeue_approved(self) -> int:
@@ -160,7 +193,7 @@ class Approvals:
         for approval in await self._store.list_approvals([ApprovalStatus.APPROVED]):
             recent = approval.decided_at is not None and now - _KEEP < approval.decided_at <= now - _GRACE
             if recent and (await self._store.claim([_queued_marker(approval.id)], ttl=_KEEP))[0]:
-                await self._enqueue(approved_item(approval.id, approval.decision))
+                await self._enqueue(ApprovedWork(approval=approval.id, decision=approval.decision))
                 queued += 1
         return queued
 

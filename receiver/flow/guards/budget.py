@@ -1,15 +1,20 @@
 """Cooldown (per rule and subject), rate limit (per rule) and blast radius (global).
 
-Used by ``receiver.flow.guards.pipeline``: peeked before an approval is requested, spent at
-once (all three, atomically in the state store) just before the target lock. The subject
-is what the action acts on (``Action.subject``), so two rules never share a cooldown and
-one rule's cooldown on one Deployment does not hold back another.
+:class:`Budgets` is a stage of ``receiver.flow.guards.pipeline``: peeked before an approval
+is requested, spent at once (all three, atomically in the state store) once the target
+lock is held. The decision pays, not each step: its budgets are keyed by the decision, so
+its second step on one subject is not held back by its first, and the rate limit and the
+blast radius count decisions; ``receiver.flow.workers`` pauses automation when the blast
+radius stops one. The subject is what the action acts on (``Action.subject``), so two
+rules never share a cooldown and one rule's cooldown on one Deployment does not hold back
+another.
 """
 
 from __future__ import annotations
 
 from receiver.decisions import Reason
 from receiver.flow.guards import Blocked, Guard
+from receiver.flow.guards.stages import NOTHING, Hold, StepRun
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from receiver.store.values import Budget, Verdict
@@ -59,3 +64,21 @@ async def check_budget(store: StateStore, budget: Budget, rule: Rule, *, spend: 
         guard, reason = _BLOCKS[admission.verdict]
         raise Blocked(guard, reason, _describe(admission.verdict, budget, rule, admission.retry_after),
                       retry_after=admission.retry_after)
+
+
+class Budgets:
+    """The stage: cooldown, rate limit and blast radius of one action step."""
+
+    def __init__(self, settings: Settings, *, store: StateStore) -> None:
+        self._settings = settings
+        self._store = store
+
+    def _budget(self, run: StepRun) -> Budget:
+        return budget_for(self._settings, run.rule, run.step.subject, run.decision, rung=run.rung)
+
+    async def peek(self, run: StepRun) -> None:
+        await check_budget(self._store, self._budget(run), run.rule, spend=False)
+
+    async def enter(self, run: StepRun) -> Hold:
+        await check_budget(self._store, self._budget(run), run.rule, spend=True)
+        return NOTHING

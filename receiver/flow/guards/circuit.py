@@ -1,7 +1,7 @@
 """Circuit breakers per target: after N consecutive failures there, automatic attempts stop.
 
-Used by ``receiver.flow.guards.pipeline``: checked before approval and again before execute;
-every final outcome of an execution is recorded. When a breaker opens it is audited
+A stage of ``receiver.flow.guards.pipeline``: peeked before an approval is asked, checked
+again before execute, and told every final outcome of an execution. When a breaker opens it is audited
 (``circuit.opened``) and escalated (``receiver.flow.escalation``, reason ``circuit_open``; a
 plain announcement when ``escalation.circuit_open`` is off); it closes after the cool-off
 or when an admin resets it (``POST /api/v1/circuits/{target}/reset``).
@@ -15,9 +15,12 @@ from receiver.decisions import Escalation, Reason
 from receiver.flow.announce import Announcer
 from receiver.flow.escalation import Case, Escalations
 from receiver.flow.guards import Blocked, Guard
+from receiver.flow.guards.stages import NOTHING, Hold, StepRun
+from receiver.flow.steps import StepFailed
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from receiver.store.values import Circuit
+from remediations.base import Result
 from remediations.notify.delivery import Notice
 
 
@@ -43,6 +46,17 @@ class Breakers:
                           f"attempts stop for {circuit.open_until - self._clock.now():.0f}s more "
                           "or until an admin resets it",
                           retry_after=circuit.open_until - self._clock.now())
+
+    async def peek(self, run: StepRun) -> None:
+        if run.step.ctx.target_name is not None:
+            await self.check(run.step.ctx.target_name)
+
+    async def enter(self, run: StepRun) -> Hold:
+        target = run.step.ctx.target_name
+        if target is None:
+            return NOTHING
+        await self.check(target)
+        return _Outcome(self, target, run.decision)
 
     async def record(self, target: str, *, ok: bool, decision: str, detail: str) -> Circuit:
         circuit = await self._store.record_result(target, ok=ok, threshold=self._threshold,
@@ -73,3 +87,19 @@ class Breakers:
                            failures=before.failures)
         await self._audit.sync()
         return before
+
+
+class _Outcome(Hold):
+    """A step let through to a target: its final outcome feeds the target's breaker."""
+
+    def __init__(self, breakers: Breakers, target: str, decision: str) -> None:
+        self._breakers = breakers
+        self._target = target
+        self._decision = decision
+
+    async def finish(self, outcome: Result | StepFailed | None) -> None:
+        if isinstance(outcome, StepFailed):
+            await self._breakers.record(self._target, ok=False, decision=self._decision,
+                                        detail=outcome.detail)
+        elif outcome is not None:
+            await self._breakers.record(self._target, ok=True, decision=self._decision, detail="")

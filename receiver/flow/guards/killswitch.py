@@ -1,9 +1,11 @@
 """The kill switch: an admin's pause (``POST /api/v1/pause``, ``remediator pause``) or the
 blast radius tripping stops every live action until an admin resumes.
 
-Used by ``receiver.flow.guards.pipeline`` (check, trip) and ``receiver.http.api`` (pause, resume).
-The pause lives in the state store, so every replica honours it and it survives restarts.
-A pause by the blast radius is escalated (``receiver.flow.escalation``, reason ``blast_radius``)
+A stage of ``receiver.flow.guards.pipeline`` (a live decision before its plan; each action
+step before it executes and again before every retry); ``receiver.flow.workers`` trips it
+when the blast radius is reached; ``receiver.http.api`` pauses and resumes. The pause
+lives in the state store, so every replica honours it and it survives restarts. A pause
+by the blast radius is escalated (``receiver.flow.escalation``, reason ``blast_radius``)
 unless ``escalation.blast_radius`` is off; any other pause is announced.
 """
 
@@ -17,6 +19,7 @@ from receiver.decisions import Escalation, Reason
 from receiver.flow.announce import Announcer
 from receiver.flow.escalation import Case, Escalations
 from receiver.flow.guards import Blocked, Guard
+from receiver.flow.guards.stages import DecisionRun, Hold, StepRun
 from receiver.store.protocol import StateStore
 from receiver.store.values import Pause
 from remediations.notify.delivery import Notice
@@ -44,6 +47,13 @@ class KillSwitch:
             raise Blocked(Guard.KILL_SWITCH, Reason.PAUSED,
                           f"automation is paused ({pause.source}) by {pause.actor} since "
                           f"{_when(pause.since)}: {pause.detail}; an admin resumes it")
+
+    async def check_decision(self, run: DecisionRun) -> None:
+        await self.check()
+
+    async def enter(self, run: StepRun) -> Hold:
+        await self.check()
+        return _Unpaused(self)
 
     async def pause(self, *, actor: str, detail: str, source: str = "admin") -> bool:
         """Pause (True) unless already paused (False); audited and announced when it pauses."""
@@ -80,3 +90,14 @@ class KillSwitch:
 
     async def state(self) -> Pause | None:
         return await self._store.get_pause()
+
+
+class _Unpaused(Hold):
+    """A step let through: a pause during its backoff stops its retries too."""
+
+    def __init__(self, switch: KillSwitch) -> None:
+        self._switch = switch
+
+    async def before_attempt(self, attempt: int) -> None:
+        if attempt > 1:
+            await self._switch.check()

@@ -1,9 +1,10 @@
 """Target locks: no two actions on one subject at once, across replicas, with fencing.
 
-Used by ``receiver.flow.guards.pipeline`` around each execution. The lock has a TTL (so a
-crashed holder cannot block a target for ever) and a fencing token; before each attempt
-the holder checks its token still holds, so a holder whose lock expired and was taken
-over never acts after the new holder started.
+:class:`TargetLock` is a stage of ``receiver.flow.guards.pipeline``: it takes the lock just
+before a step's budgets are spent and holds it while the step executes. The lock has a
+TTL (so a crashed holder cannot block a target for ever) and a fencing token; before each
+attempt the holder checks its token still holds, so a holder whose lock expired and was
+taken over never acts after the new holder started.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import structlog
 from receiver.decisions import Reason
 from receiver.errors import StateError
 from receiver.flow.guards import Blocked, Guard
+from receiver.flow.guards.stages import Hold, StepRun
+from receiver.flow.steps import PreparedStep, StepFailed
+from receiver.settings import Settings
 from receiver.store.protocol import StateStore
+from remediations.base import Result
 
 _log = structlog.get_logger("remediator.lock")
 
 
-class Fence:
-    """A held lock; ``check()`` before every side effect."""
+class Fence(Hold):
+    """A held lock; ``check()`` before every side effect, released when the step is done."""
 
     def __init__(self, store: StateStore, key: str, token: int) -> None:
         self._store = store
@@ -38,6 +43,15 @@ class Fence:
                           f"the lock on {self.key} expired or was taken over (token {self.token}); "
                           "not acting on a stale lock")
 
+    async def give_back(self) -> None:
+        await self.release()
+
+    async def before_attempt(self, attempt: int) -> None:
+        await self.check()
+
+    async def finish(self, outcome: Result | StepFailed | None) -> None:
+        await self.release()
+
 
 async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float) -> Fence:
     """Hold the lock on ``key`` or raise :class:`Blocked` (``target_locked``) at once."""
@@ -46,3 +60,23 @@ async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float)
         raise Blocked(Guard.TARGET_LOCK, Reason.TARGET_LOCKED,
                       f"another action is running on {key}; not running two at once")
     return Fence(store, key, token)
+
+
+class TargetLock:
+    """The stage: the lock on the step's subject, held by ``owner`` (this process)."""
+
+    def __init__(self, settings: Settings, *, store: StateStore, owner: str) -> None:
+        self._settings = settings
+        self._store = store
+        self._owner = owner
+
+    async def enter(self, run: StepRun) -> Hold:
+        return await acquire_target(self._store, run.step.subject, owner=self._owner, ttl=self._ttl(run.step))
+
+    def _ttl(self, step: PreparedStep) -> float:
+        """``guards.lock_ttl``, or longer when every attempt and backoff could take longer:
+        a lock must not expire under a holder that is still within its limits."""
+        guards = self._settings.guards
+        backoff = guards.retry_backoff.total_seconds() * (2 ** guards.retries - 1)
+        worst = step.timeout * (guards.retries + 1) + backoff + 60.0
+        return float(max(guards.lock_ttl.total_seconds(), worst))

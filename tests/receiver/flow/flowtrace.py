@@ -79,6 +79,10 @@ class Figures:
     def visits(self) -> Counter[str]:
         return Counter(self.path)
 
+    def within(self, prefix: str) -> Figures:
+        """The path seen through the modules under ``prefix`` only (``receiver.flow``)."""
+        return Figures(_joined([m for m in self.path if m.startswith(prefix)]))
+
 
 def _joined(*parts: list[str]) -> tuple[str, ...]:
     out: list[str] = []
@@ -236,7 +240,9 @@ async def trace_one_alert(workdir: Path) -> Trace:
 def report(trace: Trace) -> str:
     lines = []
     for title, figures in (("from POST /webhook", trace.from_webhook),
-                           ("from Executor.run_item", trace.from_run_item)):
+                           ("from Executor.run_item", trace.from_run_item),
+                           ("from Executor.run_item, receiver.flow only",
+                            trace.from_run_item.within("receiver.flow"))):
         top = ", ".join(f"{m} {n}" for m, n in figures.visits().most_common(4))
         lines += [f"{title}: {figures.crossed} modules crossed, {figures.returns} returns to a module "
                   f"already visited (most visited: {top})",
