@@ -6,10 +6,11 @@ an approval keeps of an action step and :meth:`Steps.restore` makes it a step ag
 (validated and allow-listed again, the plan as approved): the one place a step, and its
 ``ActionContext``, is built. :meth:`Steps.execute` runs a step — directly for diagnostics
 (read-only), through ``receiver.flow.guards.pipeline`` for action steps, which passes the
-checks to make before each attempt. ``action.started`` is made durable before
-``execute()`` runs under its timeout; temporary failures are retried with backoff on the
-injected clock, but a destructive action whose outcome is unknown (a timeout, a 5xx after
-the request went out) is never repeated unless it re-reads state first.
+checks to make before each attempt (the kill switch on a retry, the lock's fence).
+``action.started`` is made durable before ``execute()`` runs under its timeout; temporary
+failures are retried with backoff on the injected clock, but a destructive action whose
+outcome is unknown (a timeout, a 5xx after the request went out) is never repeated unless
+it re-reads state first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,15 +146,15 @@ class Steps:
             raise StepFailed(Reason.INVALID_PARAMS, f"unknown action {name!r}")
         return action
 
-    async def execute(self, step: PreparedStep, before_attempt: BeforeAttempt | None = None) -> Result:
-        """Execute with retries, ``before_attempt`` awaited before each; :class:`StepFailed` when it
-        finally fails."""
+    async def execute(self, step: PreparedStep, checks: Sequence[BeforeAttempt] = ()) -> Result:
+        """Execute with retries, each of ``checks`` awaited before every attempt; :class:`StepFailed`
+        when it finally fails."""
         action, fields = step.action, step.fields()
         retries = self._settings.guards.retries
         backoff = self._settings.guards.retry_backoff.total_seconds()
         for attempt in range(1, retries + 2):
-            if before_attempt is not None:
-                await before_attempt(attempt)
+            for check in checks:
+                await check(attempt)
             self._audit.record(AuditEvent.ACTION_STARTED, attempt=attempt, **fields)
             try:
                 await self._audit.sync()  # the record of a side effect lands before it starts

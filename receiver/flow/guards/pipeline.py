@@ -18,7 +18,8 @@ steps ``step``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from receiver.audit import AuditLog
 from receiver.clock import Clock
@@ -47,7 +48,7 @@ from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from remediations.base import Result
 
-Execute = Callable[[PreparedStep, BeforeAttempt], Awaitable[Result]]
+Execute = Callable[[PreparedStep, Sequence[BeforeAttempt]], Awaitable[Result]]
 
 
 class Pipeline:
@@ -109,31 +110,31 @@ class Pipeline:
             for stage in self.step:
                 holds.append(await stage.enter(run))  # noqa: PERF401 - one at a time, in order
         except BaseException:
-            for hold in holds:
-                await hold.give_back()
+            for give_back in _hooks(holds, "give_back"):
+                await give_back()
             raise
-
-        async def before_attempt(attempt: int) -> None:
-            for hold in holds:
-                await hold.before_attempt(attempt)
-
         outcome: Result | StepFailed | None = None
         try:
-            outcome = await execute(run.step, before_attempt)
+            outcome = await execute(run.step, _hooks(holds, "before_attempt"))
             return outcome
         except StepFailed as failed:
             outcome = failed
             raise
         finally:
-            await _finish(holds, outcome)
+            await _finish(_hooks(holds, "finish"), outcome)
 
 
-async def _finish(holds: list[Hold], outcome: Result | StepFailed | None) -> None:
+def _hooks(holds: list[Hold], name: str) -> list[Any]:
+    """The holds' ``name`` hooks that do something (not :class:`Hold`'s own, which do nothing)."""
+    return [getattr(hold, name) for hold in holds if getattr(type(hold), name) is not getattr(Hold, name)]
+
+
+async def _finish(finishes: list[Any], outcome: Result | StepFailed | None) -> None:
     """Tell every hold the outcome, even when one of them fails (the first failure goes on)."""
     error: BaseException | None = None
-    for hold in holds:
+    for finish in finishes:
         try:
-            await hold.finish(outcome)
+            await finish(outcome)
         except BaseException as exc:
             error = error or exc
     if error is not None:
