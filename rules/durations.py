@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 from rules.errors import RuleError
 
@@ -78,3 +81,24 @@ def format_duration(value: timedelta) -> str:
             count, ms = divmod(ms, size)
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"a duration is a string like '5m', not {value!r}")
+    try:
+        return parse_duration(value)
+    except RuleError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Duration = Annotated[
+    timedelta,
+    PlainValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "5m", "1h30m"]}),
+]
+"""A Prometheus duration in YAML (``5m``), a timedelta in Python: the type of every
+duration a rule file or the service config holds."""

@@ -22,10 +22,12 @@ from pydantic import BaseModel, ValidationError
 
 from rules.catalogue import ActionCatalogue, ActionInfo
 from rules.errors import Problem, RuleError, RuleLoadError
+from rules.levels import declared_levels, rule_levels
 from rules.matchers import parse_matcher
 from rules.model import ActionSpec, ApprovalByPriority, Limit, Rule, RuleSet, Rung, Verify
+from rules.priority import PriorityPolicy
 from rules.templating import Template, compile_template
-from rules.yamldoc import Loc, YamlDocument, read_yaml
+from rules.yamldoc import Loc, YamlDocument, dotted, read_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,32 +54,34 @@ def load_rules(
     *,
     catalogue: ActionCatalogue,
     targets: Mapping[str, str] | None = None,
+    priorities: PriorityPolicy | None = None,
 ) -> LoadResult:
     """Load every rule file under ``paths``; raise :class:`RuleLoadError` listing all errors.
 
-    ``targets`` maps the service config's target names to their kinds; None skips the
-    checks that need it. Warnings (empty files, targets the config lacks) come back with
-    the rule set, or inside the error when there are errors too.
+    ``targets`` maps the service config's target names to their kinds, ``priorities`` is
+    its level policy (``rules.levels`` checks and maps level names); None skips the checks
+    that need them. Warnings (empty files, targets the config lacks) come back with the
+    rule set, or inside the error when there are errors too.
     """
     enabled = gc.isenabled()
     # Loading allocates tens of objects per rule and frees almost none: the collector's
     # passes over them only cost time (more than half of it with 10,000 rules).
     gc.disable()
     try:
-        return _load_rules(paths, catalogue=catalogue, targets=targets)
+        return _load_rules(paths, catalogue=catalogue, targets=targets, priorities=priorities)
     finally:
         if enabled:
             gc.enable()
 
 
 def _load_rules(paths: Sequence[str | Path], *, catalogue: ActionCatalogue,
-                targets: Mapping[str, str] | None) -> LoadResult:
+                targets: Mapping[str, str] | None, priorities: PriorityPolicy | None) -> LoadResult:
     problems: list[Problem] = []
     rules: list[Rule] = []
     sources: list[str] = []
     names: dict[str, str] = {}
     for path in _expand(paths, problems):
-        ctx = _File(str(path), catalogue, targets, names)
+        ctx = _File(str(path), catalogue, targets, names, priorities)
         for rule in ctx.load(path):
             rules.append(rule)
             sources.append(ctx.name)
@@ -119,7 +123,9 @@ class _File:
     catalogue: ActionCatalogue
     targets: Mapping[str, str] | None
     names: dict[str, str]
+    priorities: PriorityPolicy | None
     document: YamlDocument | None = None
+    written_in: list[str] | None = None
     found: list[tuple[Loc, int | None, str, str]] = field(default_factory=list)
     rule_names: dict[int, str] = field(default_factory=dict)
 
@@ -152,8 +158,11 @@ class _File:
         if not isinstance(data, dict):
             self.add((), f"the top level must be a mapping with a 'rules:' list, not {_a(data)}")
             return []
-        for key in data.keys() - {"rules"}:
-            self.add((key,), f"unknown top-level key {key!r} (only 'rules:' is allowed)")
+        for key in data.keys() - {"rules", "priority_levels"}:
+            self.add((key,), f"unknown top-level key {key!r} (only 'rules:' and 'priority_levels:')")
+        self.written_in, problem = declared_levels(data.get("priority_levels", ...))
+        if problem:
+            self.add(("priority_levels",), problem)
         items = data.get("rules")
         if items is None or items == []:
             self.add(("rules",), "no rules in this file", "warning")
@@ -176,6 +185,9 @@ class _File:
         elif isinstance(name, str):
             self.names[name] = f"{self.name}:{self.line((*loc, 'name'))}"
         before, rule = len(self.found), None
+        item, wrong = rule_levels(item, self.written_in, self.priorities)
+        for at, message in wrong:
+            self.add((*loc, *at), message)
         try:
             rule = Rule.model_validate(item)
         except ValidationError as exc:
@@ -223,7 +235,7 @@ class _File:
             elif not where and (rung := _LADDER_AT.match(msg)):  # a rung's own problem: its line
                 where, text = ("ladder", int(rung[1])), msg
             else:
-                text = f"{_dotted(where)}: {msg}" if where else msg
+                text = f"{dotted(where)}: {msg}" if where else msg
             if (where, text) not in seen:
                 seen.add((where, text))
                 self.add((*loc, *where), text)
@@ -271,7 +283,7 @@ class _File:
                 where = tuple(err["loc"])
                 if where and _templated(params.get(where[0])):
                     continue
-                text = f"{_dotted((*at[2:], *where))}: {_msg(err['msg'])}"
+                text = f"{dotted((*at[2:], *where))}: {_msg(err['msg'])}"
                 if err["type"] == "extra_forbidden":
                     text = f"unknown parameter {where[-1]!r}{_did_you_mean(where, model)}"
                 self.add((*at, *where), text)
@@ -285,11 +297,11 @@ class _File:
         try:
             template = compile_template(value) if isinstance(value, str) else None
         except RuleError as exc:
-            self.add(at, f"{_dotted(at[2:])}: {exc}")
+            self.add(at, f"{dotted(at[2:])}: {exc}")
             return
         for ref in template.refs if isinstance(template, Template) else ():
             if ref.scope == "labels" and ref.key not in guaranteed:
-                self.add(at, f"{_dotted(at[2:])}: {{{{ {ref} }}}} may be missing; add a matcher"
+                self.add(at, f"{dotted(at[2:])}: {{{{ {ref} }}}} may be missing; add a matcher"
                          f" that guarantees it, e.g. '{ref.key} =~ \".+\"'")
 
 
@@ -324,14 +336,7 @@ def _msg(text: str) -> str:
 
 
 def _in(where: Loc) -> str:
-    return f" in {_dotted(where)}" if where else ""
-
-
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
-    return out
+    return f" in {dotted(where)}" if where else ""
 
 
 def _a(value: Any) -> str:

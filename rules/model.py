@@ -22,23 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from rules import durations
 from rules.alert import Alert
-from rules.durations import DURATION_PATTERN, format_duration, parse_duration
 from rules.errors import RuleError
 from rules.matchers import MATCHER_PATTERN, Matcher, parse_matcher
-from rules.priority import Priority
+from rules.priority import Level, Priority
 from rules.templating import compile_value, render_value
-
-
-def _duration(value: object) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"a duration is a string like '5m', not {value!r}")
-    try:
-        return parse_duration(value)
-    except RuleError as exc:
-        raise ValueError(str(exc)) from None
 
 
 def _matcher(value: object) -> Matcher:
@@ -48,13 +37,8 @@ def _matcher(value: object) -> Matcher:
         raise ValueError(str(exc)) from None
 
 
-Duration = Annotated[
-    timedelta,
-    PlainValidator(_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30s", "5m", "1h30m"]}),
-]
-"""A Prometheus duration in YAML (``5m``), a timedelta in Python."""
+Duration = durations.Duration
+"""A Prometheus duration in YAML (``5m``), a timedelta in Python (``rules.durations.Duration``)."""
 
 MatcherField = Annotated[
     Matcher,
@@ -107,7 +91,7 @@ class ActionSpec(_Strict):
 class ApprovalByPriority(_Strict):
     """``approval: {required_for: [P1, P2]}``: approval only at these priorities."""
 
-    required_for: list[Priority] = Field(min_length=1)
+    required_for: list[Level] = Field(min_length=1)
 
 
 Approval = Literal["auto", "required"] | ApprovalByPriority
@@ -176,7 +160,7 @@ class Rule(_Strict):
     for_: Duration = Field(
         default=timedelta(0), alias="for", description="Act only once now - startsAt reaches this"
     )
-    priority: Priority | None = Field(default=None, description="Overrides the classifier")
+    priority: Level | None = Field(default=None, description="Overrides the classifier: a level name")
     diagnose: list[ActionSpec] = Field(default_factory=list)
     actions: list[ActionSpec] = Field(
         default_factory=list, description="The remediation, run in order; or give ladder instead"
@@ -264,9 +248,14 @@ class Rule(_Strict):
 
 
 class RuleFile(_Strict):
-    """The top level of a rule file: ``rules: [...]``."""
+    """The top level of a rule file: ``rules: [...]``, and the levels its priorities are
+    written on (``rules.levels``)."""
 
     rules: list[Rule] = Field(default_factory=list)
+    priority_levels: list[Level] | None = Field(
+        default=None, min_length=1, max_length=10,
+        description="The priority levels this file's rules name, most urgent first; mapped by rank "
+                    "onto the service's priorities.levels. Unset: the service's own levels")
 
 
 class RuleSet(_Strict):

@@ -26,6 +26,16 @@ from rules.errors import Problem
 Loc = tuple[Any, ...]
 """A data path: keys and list indexes from the top (``("rules", 0, "actions", 1)``)."""
 
+
+
+def dotted(loc: Loc) -> str:
+    """A data path as messages spell it: ``rules[0].actions[1].params``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _AnyLoader = yaml.SafeLoader | yaml.CSafeLoader
 _Loader: type[_AnyLoader] = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader

@@ -84,7 +84,8 @@ def _config_check(args: argparse.Namespace) -> int:
         paths = list(settings.rules) if settings.rules else default_pack_paths()
         try:
             loaded = load_rules(paths, catalogue=default_registry(),
-                                targets={n: t.kind for n, t in settings.targets.items()})
+                                targets={n: t.kind for n, t in settings.targets.items()},
+                                priorities=settings.priorities)
             rules = len(loaded.ruleset.rules)
         except RuleLoadError as exc:
             problems += [f"rules: {p}" for p in exc.problems if p.severity == "error"]

@@ -93,7 +93,8 @@ def _rules_lint(args: argparse.Namespace) -> int:
     registry = default_registry()
     rules = 0
     try:
-        result = load_rules(paths, catalogue=registry, targets=targets)
+        result = load_rules(paths, catalogue=registry, targets=targets,
+                            priorities=settings.priorities if settings else None)
     except RuleLoadError as exc:
         problems = exc.problems
     else:

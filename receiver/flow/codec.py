@@ -26,7 +26,6 @@ from remediations.base import Plan, Result
 from rules.alert import Alert
 from rules.engine import RuleIndex
 from rules.model import Rule
-from rules.priority import Priority
 
 DECISION, APPROVED = "decision", "approved"
 
@@ -85,7 +84,7 @@ def decision_item(d: Decision) -> WorkItem:
     """``d`` as the work item intake (or a ladder's climb) queues."""
     payload = {
         "kind": DECISION, "rule": d.rule.name, "alert": _alert_data(d.alert),
-        "priority": d.priority.value, "response_target": d.response_target.total_seconds(),
+        "priority": d.priority, "response_target": d.response_target.total_seconds(),
         "dry_run": d.dry_run,
     }
     if d.rung:  # a ladder's later rung (``receiver.flow.verify``)
@@ -99,7 +98,7 @@ def read_work(item: WorkItem, index: RuleIndex) -> Decision | ApprovedWork:
     if p.get("kind") == APPROVED:
         return ApprovedWork(approval=str(p["approval"]), decision=str(p.get("decision") or item.id))
     return Decision(id=item.id, dedup_key=item.dedup_key or "", rule=_rule(index, p["rule"]),
-                    alert=_alert(p["alert"]), priority=Priority(p["priority"]),
+                    alert=_alert(p["alert"]), priority=str(p["priority"]),
                     response_target=timedelta(seconds=p["response_target"]), dry_run=bool(p["dry_run"]),
                     rung=int(p.get("rung", 0)))
 
@@ -159,31 +158,34 @@ class ApprovalRequest:
     steps: tuple[SavedStep, ...]
     diagnostics: tuple[Diagnostic, ...]
     alert: Alert
-    priority: Priority
+    priority: str
     dry_run: bool
     rung: int
     response_target: timedelta
+    urgent: bool = False
+    """At the first of the configured levels: its notice is critical."""
 
     @classmethod
-    def of(cls, d: Decision, steps: tuple[SavedStep, ...],
-           diagnostics: tuple[Diagnostic, ...]) -> ApprovalRequest:
+    def of(cls, d: Decision, steps: tuple[SavedStep, ...], diagnostics: tuple[Diagnostic, ...], *,
+           urgent: bool = False) -> ApprovalRequest:
         return cls(steps=steps, diagnostics=diagnostics, alert=d.alert, priority=d.priority,
-                   dry_run=d.dry_run, rung=d.rung, response_target=d.response_target)
+                   dry_run=d.dry_run, rung=d.rung, response_target=d.response_target, urgent=urgent)
 
     def as_data(self) -> dict[str, Any]:
         return {"steps": [s.as_data() for s in self.steps],
                 "diagnostics": [x.as_data() for x in self.diagnostics], "alert": _alert_data(self.alert),
-                "priority": self.priority.value, "alertname": self.alert.name,
+                "priority": self.priority, "alertname": self.alert.name,
                 "labels": dict(self.alert.labels), "dry_run": self.dry_run, "rung": self.rung,
-                "response_target": self.response_target.total_seconds()}
+                "response_target": self.response_target.total_seconds(), "urgent": self.urgent}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> ApprovalRequest:
         return cls(steps=tuple(SavedStep.from_data(s) for s in data["steps"]),
                    diagnostics=tuple(Diagnostic.from_data(x) for x in data["diagnostics"]),
-                   alert=_alert(data["alert"]), priority=Priority(data["priority"]),
+                   alert=_alert(data["alert"]), priority=str(data["priority"]),
                    dry_run=bool(data["dry_run"]), rung=int(data.get("rung", 0)),
-                   response_target=timedelta(seconds=float(data.get("response_target", 0.0))))
+                   response_target=timedelta(seconds=float(data.get("response_target", 0.0))),
+                   urgent=bool(data.get("urgent", data["priority"] == "P1")))
 
     def decision(self, approval: Approval, rule: Rule) -> Decision:
         """The decision that asked for ``approval``, with its ``rule`` as loaded now."""
@@ -204,7 +206,7 @@ class VerifyWatch:
     rule: str
     rung: int
     alert: Alert
-    priority: Priority
+    priority: str
     response_target: float
     started_at: float
     window: float
@@ -212,14 +214,14 @@ class VerifyWatch:
 
     def as_data(self) -> dict[str, Any]:
         return {"decision": self.decision, "rule": self.rule, "rung": self.rung,
-                "alert": _alert_data(self.alert), "priority": self.priority.value,
+                "alert": _alert_data(self.alert), "priority": self.priority,
                 "response_target": self.response_target,
                 "started_at": self.started_at, "window": self.window, "otherwise": self.otherwise}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> VerifyWatch:
         return cls(decision=data["decision"], rule=data["rule"], rung=data["rung"],
-                   alert=_alert(data["alert"]), priority=Priority(data["priority"]),
+                   alert=_alert(data["alert"]), priority=str(data["priority"]),
                    response_target=data["response_target"],
                    started_at=data["started_at"], window=data["window"], otherwise=data["otherwise"])
 
@@ -231,18 +233,18 @@ class P1Watch:
     rule: str
     decision: str
     alert: Alert
-    priority: Priority
+    priority: str
     response_target: float
     first_at: float
     after: float
 
     def as_data(self) -> dict[str, Any]:
         return {"rule": self.rule, "decision": self.decision, "alert": _alert_data(self.alert),
-                "priority": self.priority.value, "response_target": self.response_target,
+                "priority": self.priority, "response_target": self.response_target,
                 "first_at": self.first_at, "after": self.after}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> P1Watch:
         return cls(rule=data["rule"], decision=data["decision"], alert=_alert(data["alert"]),
-                   priority=Priority(data["priority"]), response_target=data["response_target"],
+                   priority=str(data["priority"]), response_target=data["response_target"],
                    first_at=data["first_at"], after=data["after"])

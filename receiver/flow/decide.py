@@ -80,7 +80,7 @@ class Decide:
         d = request.decision(approval, run.loaded_rule)
         await self._run(d, [self._steps.restore(d, saved) for saved in request.steps])
         await self._verifier.acted(d)
-        _log.info("approval.ran", approval=approval.id, priority=d.priority.value)
+        _log.info("approval.ran", approval=approval.id, priority=d.priority)
         return Ending.done(Outcome.SUCCEEDED, Reason.APPROVED)
 
     async def _run(self, d: Decision, steps: tuple[PreparedStep, ...] | list[PreparedStep]) -> None:

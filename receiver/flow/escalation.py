@@ -43,8 +43,8 @@ _TRIED = ("action.succeeded", "action.failed", "action.skipped", "guard.blocked"
 _TITLES = {
     Escalation.VERIFY_FAILED: "not resolved after remediation",
     Escalation.LADDER_STOPPED: "remediation ladder stopped",
-    Escalation.P1_UNRESOLVED: "P1 still firing",
-    Escalation.P2_RECURRING: "recurring P2: root-cause review",
+    Escalation.P1_UNRESOLVED: "still firing",  # policies.py names the level in its headline
+    Escalation.P2_RECURRING: "recurring: root-cause review",
     Escalation.CIRCUIT_OPEN: "circuit breaker open",
     Escalation.BLAST_RADIUS: "blast radius reached, automation paused",
 }
@@ -92,6 +92,7 @@ class Escalations:
                  metrics: Metrics) -> None:
         self._settings = settings.escalation
         self._console = settings.console.external_url
+        self._urgent = (None, *settings.priorities.levels[:2])  # critical: the two most urgent levels
         self._announcer = announcer
         self._audit = audit
         self._metrics = metrics
@@ -111,7 +112,7 @@ class Escalations:
             title="Escalation: " + (case.headline or f"{_TITLES[case.reason]}: "
                                                       f"{case.alertname or case.rule or case.key}")
                   + (f" ({case.priority})" if case.priority else ""),
-            severity="critical" if case.priority in (None, "P1", "P2") else "warning",
+            severity="critical" if case.priority in self._urgent else "warning",
             text="\n".join([
                 case.detail,
                 *respond,

@@ -96,7 +96,7 @@ def approval_notice(approval: Approval, *, buttons: bool, console: str | None,
         actions.append(Button("Open in the console", "remediator.open", approval.id, url=page))
     return Notice(
         title=f"{head}: {approval.rule} ({priority}) for {name}",
-        severity="critical" if priority == "P1" else "warning",
+        severity="critical" if p.get("urgent", priority == "P1") else "warning",  # the first level
         text=text,
         dedup_key=f"remediator-approval-{approval.id}",
         fields={"approval": approval.id, "rule": approval.rule, "priority": str(priority),

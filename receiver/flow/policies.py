@@ -2,10 +2,11 @@
 
 Built by ``receiver.runtime``; called through ``receiver.flow.guards.pipeline`` for live
 decisions only (a dry run changes nothing, notifications included): :meth:`Policies.started`
-when a decision starts (a P1 arms a timer: still firing ``escalation.p1_unresolved.after``
-after it first arrived → escalate; its resolution disarms it), :meth:`Policies.planned`
-once its subjects are known (a P2 answered by one rule on one subject ``count`` times
-within ``within`` → one root-cause review escalation per window). Both fire once across
+when a decision starts (one at the first of ``priorities.levels``, P1 by default, arms a
+timer: still firing ``escalation.p1_unresolved.after`` after it first arrived → escalate;
+its resolution disarms it), :meth:`Policies.planned` once its subjects are known (one at
+the second level, P2, answered by one rule on one subject ``count`` times within
+``within`` → one root-cause review escalation per window). Both fire once across
 replicas and restarts: the P1 timer is claimed once (``receiver.flow.timers``; a notifier
 failing for now fails it, so it is sent again after the lease), the P2 escalation is a
 dedup claim in the state store, given back when the sending fails so that the next
@@ -28,7 +29,6 @@ from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from receiver.store.values import Timer
 from rules.durations import format_duration
-from rules.priority import Priority
 
 _KEEP = 7 * 86_400.0  # a P1 timer's id stays taken this long after it fired or was disarmed
 
@@ -39,6 +39,7 @@ class Policies:
     def __init__(self, settings: Settings, *, store: StateStore, timers: Timers, escalations: Escalations,
                  clock: Clock, rules: RulesCoordinator) -> None:
         self._settings = settings.escalation
+        self._levels = settings.priorities.levels  # p1_unresolved: the first; p2_recurring: the second
         self._store = store
         self._timers = timers
         self._escalations = escalations
@@ -49,7 +50,7 @@ class Policies:
     async def started(self, d: Decision) -> None:
         """A live decision starts: a P1 arms its "still firing" timer (once per firing)."""
         policy = self._settings.p1_unresolved
-        if policy is None or d.priority is not Priority.P1 or d.alert.status != "firing":
+        if policy is None or d.priority != self._levels[0] or d.alert.status != "firing":
             return
         now = self._clock.now()
         due = now + policy.after.total_seconds()
@@ -65,10 +66,11 @@ class Policies:
         rule = self._rules.index.rule(w.rule)
         await self._escalations.send(Case(
             reason=Escalation.P1_UNRESOLVED, key=f"{timer.fingerprint}\x1f{w.alert.starts_at_raw}",
-            detail=f"P1 alert {w.alert.name or timer.fingerprint} is still firing "
+            detail=f"{w.priority} alert {w.alert.name or timer.fingerprint} is still firing "
                    f"{format_duration(self._since(w.first_at))} after it first arrived; "
                    "a human should take it over",
-            about={"fingerprint": timer.fingerprint}, rule=w.rule, priority=w.priority.value,
+            about={"fingerprint": timer.fingerprint}, rule=w.rule, priority=w.priority,
+            headline=f"{w.priority} still firing: {w.alert.name or w.rule}",
             response_target=w.response_target, alertname=w.alert.name, decision=w.decision,
             to=rule.escalate_to if rule is not None else None), retry=True)
 
@@ -78,7 +80,7 @@ class Policies:
     async def planned(self, d: Decision, subjects: Sequence[str]) -> None:
         """A live P2 decision was planned: count it per rule and subject; escalate once at ``count``."""
         policy = self._settings.p2_recurring
-        if policy is None or d.priority is not Priority.P2 or d.rung:
+        if policy is None or self._levels[1:2] != [d.priority] or d.rung:
             return
         window = policy.within.total_seconds()
         for subject in dict.fromkeys(subjects or [d.alert.fingerprint]):
@@ -90,10 +92,11 @@ class Policies:
             try:
                 await self._escalations.send(Case(
                     reason=Escalation.P2_RECURRING, key=key,
-                    detail=f"{d.rule.name} answered a P2 on {subject} {count} times within "
+                    detail=f"{d.rule.name} answered a {d.priority} on {subject} {count} times within "
                            f"{format_duration(policy.within)}: the remediation treats a symptom, a "
                            "root-cause review is due",
-                    about={"rule": d.rule.name}, rule=d.rule.name, priority=d.priority.value,
+                    about={"rule": d.rule.name}, rule=d.rule.name, priority=d.priority,
+                    headline=f"recurring {d.priority}: root-cause review: {d.alert.name or d.rule.name}",
                     response_target=d.response_target.total_seconds(), alertname=d.alert.name,
                     decision=d.id, to=d.rule.escalate_to,
                     fields={"subject": subject, "occurrences": str(count)}), retry=True)

@@ -60,7 +60,8 @@ class RulesCoordinator:
 
     def _load(self) -> tuple[RuleIndex, list[Problem]]:
         targets = {name: t.kind for name, t in self._settings.targets.items()}
-        result = load_rules(self.paths, catalogue=self._registry, targets=targets)
+        result = load_rules(self.paths, catalogue=self._registry, targets=targets,
+                            priorities=self._settings.priorities)
         return RuleIndex(result.ruleset), result.warnings
 
     def load_now(self) -> ReloadReport:

@@ -123,7 +123,7 @@ class Steps:
         step = PreparedStep(number=number, kind=kind, action=action, params=params, ctx=ctx, plan=plan,
                             subject=action.subject(ctx, params),
                             raw_params=params.model_dump(mode="json", by_alias=True), timeout=timeout,
-                            priority=d.priority.value)
+                            priority=d.priority)
         self._audit.record(AuditEvent.ACTION_PLANNED, plan=plan.as_dict(), **step.fields())
         return step
 

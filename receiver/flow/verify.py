@@ -155,7 +155,7 @@ class Verifier:
         await self._escalations.send(Case(
             reason=Escalation.LADDER_STOPPED, key=incident_key(d.rule.name, d.alert),
             detail=f"rung {d.rung} of {d.rule.name} did not run to the end ({reason.value}): {detail}",
-            about={"fingerprint": d.alert.fingerprint}, rule=d.rule.name, priority=d.priority.value,
+            about={"fingerprint": d.alert.fingerprint}, rule=d.rule.name, priority=d.priority,
             response_target=d.response_target.total_seconds(), alertname=d.alert.name, decision=d.id,
             rung=d.rung, to=d.rule.escalate_to))
 
@@ -207,7 +207,7 @@ class Verifier:
             reason=Escalation.VERIFY_FAILED, key=incident_key(w.rule, w.alert),
             detail=f"{w.rule} acted (rung {w.rung}), but the alert did not resolve within "
                    f"{format_duration(timedelta(seconds=w.window))}{why}",
-            about={"fingerprint": timer.fingerprint}, rule=w.rule, priority=w.priority.value,
+            about={"fingerprint": timer.fingerprint}, rule=w.rule, priority=w.priority,
             response_target=w.response_target, alertname=w.alert.name, decision=w.decision,
             rung=w.rung, to=rule.escalate_to if rule is not None else None), retry=True)
 
@@ -224,6 +224,6 @@ class Verifier:
             return
         self._audit.record(AuditEvent.RUNG_STARTED, decision=decision_id, rule=rule.name,
                            fingerprint=w.alert.fingerprint, rung=rung, climbed_from=w.decision,
-                           previous_rung=w.rung, priority=w.priority.value,
+                           previous_rung=w.rung, priority=w.priority,
                            response_target_seconds=w.response_target, dry_run=False)
         _log.info("verify.climbed", rule=rule.name, rung=rung, decision=decision_id)

@@ -99,7 +99,7 @@ class _Comparison:
 
         given = e.model_fields_set
         if e.priority is not None:
-            diff("priority", e.priority.value, s.priority)
+            diff("priority", e.priority, s.priority)
         if e.response_target is not None:
             diff("response_target", e.response_target.total_seconds(), s.response_target_seconds)
         if e.outcome is not None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from rules.catalogue import ActionInfo
 from rules.errors import Problem, RuleLoadError
 from rules.loader import LoadResult, load_rules
-from rules.priority import Priority
+from rules.priority import PriorityPolicy
 
 
 class _LogParams(BaseModel):
@@ -54,8 +54,9 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def load(*paths: Path, targets: Mapping[str, str] | None = TARGETS) -> LoadResult:
-    return load_rules(list(paths), catalogue=FakeCatalogue(), targets=targets)
+def load(*paths: Path, targets: Mapping[str, str] | None = TARGETS,
+         priorities: PriorityPolicy | None = PriorityPolicy()) -> LoadResult:  # noqa: B008 -- frozen
+    return load_rules(list(paths), catalogue=FakeCatalogue(), targets=targets, priorities=priorities)
 
 
 def problems_of(*paths: Path, targets: Mapping[str, str] | None = TARGETS) -> list[Problem]:
@@ -100,7 +101,8 @@ def test_ten_errors_in_one_file_are_all_reported(tmp_path: Path) -> None:
         (6, "cpu", "for: unknown unit ' minutes' in duration '5 minutes'"),
         (7, "cpu", "unknown key 'cooldwon' (did you mean 'cooldown'?)"),
         (9, "cpu", "unknown action 'notify.lgo' (did you mean 'notify.log'?)"),
-        (13, "errors", "priority: Input should be 'P1', 'P2', 'P3' or 'P4'"),
+        (13, "errors", "priority: unknown priority level 'P9' (the service config's priorities.levels: "
+                       "P1, P2, P3, P4)"),
         (16, "errors", "action 'notify.log' takes no target"),
         (18, "errors", "{{ labels.deployment }} may be missing"),
         (19, "errors", "actions[0].params.level: Input should be"),
@@ -157,7 +159,7 @@ rules:
         pytest.param(
             "rules:\n  - name: r\n    match: [a=b]\n    approval: {required_for: [P7]}\n"
             "    actions: [{action: notify.log, params: {text: x}}]\n",
-            4, "approval.required_for[0]", id="approval-priority",
+            4, "approval.required_for[0]: unknown priority level 'P7'", id="approval-priority",
         ),
         pytest.param(
             "rules:\n  - name: r\n    match: [a=b]\n    limit: {max: 3}\n"
@@ -433,5 +435,90 @@ def test_a_rungs_approval_overrides_the_rules(tmp_path: Path, rule_approval: Any
         rule["approval"] = rule_approval
     text = yaml.safe_dump({"rules": [rule]})
     [loaded] = load_rules([write(tmp_path / "r.yaml", text)], catalogue=FakeCatalogue()).ruleset.rules
-    got = [loaded.approval_required(Priority(priority), destructive=destructive, rung=n) for n in (0, 1)]
+    got = [loaded.approval_required(priority, destructive=destructive, rung=n) for n in (0, 1)]
     assert got == expected
+
+
+SEV = PriorityPolicy(levels=["SEV-1", "SEV-2", "SEV-3", "SEV-4"])
+P0_P3 = PriorityPolicy(levels=["P0", "P1", "P2", "P3"])
+THREE = PriorityPolicy(levels=["P1", "P2", "P3"])
+
+LEVELLED = """
+{header}rules:
+  - name: r
+    match: [a=b]
+    priority: {priority}
+    approval: {{required_for: [{required}]}}
+    ladder:
+      - actions: [{{action: notify.log, params: {{text: x}}}}]
+        verify: {{resolved_within: 5m}}
+      - actions: [{{action: notify.log, params: {{text: y}}}}]
+        approval: {{required_for: [{rung}]}}
+"""
+
+
+@pytest.mark.parametrize(("policy", "header", "written", "loaded"), [
+    pytest.param(PriorityPolicy(), "", ("P1", "P2", "P3"), ("P1", "P2", "P3"), id="default-levels"),
+    pytest.param(SEV, "", ("SEV-1", "SEV-2", "SEV-4"), ("SEV-1", "SEV-2", "SEV-4"), id="sev-levels"),
+    pytest.param(SEV, "priority_levels: [P1, P2, P3, P4]\n", ("P1", "P2", "P4"), ("SEV-1", "SEV-2", "SEV-4"),
+                 id="pack-on-sev-levels"),
+    pytest.param(P0_P3, "priority_levels: [P1, P2, P3, P4]\n", ("P1", "P3", "P4"), ("P0", "P2", "P3"),
+                 id="pack-on-p0-p3-by-rank-not-name"),
+    pytest.param(THREE, "priority_levels: [P1, P2, P3, P4]\n", ("P4", "P3", "P1"), ("P3", "P3", "P1"),
+                 id="pack-on-three-levels-last-takes-the-rest"),
+    pytest.param(None, "", ("SEV-9", "anything", "P1"), ("SEV-9", "anything", "P1"),
+                 id="no-config-names-unchecked"),
+    pytest.param(None, "priority_levels: [P1, P2, P3, P4]\n", ("P1", "P2", "P3"), ("P1", "P2", "P3"),
+                 id="no-config-written-levels-kept"),
+])
+def test_priority_levels_are_checked_and_mapped_by_rank(
+        tmp_path: Path, policy: PriorityPolicy | None, header: str, written: tuple[str, str, str],
+        loaded: tuple[str, str, str]) -> None:
+    """A rule's levels are the service's; a file that declares ``priority_levels`` is mapped
+    onto them by rank (the pack, written in P1–P4, loads for a team on SEV-1…4 or P0–P3)."""
+    text = LEVELLED.format(header=header, priority=written[0], required=written[1], rung=written[2])
+    [rule] = load(write(tmp_path / "r.yaml", text), priorities=policy).ruleset.rules
+    assert rule.priority == loaded[0]
+    assert rule.approval is not None
+    assert not isinstance(rule.approval, str)
+    assert rule.approval.required_for == [loaded[1]]
+    rung = rule.ladder[1].approval
+    assert rung is not None
+    assert not isinstance(rung, str)
+    assert rung.required_for == [loaded[2]]
+
+
+@pytest.mark.parametrize(("policy", "header", "written", "problems"), [
+    pytest.param(SEV, "", ("P1", "SEV-2", "SEV-2"),
+                 [(4, "priority: unknown priority level 'P1' (the service config's priorities.levels: "
+                      "SEV-1, SEV-2, SEV-3, SEV-4)")], id="default-name-on-sev-levels"),
+    pytest.param(SEV, "", ("SEV-1", "SEV-5", "P2"),
+                 [(5, "approval.required_for[0]: unknown priority level 'SEV-5'"),
+                  (10, "ladder[1].approval.required_for[0]: unknown priority level 'P2'")], id="approvals"),
+    pytest.param(SEV, "priority_levels: [P1, P2, P3, P4]\n", ("SEV-1", "P2", "P2"),
+                 [(5, "priority: unknown priority level 'SEV-1' "
+                      "(this file's priority_levels: P1, P2, P3, P4)")],
+                 id="not-the-files-own-levels"),
+    pytest.param(None, "priority_levels: [P1, P2, P3, P4]\n", ("P1", "P0", "P2"),
+                 [(6, "approval.required_for[0]: unknown priority level 'P0' (this file's priority_levels")],
+                 id="no-config-checked-against-the-files-levels"),
+    pytest.param(None, "priority_levels: P1\n", ("P1", "P2", "P3"),
+                 [(1, "priority_levels must be a list of 1 to 10 level names")], id="levels-not-a-list"),
+    pytest.param(None, "priority_levels: [P1, P1]\n", ("P1", "P1", "P1"),
+                 [(1, "priority_levels: a level is given twice")], id="levels-twice"),
+    pytest.param(None, "", ("P 1", "P2", "P3"),
+                 [(4, "priority: String should match pattern")], id="level-name-form"),
+])
+def test_unknown_priority_levels_are_errors_with_their_line(
+        tmp_path: Path, policy: PriorityPolicy | None, header: str, written: tuple[str, str, str],
+        problems: list[tuple[int, str]]) -> None:
+    """A level name the service (or the file's own ``priority_levels``) does not have is a
+    load error at its line, naming the levels there are."""
+    text = LEVELLED.format(header=header, priority=f'"{written[0]}"', required=written[1], rung=written[2])
+    with pytest.raises(RuleLoadError) as info:
+        load(write(tmp_path / "r.yaml", text), priorities=policy)
+    found = [(p.line, p.message) for p in info.value.problems if p.severity == "error"]
+    assert len(found) == len(problems), found
+    for (line, message), (want_line, want) in zip(found, problems, strict=True):
+        assert line == want_line, message
+        assert message.startswith(want), message

@@ -132,8 +132,8 @@ def test_no_rule_deletes_data_without_a_human(pack: RuleSet) -> None:
                 action = registry.get(spec.action)
                 assert action is not None
                 if spec.action in ("redis.flushdb", "kubernetes.rollout_undo", "kubernetes.set_memory_limit"):
-                    assert rule.approval_required(rule.priority or PriorityPolicy().default, destructive=True,
-                                                  rung=step.index)
+                    level = rule.priority or PriorityPolicy().default_level
+                    assert rule.approval_required(level, destructive=True, rung=step.index)
     (disk,) = [r for r in pack.rules if r.name == "disk-almost-full-notify"]
     assert {s.action.split(".")[0] for s in disk.actions} == {"notify"}
 

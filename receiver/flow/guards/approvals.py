@@ -81,6 +81,7 @@ class Approvals:
                  clock: Clock, enqueue: Callable[[ApprovedWork], Awaitable[None]],
                  on_declined: Callable[[Approval], Awaitable[None]] | None = None) -> None:
         self._ttl = settings.guards.approval_ttl.total_seconds()
+        self._top = settings.priorities.levels[0]
         self._store = store
         self._audit = audit
         self._announcer = announcer
@@ -111,7 +112,8 @@ class Approvals:
         approval = Approval(
             id=secrets.token_hex(8), status=ApprovalStatus.PENDING, created_at=now,
             expires_at=now + self._ttl, decision=d.id, rule=d.rule.name, fingerprint=d.alert.fingerprint,
-            payload=ApprovalRequest.of(d, tuple(steps), tuple(diagnostics)).as_data(),
+            payload=ApprovalRequest.of(d, tuple(steps), tuple(diagnostics),
+                                       urgent=d.priority == self._top).as_data(),
         )
         await self._store.put_approval(approval)
         self._audit.record(AuditEvent.APPROVAL_REQUESTED, approval=approval.id, decision=d.id,

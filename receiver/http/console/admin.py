@@ -53,7 +53,7 @@ def _approval(approval: object) -> str:
     if approval is None:
         return "for destructive steps"
     if isinstance(approval, ApprovalByPriority):
-        return "at " + ", ".join(p.value for p in approval.required_for)
+        return "at " + ", ".join(approval.required_for)
     return str(approval)
 
 

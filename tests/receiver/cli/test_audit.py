@@ -44,7 +44,7 @@ async def incident(make_client: ClientFactory, make_settings: Any, aiohttp_serve
     for name, value in TOKENS.items():
         monkeypatch.setenv(name, value)
     target, base = await serve_target(aiohttp_server)
-    settings = approval_settings(make_settings, base, priorities={"response_targets": {"P3": 600}})
+    settings = approval_settings(make_settings, base, priorities={"response_targets": {"P3": "10m"}})
     client: TestClient[Any, Any] = await make_client(settings)
     clock.t = FIRED + 30
     firing = alert(starts=STARTS)

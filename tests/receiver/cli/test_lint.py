@@ -156,14 +156,46 @@ def test_ten_different_errors_are_all_reported_with_their_lines(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(TEN_ERRORS.lstrip("\n"))
-    code, report = lint_json(capsys, str(path))
+    (tmp_path / "c.yaml").write_text("dry_run: true\n")  # the default levels: P9 is not one
+    code, report = lint_json(capsys, str(path), "--config", str(tmp_path / "c.yaml"))
     assert (code, report["ok"], report["errors"], report["rules"]) == (1, False, 10, 0)
     assert [p["line"] for p in report["problems"]] == [5, 6, 7, 9, 13, 16, 18, 19, 20, 23]
     assert {p["file"] for p in report["problems"]} == {str(path)}
-    code, out, _ = run(capsys, "rules", "lint", str(path))
+    code, out, _ = run(capsys, "rules", "lint", str(path), "--config", str(tmp_path / "c.yaml"))
     assert code == 1
     assert out.splitlines()[-1] == "10 errors, 0 warnings"
     assert len(out.splitlines()) == 11
+
+
+SEV_RULES = """\
+rules:
+  - name: a
+    match: ['alertname = "X"']
+    priority: SEV-2
+    approval: {required_for: [SEV-1, P1]}
+    actions: [{action: notify.log, params: {text: hi}}]
+"""
+
+
+def test_priority_levels_are_the_configs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --config, level names are the config's business (only their form is
+    checked); with it, a name that is not one of ``priorities.levels`` is an error at its line."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(SEV_RULES)
+    code, out, _ = run(capsys, "rules", "lint", str(path))
+    assert (code, out.splitlines()) == (0, ["1 rules ok, 0 warnings"])
+    (tmp_path / "c.yaml").write_text("priorities: {levels: [SEV-1, SEV-2, SEV-3, SEV-4]}\n")
+    code, out, _ = run(capsys, "rules", "lint", str(path), "--config", str(tmp_path / "c.yaml"))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{path}:5: rule 'a': error: approval.required_for[1]: unknown priority level 'P1' "
+        "(the service config's priorities.levels: SEV-1, SEV-2, SEV-3, SEV-4)", "1 errors, 0 warnings"]
+    (tmp_path / "d.yaml").write_text("dry_run: true\n")
+    code, out, _ = run(capsys, "rules", "lint", str(path), "--config", str(tmp_path / "d.yaml"))
+    assert code == 1
+    assert [line.split(": error: ")[1].split(" (")[0] for line in out.splitlines()[:-1]] == [
+        "priority: unknown priority level 'SEV-2'",
+        "approval.required_for[0]: unknown priority level 'SEV-1'"]
 
 
 @pytest.mark.parametrize(("escalate_to", "errors"), [

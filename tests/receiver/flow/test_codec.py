@@ -68,7 +68,7 @@ LOG_STEP = SavedStep(number=3, action="notify.log", target=None, params={"text":
 
 
 def decision(rule: Any, alert: Alert, *, dry_run: bool = False, rung: int = 0,
-             priority: Priority = Priority.P2) -> Decision:
+             priority: Priority = "P2") -> Decision:
     return Decision(id="d1", dedup_key="k\x1fd1", rule=rule, alert=alert, priority=priority,
                     response_target=timedelta(minutes=15), dry_run=dry_run, rung=rung)
 
@@ -80,7 +80,7 @@ def through_json(data: Any) -> Any:
 
 @pytest.mark.parametrize("d", [
     pytest.param(decision(PLAIN, FIRING), id="live-firing"),
-    pytest.param(decision(PLAIN, FIRING, dry_run=True, priority=Priority.P1), id="dry-run-P1"),
+    pytest.param(decision(PLAIN, FIRING, dry_run=True, priority="P1"), id="dry-run-P1"),
     pytest.param(decision(LADDER, RESOLVED), id="resolved-with-ends-at"),
     pytest.param(decision(LADDER, FIRING, rung=1), id="ladder-rung-1"),
 ])
@@ -109,25 +109,25 @@ def test_a_decision_whose_rule_is_gone_says_which() -> None:
 REQUEST = ApprovalRequest(steps=(STEP, LOG_STEP),
                           diagnostics=(Diagnostic(step=1, action="kubernetes.diagnose",
                                                   result=Result("3 pods", {"pods": ["a", "b", "c"]})),),
-                          alert=FIRING, priority=Priority.P1, dry_run=False, rung=1,
+                          alert=FIRING, priority="P1", dry_run=False, rung=1,
                           response_target=timedelta(minutes=15))
 
 
 @pytest.mark.parametrize(("value", "kind"), [
     pytest.param(REQUEST, ApprovalRequest, id="approval-request"),
-    pytest.param(ApprovalRequest(steps=(STEP,), diagnostics=(), alert=RESOLVED, priority=Priority.P4,
+    pytest.param(ApprovalRequest(steps=(STEP,), diagnostics=(), alert=RESOLVED, priority="P4",
                                  dry_run=False, rung=0, response_target=timedelta(hours=24)), ApprovalRequest,
                  id="approval-request-no-diagnostics"),
     pytest.param(STEP, SavedStep, id="saved-step"),
     pytest.param(REQUEST.diagnostics[0], Diagnostic, id="diagnostic"),
     pytest.param(VerifyWatch(decision="d1", rule="high-cpu-scale-up", rung=0, alert=FIRING,
-                             priority=Priority.P2, response_target=3600.0, started_at=1_795_000_000.5,
+                             priority="P2", response_target=3600.0, started_at=1_795_000_000.5,
                              window=600.0, otherwise="next"),
                  VerifyWatch, id="verify-watch"),
-    pytest.param(VerifyWatch(decision="d2", rule="r", rung=1, alert=RESOLVED, priority=Priority.P3,
+    pytest.param(VerifyWatch(decision="d2", rule="r", rung=1, alert=RESOLVED, priority="P3",
                              response_target=14400.0, started_at=1.0, window=60.0, otherwise="escalate"),
                  VerifyWatch, id="verify-watch-last-rung"),
-    pytest.param(P1Watch(rule="r", decision="d1", alert=FIRING, priority=Priority.P1, response_target=900.0,
+    pytest.param(P1Watch(rule="r", decision="d1", alert=FIRING, priority="P1", response_target=900.0,
                          first_at=1_795_000_000.0, after=1800.0), P1Watch, id="p1-timer"),
 ])
 def test_a_payload_comes_back_as_it_was_stored(value: Any, kind: Any) -> None:
@@ -135,13 +135,13 @@ def test_a_payload_comes_back_as_it_was_stored(value: Any, kind: Any) -> None:
 
 
 def test_an_approval_request_rebuilds_its_decision() -> None:
-    d = decision(LADDER, FIRING, rung=1, priority=Priority.P1)
+    d = decision(LADDER, FIRING, rung=1, priority="P1")
     request = ApprovalRequest.of(d, (STEP,), ())
     approval = Approval(id="a1", status=ApprovalStatus.APPROVED, created_at=0.0, expires_at=1.0,
                         decision="d1", rule=LADDER.name, fingerprint=FIRING.fingerprint,
                         payload=through_json(request.as_data()))
     back = ApprovalRequest.from_data(approval.payload).decision(approval, LADDER)
-    assert back == Decision(id="d1", dedup_key="", rule=LADDER, alert=FIRING, priority=Priority.P1,
+    assert back == Decision(id="d1", dedup_key="", rule=LADDER, alert=FIRING, priority="P1",
                             response_target=timedelta(minutes=15), dry_run=False, rung=1)
 
 
@@ -163,20 +163,20 @@ STEP_DATA = {"number": 2, "action": "http.request", "target": "api",
                   "response_target": 900.0, "dry_run": False, "rung": 1}, id="decision"),
     pytest.param(lambda: ApprovalRequest(steps=(STEP,), diagnostics=(Diagnostic(1, "docker.diagnose",
                                                                                  Result("ok", {"n": 1})),),
-                                         alert=RESOLVED, priority=Priority.P2, dry_run=False, rung=0,
+                                         alert=RESOLVED, priority="P2", dry_run=False, rung=0,
                                          response_target=timedelta(hours=1)).as_data(),
                  {"steps": [STEP_DATA],
                   "diagnostics": [{"step": 1, "action": "docker.diagnose",
                                    "result": {"summary": "ok", "details": {"n": 1}}}],
                   "alert": ALERT_DATA, "priority": "P2", "alertname": "HighCPU",
                   "labels": {"alertname": "HighCPU"}, "dry_run": False, "rung": 0,
-                  "response_target": 3600.0}, id="approval-request"),
-    pytest.param(lambda: VerifyWatch("d1", "r", 0, RESOLVED, Priority.P2, 3600.0, 5.0, 600.0,
+                  "response_target": 3600.0, "urgent": False}, id="approval-request"),
+    pytest.param(lambda: VerifyWatch("d1", "r", 0, RESOLVED, "P2", 3600.0, 5.0, 600.0,
                                      "next").as_data(),
                  {"decision": "d1", "rule": "r", "rung": 0, "alert": ALERT_DATA, "priority": "P2",
                   "response_target": 3600.0, "started_at": 5.0, "window": 600.0, "otherwise": "next"},
                  id="verify-watch"),
-    pytest.param(lambda: P1Watch("r", "d1", RESOLVED, Priority.P1, 900.0, 5.0, 1800.0).as_data(),
+    pytest.param(lambda: P1Watch("r", "d1", RESOLVED, "P1", 900.0, 5.0, 1800.0).as_data(),
                  {"rule": "r", "decision": "d1", "alert": ALERT_DATA, "priority": "P1",
                   "response_target": 900.0, "first_at": 5.0, "after": 1800.0}, id="p1-timer"),
 ])
@@ -196,6 +196,12 @@ def test_the_data_written_is_the_data_stores_already_hold(data: Any, expected: d
     pytest.param(ApprovalRequest, {"steps": [], "diagnostics": [], "alert": ALERT_DATA, "priority": "P2",
                                    "alertname": "HighCPU", "labels": {}, "dry_run": False}, "response_target",
                  timedelta(0), id="request-without-response-target"),
+    pytest.param(ApprovalRequest, {"steps": [], "diagnostics": [], "alert": ALERT_DATA, "priority": "P1",
+                                   "alertname": "HighCPU", "labels": {}, "dry_run": False}, "urgent", True,
+                 id="request-without-urgent-p1"),
+    pytest.param(ApprovalRequest, {"steps": [], "diagnostics": [], "alert": ALERT_DATA, "priority": "P2",
+                                   "alertname": "HighCPU", "labels": {}, "dry_run": False}, "urgent", False,
+                 id="request-without-urgent-p2"),
 ])
 def test_data_written_before_a_field_existed_still_reads(kind: Any, data: dict[str, Any], field: str,
                                                          value: Any) -> None:
@@ -208,4 +214,4 @@ def test_a_decision_item_written_before_ladders_reads_as_rung_0() -> None:
     d = read_work(WorkItem(id="d9", payload=payload, dedup_key="k"), INDEX)
     assert isinstance(d, Decision)
     assert (d.rung, d.priority, d.response_target, d.dry_run, d.dedup_key) == (
-        0, Priority.P3, timedelta(hours=4), True, "k")
+        0, "P3", timedelta(hours=4), True, "k")

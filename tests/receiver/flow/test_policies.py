@@ -24,6 +24,7 @@ from receiver.flow.timers import LEASE
 from receiver.runtime import Runtime
 from receiver.settings import Settings
 from remediations.registry import default_registry
+from rules.errors import RuleLoadError
 from tests.conftest import read_audit, rules_yaml
 from tests.support.fakeclock import FakeClock
 from tests.support.httptarget import ServerFactory, Target, serve_target
@@ -88,7 +89,7 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
     made: list[Cluster] = []
 
     async def build(priority: str, *, hook_statuses: tuple[int, ...] = (200,),
-                    **rule: Any) -> tuple[Cluster, Target, Target]:
+                    priorities: dict[str, Any] | None = None, **rule: Any) -> tuple[Cluster, Target, Target]:
         target, base = await serve_target(aiohttp_server)
         hook, hook_base = await serve_target(aiohttp_server, list(hook_statuses))
         monkeypatch.setenv("TEST_HOOK_URL", hook_base + "/hook")
@@ -105,7 +106,7 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClo
             "dry_run": False, "state": state, "state_prefix": prefix, "audit": str(tmp_path / "unused.jsonl"),
             "rules": [str(rules)], "targets": {"api": {"kind": "http", "base_url": base, "timeout": 2}},
             "notifiers": {"oncall": {"kind": "webhook", "url": "env:TEST_HOOK_URL"}},
-            "guards": {"retries": 0, "blast_radius": None},
+            "guards": {"retries": 0, "blast_radius": None}, "priorities": priorities or {},
         })
         made.append(Cluster(settings, tmp_path, clock))
         return made[-1], target, hook
@@ -278,3 +279,44 @@ async def test_a_watch_survives_a_restart_and_fails_once(cluster: Any, clock: Fa
     assert titles(hook) == ["Escalation: not resolved after remediation: HighErrorRate (P3)"]
     await c.fire(replicas[-1], alert(status="resolved", ends="2026-11-23T07:30:00Z"))
     assert [r["rung"] for r in c.records("verify.resolved_late")] == [0]
+
+
+SEV = {"levels": ["SEV-1", "SEV-2", "SEV-3", "SEV-4"], "response_targets": {"SEV-1": "5m"}}
+
+
+@pytest.mark.parametrize("cluster", ["sqlite"], indirect=True)
+async def test_the_policies_follow_the_configured_levels_by_rank(cluster: Any, clock: FakeClock) -> None:
+    """With levels SEV-1…SEV-4, ``p1_unresolved`` watches SEV-1 (the first level) and
+    ``p2_recurring`` counts SEV-2 (the second); notices and records carry the names."""
+    c, _, hook = await cluster("SEV-1", priorities=SEV)
+    replica = await c.start()
+    await c.fire(replica, alert())
+    clock.advance(1800)
+    await c.tick()
+    assert titles(hook) == ["Escalation: SEV-1 still firing: HighErrorRate (SEV-1)"]
+    assert hook.calls[0][2]["severity"] == "critical"
+    [sent] = c.records("escalation.sent")
+    assert (sent["reason"], sent["priority"]) == ("p1_unresolved", "SEV-1")
+    assert sent["response_target_seconds"] == 300.0
+    assert sent["detail"].startswith("SEV-1 alert HighErrorRate is still firing 30m after")
+
+
+@pytest.mark.parametrize("cluster", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("priority", "escalated"), [("SEV-2", True), ("SEV-3", False), ("P2", False)])
+async def test_p2_recurring_counts_the_second_level(cluster: Any, clock: FakeClock, priority: str,
+                                                   escalated: bool) -> None:
+    """The root-cause review is for the second level: SEV-2 here; SEV-3 is never escalated,
+    and a rule naming P2 is not even loaded (P2 is not one of the levels)."""
+    if priority == "P2":
+        c, _, _ = await cluster(priority, priorities=SEV)
+        with pytest.raises(RuleLoadError, match="unknown priority level 'P2'"):
+            await c.start()
+        return
+    c, _, hook = await cluster(priority, priorities=SEV)
+    replica = await c.start()
+    for n in range(3):
+        await c.fire(replica, alert(starts=f"2026-11-23T0{n}:00:00.000Z"))
+        clock.advance(3600)
+    assert titles(hook) == (["Escalation: recurring SEV-2: root-cause review: HighErrorRate (SEV-2)"]
+                            if escalated else [])
+    assert [r["priority"] for r in c.records("rule.matched")] == [priority] * 3

@@ -68,7 +68,7 @@ async def env(make_settings: Any, aiohttp_server: ServerFactory, clock: FakeCloc
     target, base = await serve_target(aiohttp_server)
 
     async def build(*, approval: str | None = "auto", maintenance: bool = False,
-                    priority: Priority = Priority.P3, retries: int = 0, base_url: str = base) -> Env:
+                    priority: Priority = "P3", retries: int = 0, base_url: str = base) -> Env:
         rule: dict[str, Any] = {
             "name": "purge", "match": ['alertname = "HighErrorRate"', 'namespace =~ ".+"'],
             "actions": [{"action": "http.request", "target": "api",
@@ -194,7 +194,7 @@ async def p1_armed(e: Env) -> bool:
 ])
 async def test_a_live_decision_opens_maintenance_then_P1_timer_then_kill_switch(
         env: Factory, maintenance: bool, pause: bool, stopped_by: Guard | None, armed: bool) -> None:
-    e = await env(maintenance=maintenance, priority=Priority.P1)
+    e = await env(maintenance=maintenance, priority="P1")
     if pause:
         await paused(e)
     if stopped_by is None:
@@ -232,7 +232,7 @@ async def test_a_planned_decision_is_peeked_at_before_a_human_is_asked(
 
 
 async def test_a_P2_is_counted_before_its_budgets_are_peeked(env: Factory) -> None:
-    e = await env(priority=Priority.P2)
+    e = await env(priority="P2")
     await cooling_down(e)
     with pytest.raises(Blocked) as caught:
         await e.runtime.pipeline.admit(DecisionRun(e.d, (e.step,), ()))
