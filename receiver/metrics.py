@@ -3,7 +3,9 @@
 Built by ``receiver.runtime``; updated by handlers, intake, workers and the rules
 coordinator; exposed at ``GET /metrics``. Label values come from the shared enums in
 ``receiver.decisions`` so metrics, logs and audit use the same words. The registry also
-carries ``remediator_build_info`` and the standard ``process_*`` and ``python_*`` series.
+carries ``remediator_build_info`` and the standard ``process_*`` and ``python_*`` series,
+and the gauges by which remediator watches itself, set at each scrape by
+``receiver.http.selfwatch`` (``deploy/prometheus/remediator-alerts.yml`` alerts on them).
 """
 
 from __future__ import annotations
@@ -88,6 +90,42 @@ class Metrics:
         self.escalations = Counter(
             "remediator_escalations", "Escalations sent, by reason", ["reason"], registry=registry
         )
+        # remediator watching itself: set at each scrape by receiver.http.selfwatch.refresh
+        self.ready = Gauge("remediator_ready", "1 when GET /ready answers 200", registry=registry)
+        self.state_store_up = Gauge(
+            "remediator_state_store_up", "1 when the state store answered at this scrape", registry=registry)
+        self.audit_up = Gauge(
+            "remediator_audit_up", "1 while the audit log is writable (no write or fsync failed)",
+            registry=registry)
+        self.paused = Gauge(
+            "remediator_paused", "1 while automation is paused (kill switch or blast radius)",
+            registry=registry)
+        self.pause_duration = Gauge(
+            "remediator_pause_duration_seconds", "How long automation has been paused (0 when it is not)",
+            registry=registry)
+        self.pause_info = Gauge(
+            "remediator_pause_info", "1 for the pause in force: its source (admin, blast_radius) and reason",
+            ["source", "reason"], registry=registry)
+        self.approvals_pending = Gauge(
+            "remediator_approvals_pending", "Approvals waiting for a human", registry=registry)
+        self.approvals_oldest_age = Gauge(
+            "remediator_approvals_oldest_pending_age_seconds", "Age of the oldest pending approval (0: none)",
+            registry=registry)
+        self.approvals_overdue = Gauge(
+            "remediator_approvals_overdue", "Pending approvals past their TTL (housekeeping expires them)",
+            registry=registry)
+        self.circuit_open = Gauge(
+            "remediator_circuit_open", "1 while a configured target's circuit breaker is open", ["target"],
+            registry=registry)
+        self.backlog = Gauge(
+            "remediator_backlog", "Work queued or being worked on in the state store (every replica's)",
+            registry=registry)
+        self.backlog_oldest_age = Gauge(
+            "remediator_backlog_oldest_age_seconds", "How long the oldest queued work has waited (0: none)",
+            registry=registry)
+        self.notifier_failures = Counter(
+            "remediator_notifier_failures", "Notices (approvals, pauses, escalations) a notifier refused",
+            ["notifier"], registry=registry)
         for reason in Rejection:
             self.requests_rejected.labels(reason.value)
         for why in Escalation:
@@ -95,6 +133,9 @@ class Metrics:
 
     def decided(self, outcome: Outcome, reason: Reason) -> None:
         self.decisions.labels(outcome.value, reason.value).inc()
+
+    def notifier_failed(self, notifier: str) -> None:
+        self.notifier_failures.labels(notifier).inc()
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)

@@ -66,7 +66,9 @@ class Runtime:
         self.metrics.watch_queue(self.queue.depth)
         self.report = Report(audit=self.audit, metrics=self.metrics)
         self.enqueue = Enqueuer(settings, store=self.state)
-        self.announcer = Announcer(settings, audit=self.audit)
+        self.announcer = Announcer(settings, audit=self.audit, on_failure=self.metrics.notifier_failed)
+        for name in settings.notifiers:
+            self.metrics.notifier_failures.labels(name)
         self.escalations = Escalations(settings, announcer=self.announcer, audit=self.audit,
                                        metrics=self.metrics)
         blast = self.escalations if settings.escalation.blast_radius else None

@@ -10,6 +10,7 @@ notifier when unset), or to the notifiers the caller names. A notifier that fail
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 
@@ -24,11 +25,13 @@ _log = structlog.get_logger("remediator.announce")
 class Announcer:
     """Sends one notice to every announcing notifier at once."""
 
-    def __init__(self, settings: Settings, *, audit: AuditLog) -> None:
+    def __init__(self, settings: Settings, *, audit: AuditLog,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         names = settings.guards.announce if settings.guards.announce is not None else list(settings.notifiers)
         self._all = settings.notifiers
         self._notifiers = {n: settings.notifiers[n] for n in names}
         self._audit = audit
+        self._on_failure = on_failure or (lambda _name: None)  # counts it (remediator_notifier_failures)
         self._silent = False
 
     def silence(self) -> None:
@@ -58,6 +61,7 @@ class Announcer:
             _log.warning("notify.failed", notifier=missing, title=notice.title, error="not configured")
             self._audit.record(AuditEvent.NOTIFY_FAILED, notifier=missing, title=notice.title,
                                error="no notifier of this name is configured")
+            self._on_failure(missing)
         results = await asyncio.gather(*(deliver(self._all[n], notice) for n in names),
                                        return_exceptions=True)
         sent, temporary = [], []
@@ -66,6 +70,7 @@ class Announcer:
                 _log.warning("notify.failed", notifier=name, title=notice.title, error=str(result))
                 self._audit.record(AuditEvent.NOTIFY_FAILED, notifier=name, title=notice.title,
                                    error=str(result))
+                self._on_failure(name)
                 if isinstance(result, TemporaryError | TimeoutError | OSError):
                     temporary.append(name)
             elif isinstance(result, BaseException):

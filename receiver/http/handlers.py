@@ -8,6 +8,7 @@ only here: a bad body is 400 with the JSON path, a full queue or an unreachable 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
@@ -19,6 +20,7 @@ from receiver.http.api import add_api_routes
 from receiver.http.keys import RUNTIME
 from receiver.http.middlewares import PRINCIPAL, error_response, reject, requires
 from receiver.http.openapi import add_openapi_route
+from receiver.http.selfwatch import refresh
 
 _JSON_TYPES = frozenset({"application/json"})
 
@@ -91,9 +93,20 @@ async def reload_rules(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "rules": report.rules, "warnings": problems})
 
 
+def _metrics_route(app: web.Application) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    exposition = make_aiohttp_handler(app[RUNTIME].metrics.registry)
+
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        """``GET /metrics``: the self-monitoring gauges read now (``receiver.http.selfwatch``), then all."""
+        await refresh(request.app[RUNTIME])
+        return await exposition(request)
+
+    return metrics
+
+
 def add_routes(app: web.Application) -> None:
     """Every route of the service."""
-    metrics = make_aiohttp_handler(app[RUNTIME].metrics.registry)
+    metrics = _metrics_route(app)
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

@@ -79,6 +79,11 @@ class StateStore(Protocol):
         """Items queued or being worked on."""
         ...
 
+    async def oldest_work(self) -> float | None:
+        """When the oldest item queued or being worked on was enqueued (the clock's seconds);
+        None when there is none (or it was enqueued by a version that did not keep the time)."""
+        ...
+
     # -- kill switch and blast-radius pause
     async def get_pause(self) -> Pause | None: ...
 

@@ -60,7 +60,9 @@ def manifests() -> list[tuple[str, dict[str, Any]]]:
 
 
 def the(kind: str) -> dict[str, Any]:
-    (doc,) = [d for _, d in manifests() if d["kind"] == kind]
+    """The one manifest of ``kind`` (of the ConfigMaps, remediator's config, not the dashboard)."""
+    (doc,) = [d for _, d in manifests()
+              if d["kind"] == kind and d["metadata"]["name"] != "remediator-dashboard"]
     return doc
 
 
@@ -97,8 +99,8 @@ def test_promtool_checks_the_alerting_rules() -> None:
 def test_promtool_checks_the_compose_prometheus_config(tmp_path: Path) -> None:
     """The compose Prometheus config is valid once its rule file path points at alerts.yml."""
     config = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
-    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
-    config["rule_files"] = [str(DEPLOY / "prometheus" / "alerts.yml")]
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml", "/etc/prometheus/remediator-alerts.yml"]
+    config["rule_files"] = [str(DEPLOY / "prometheus" / n) for n in ("alerts.yml", "remediator-alerts.yml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     done = run(tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -214,15 +216,27 @@ def test_compose_config_loads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_compose_wires_the_four_services_to_deploy_files() -> None:
-    """compose.yaml runs remediator, Redis, Prometheus and Alertmanager on deploy/'s files."""
+    """compose.yaml runs remediator, Redis, Prometheus and Alertmanager on deploy/'s files
+    (and Grafana with the dashboard under the ``grafana`` profile); Prometheus loads the
+    self-monitoring rules; remediator starts once Redis is healthy, Alertmanager once
+    remediator is; every service restarts unless stopped. tests/deploy/test_compose.py
+    brings it up."""
     compose = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"remediator", "redis", "prometheus", "alertmanager"}
+    assert set(services) == {"remediator", "redis", "prometheus", "alertmanager", "grafana"}
+    assert services["grafana"]["profiles"] == ["grafana"]
+    assert "name" not in compose  # docker-compose 1.29 (Debian's) refuses a top-level name
+    assert services["remediator"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert services["alertmanager"]["depends_on"] == {"remediator": {"condition": "service_healthy"}}
+    assert "test" in services["redis"]["healthcheck"]
+    assert {s["restart"] for s in services.values()} == {"unless-stopped"}
     assert services["remediator"]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert services["remediator"]["read_only"] is True
     mounts = {s: [v.split(":")[0] for v in svc.get("volumes", [])] for s, svc in services.items()}
     base = DEPLOY / "compose"
     for service, wanted in [("prometheus", "prometheus/alerts.yml"), ("prometheus", "compose/prometheus.yml"),
+                            ("prometheus", "prometheus/remediator-alerts.yml"),
+                            ("grafana", "grafana/remediator.json"),
                             ("alertmanager", "alertmanager/alertmanager.yml"),
                             ("remediator", "compose/remediator.yaml")]:
         files = [(base / m).resolve() for m in mounts[service] if m.startswith(".")]
@@ -260,7 +274,8 @@ def test_dockerfile_is_slim_non_root_and_bakes_the_pack_in() -> None:
 # --- Kubernetes ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "doc"), [pytest.param(n, d, id=f"{n}:{d['kind']}:{d['metadata']['name']}")
-                                           for n, d in manifests() if d["kind"] != "ServiceMonitor"])
+                                           for n, d in manifests()
+                                           if d["kind"] not in ("ServiceMonitor", "PrometheusRule")])
 def test_manifest_validates_against_the_kubernetes_schema(name: str, doc: dict[str, Any]) -> None:
     """Each manifest is valid against Kubernetes' OpenAPI schemas, strictly (unknown fields fail)."""
     try:

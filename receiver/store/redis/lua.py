@@ -55,18 +55,20 @@ return 0
 
 ENQUEUE = """
 -- KEYS[1]: stream; KEYS[2..]: dedup keys to extend.
--- ARGV: max_backlog, expires_at, gc_ms, n, then per item: id, has_dedup, dedup_key, payload.
--- Returns the entry ids added, or -1 when the backlog has no room for them.
+-- ARGV: max_backlog, expires_at, gc_ms, n, per item: id, has_dedup, dedup_key, payload; last, now (each
+-- entry's `at`, when it was enqueued). Returns the entry ids added, or -1 when the backlog has no room.
 local n = tonumber(ARGV[4])
+local now = ARGV[#ARGV]
 if redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then return -1 end
 local added = {}
 for i = 0, n - 1 do
   local at = 5 + i * 4
   if ARGV[at + 1] == '1' then
     added[#added + 1] = redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'dedup_key', ARGV[at + 2],
-                                   'payload', ARGV[at + 3])
+                                   'payload', ARGV[at + 3], 'at', now)
   else
-    added[#added + 1] = redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'payload', ARGV[at + 3])
+    added[#added + 1] = redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'payload', ARGV[at + 3],
+                                   'at', now)
   end
 end
 for i = 2, #KEYS do

@@ -135,6 +135,7 @@ class RedisQueue:
         for item in items:
             args += [item.id, "0" if item.dedup_key is None else "1", item.dedup_key or "",
                      json.dumps(item.payload, separators=(",", ":"))]
+        args.append(num(now))
         dedup = [self._dedup(i.dedup_key) for i in items if i.dedup_key is not None]
         with self._core.errors():
             try:
@@ -189,3 +190,11 @@ class RedisQueue:
     async def backlog(self) -> int:
         with self._core.errors():
             return int(await self._core.cmd("XLEN", self._stream))
+
+    async def oldest_work(self) -> float | None:
+        with self._core.errors():
+            first = await self._core.cmd("XRANGE", self._stream, "-", "+", "COUNT", "1")
+        if not first:
+            return None
+        at = first[0][1].get("at")  # entries enqueued before `at` was kept have none
+        return None if at is None else float(at)

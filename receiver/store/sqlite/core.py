@@ -16,7 +16,7 @@ from typing import Any
 
 from receiver.clock import Clock
 from receiver.errors import StateError
-from receiver.store.sqlite.schema import SCHEMA
+from receiver.store.sqlite.schema import SCHEMA, migrate
 
 
 class SqliteCore:
@@ -35,6 +35,7 @@ class SqliteCore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(SCHEMA)
+            migrate(db)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {self.path}: {exc}") from None
         self._db = db

@@ -82,8 +82,8 @@ class SqliteQueue:
             raise BacklogFull(max_backlog)
         with self._core.tx() as db:
             db.executemany(
-                "INSERT INTO work (id, dedup_key, payload) VALUES (?, ?, ?)",
-                [(i.id, i.dedup_key, json.dumps(i.payload, separators=(",", ":"))) for i in items],
+                "INSERT INTO work (id, dedup_key, payload, enqueued_at) VALUES (?, ?, ?, ?)",
+                [(i.id, i.dedup_key, json.dumps(i.payload, separators=(",", ":")), now) for i in items],
             )
             keys = [(now + ttl, i.dedup_key) for i in items if i.dedup_key is not None]
             db.executemany("UPDATE dedup SET expires_at = ? WHERE key = ?", keys)
@@ -128,3 +128,7 @@ class SqliteQueue:
 
     async def backlog(self) -> int:
         return self._backlog
+
+    async def oldest_work(self) -> float | None:
+        (row,) = self._core.read("SELECT min(enqueued_at) FROM work")
+        return None if row[0] is None else float(row[0])

@@ -1,7 +1,8 @@
 """The SQLite store's tables, and the purge that deletes their expired rows.
 
 ``SCHEMA`` is run by ``receiver.store.sqlite.core.SqliteCore.open`` (every statement is
-``IF NOT EXISTS``: a file from an earlier run is kept as it is); ``purge`` is run by
+``IF NOT EXISTS``: a file from an earlier run is kept as it is, and :func:`migrate` adds
+what a file from an earlier version lacks); ``purge`` is run by
 ``receiver.store.sqlite.queue.SqliteQueue.claim`` every ``PURGE_EVERY`` claimed keys, in
 the claim's transaction. Times are the injected clock's seconds.
 """
@@ -17,7 +18,7 @@ CREATE TABLE IF NOT EXISTS dedup (key TEXT PRIMARY KEY, expires_at REAL NOT NULL
 CREATE INDEX IF NOT EXISTS dedup_expiry ON dedup (expires_at);
 CREATE TABLE IF NOT EXISTS work (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, dedup_key TEXT, payload TEXT NOT NULL,
-    owner TEXT, touched_at REAL, deliveries INTEGER NOT NULL DEFAULT 0
+    owner TEXT, touched_at REAL, deliveries INTEGER NOT NULL DEFAULT 0, enqueued_at REAL
 );
 CREATE INDEX IF NOT EXISTS work_owner ON work (owner, seq);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -51,6 +52,16 @@ CREATE TABLE IF NOT EXISTS occurrence (
 CREATE INDEX IF NOT EXISTS occurrence_at ON occurrence (key, at);
 CREATE INDEX IF NOT EXISTS occurrence_forget ON occurrence (forget_at);
 """
+
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a file from an earlier version up to ``SCHEMA`` (columns added since; their rows
+    from before carry NULL)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(work)")}
+    if "enqueued_at" not in columns:
+        db.execute("ALTER TABLE work ADD COLUMN enqueued_at REAL")
+
 
 PURGE_EVERY = 1000
 """Claimed keys between two purges."""

@@ -88,6 +88,9 @@ class SqliteStateStore:
     async def backlog(self) -> int:
         return await self._queue.backlog()
 
+    async def oldest_work(self) -> float | None:
+        return await self._queue.oldest_work()
+
     # -- guards: pause, budgets, circuit breakers, locks
     async def get_pause(self) -> Pause | None:
         return await self._guards.get_pause()

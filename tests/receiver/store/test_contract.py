@@ -125,6 +125,26 @@ async def test_enqueue_extends_claims_and_work_flows(make_store: StoreFactory, c
     assert await store.backlog() == 0
 
 
+async def test_oldest_work_is_when_the_oldest_item_was_enqueued(make_store: StoreFactory,
+                                                                 clock: FakeClock) -> None:
+    """The backlog's oldest item's enqueue time (the clock's), taken or not, until it completes."""
+    store = await opened(make_store)
+    assert await store.oldest_work() is None
+    first = clock.now()
+    await store.enqueue([WorkItem(id="a", payload={})], ttl=3600, max_backlog=10)
+    clock.advance(30)
+    later = [WorkItem(id="b", payload={}), WorkItem(id="c", payload={})]
+    await store.enqueue(later, ttl=3600, max_backlog=10)
+    taken = await store.take("c1", 1, block=0)
+    assert [i.id for i in taken] == ["a"]
+    assert await store.oldest_work() == pytest.approx(first)  # being worked on still counts
+    await store.complete([taken[0].ref])
+    assert await store.oldest_work() == pytest.approx(first + 30)
+    rest = await store.take("c1", 10, block=0)
+    await store.complete([i.ref for i in rest])
+    assert await store.oldest_work() is None
+
+
 async def test_backlog_full_adds_nothing(make_store: StoreFactory) -> None:
     """An enqueue that would pass the backlog limit raises and adds none of its items."""
     store = await opened(make_store)
