@@ -225,7 +225,7 @@ class Settings(_Strict):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings | None = None
-    state: str = "sqlite:///remediator-state.db"
+    state: str = "sqlite:remediator-state.db"
     state_prefix: str = Field(default="remediator", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
                               description="Prefix of every Redis key")
     audit: Path = Path("remediator-audit.jsonl")
@@ -256,10 +256,12 @@ class Settings(_Strict):
     @field_validator("state")
     @classmethod
     def _state_url(cls, value: str) -> str:
-        if value.startswith("sqlite:///") and len(value) > len("sqlite:///"):
+        # what the URL names exactly is receiver.store.connect's to say (config check reports it)
+        if value.startswith("sqlite:") and value.removeprefix("sqlite:").strip("/"):
             return value
         if not value.startswith(("redis", "unix://")):
-            raise ValueError("state must be sqlite:///PATH (one replica) or a Redis URL (several): "
+            raise ValueError("state must be sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH (one replica), "
+                             "or a Redis URL (several): "
                              "redis://HOST:PORT/DB, redis+cluster://HOST:PORT,… or "
                              "redis+sentinel://HOST:PORT,…/SERVICE")
         parse_redis_url(value)  # its ValueError says what is wrong, without the password
@@ -281,10 +283,6 @@ class Settings(_Strict):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
-
-    @property
-    def state_path(self) -> Path:
-        return Path(self.state.removeprefix("sqlite:///"))
 
     @property
     def listens_beyond_loopback(self) -> bool:

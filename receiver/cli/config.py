@@ -3,21 +3,30 @@
 Registered by ``receiver.cli.main.build_parser``. Checks what ``serve`` checks before it
 listens, all of it and every problem at once: the YAML (read by ``rules.yamldoc``, as rule
 files are), every key (unknown keys, types, secrets that do not resolve; each with its
+targets (as ``rules lint --config`` does), a listen address beyond loopback with no
 line), the rules it names loaded against its targets (as ``rules lint --config`` does), a
-listen address beyond loopback with no credentials, the audit log's directory. Exit 0 it
+listen address beyond loopback with no credentials, the audit log's directory, and a
+SQLite state file: the path its URL names (``receiver.store.connect.sqlite_path``), opened
+read-only when it exists, else its directory (a Redis store is not contacted: serve waits
+for one that is not up yet). Exit 0 it
 would start; 1 problems found (listed); 2 the file cannot be read.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from receiver.cli.output import paint, print_json
+from receiver.errors import StateError
 from receiver.settings import Settings
+from receiver.store.connect import sqlite_path
 from remediations.registry import default_registry
 from rules.errors import RuleLoadError
 from rules.loader import default_pack_paths, load_rules
@@ -59,6 +68,32 @@ def _settings(path: Path, problems: list[str]) -> Settings | None:
     return None
 
 
+def state_problems(config: Path, settings: Settings) -> list[str]:
+    """Why serve could not open the SQLite state file the config names (none for Redis)."""
+    if not settings.state.startswith("sqlite:"):
+        return []
+    try:
+        where = sqlite_path(settings.state).absolute()
+    except StateError as exc:
+        return [f"{config}: state: {exc}"]
+    if where.exists():
+        if not where.is_file():
+            return [f"{config}: state: {where} is not a file"]
+        try:
+            with contextlib.closing(sqlite3.connect(f"{where.as_uri()}?mode=ro", uri=True)) as db:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            return [f"{config}: state: cannot open {where}: {exc}"]
+        if not os.access(where, os.R_OK | os.W_OK):
+            return [f"{config}: state: {where} is not writable"]
+        return []
+    if not where.parent.is_dir():
+        return [f"{config}: state: directory {where.parent} does not exist (for the database {where})"]
+    if not os.access(where.parent, os.W_OK | os.X_OK):
+        return [f"{config}: state: cannot create {where}: directory {where.parent} is not writable"]
+    return []
+
+
 def _without_credentials(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}{rest.rpartition('@')[2]}"
@@ -94,6 +129,7 @@ def _config_check(args: argparse.Namespace) -> int:
             problems.append(f"{path}: listen: {refusal}")
         if not settings.audit.parent.is_dir():
             problems.append(f"{path}: audit: directory {settings.audit.parent} does not exist")
+        problems += state_problems(path, settings)
     if args.json:
         print_json({"ok": not problems, "problems": problems,
                     "config": _summary(settings, rules) if settings is not None and not problems else None})

@@ -15,7 +15,7 @@ def test_defaults_are_safe() -> None:
     """With no config: loopback, dry-run, SQLite and JSONL in the working directory, the pack."""
     s = Settings()
     assert (s.listen, s.dry_run, s.state, str(s.audit), s.rules) == (
-        "127.0.0.1:9095", True, "sqlite:///remediator-state.db", "remediator-audit.jsonl", None)
+        "127.0.0.1:9095", True, "sqlite:remediator-state.db", "remediator-audit.jsonl", None)
     assert not s.listens_beyond_loopback
     assert s.max_body_bytes == 1024 * 1024
     e = s.escalation
@@ -31,8 +31,9 @@ def test_defaults_are_safe() -> None:
     pytest.param({"guards": {"cooldown_typo": "1m"}}, "guards.cooldown_typo", id="unknown-nested-key"),
     pytest.param({"listen": "9095"}, "listen must be HOST:PORT", id="listen-no-host"),
     pytest.param({"listen": "h:99999"}, "listen must be HOST:PORT", id="listen-port-range"),
-    pytest.param({"state": "memcached://x"}, "state must be sqlite:///PATH", id="state-unsupported"),
-    pytest.param({"state": "sqlite:///"}, "state must be sqlite:///PATH", id="state-no-path"),
+    pytest.param({"state": "memcached://x"}, "state must be sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH",
+                 id="state-unsupported"),
+    pytest.param({"state": "sqlite:///"}, "state must be sqlite:///ABSOLUTE/PATH", id="state-no-path"),
     pytest.param({"dry_run": "maybe"}, "dry_run", id="dry-run-not-bool"),
     pytest.param({"guards": {"dedup_ttl": "7 days"}}, "duration '7 days'", id="bad-duration"),
     pytest.param({"auth": {"tokens": [{"name": "a", "role": "webhook", "token": "hunter2"}]}},

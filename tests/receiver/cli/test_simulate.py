@@ -18,6 +18,7 @@ from psycopg import sql
 
 from receiver.cli.main import main
 from receiver.settings import Settings
+from receiver.store.connect import sqlite_path
 from tests.conftest import HIGH_CPU_BODY, JSON_HEADERS, ClientFactory, read_audit, rules_yaml, runtime_of
 from tests.support.fakeclock import FakeClock
 from tests.support.webhooks import alert, body
@@ -157,7 +158,7 @@ async def test_state_is_read_through_a_copy_and_guards_say_what_they_would_now(
     config.write_text(json.dumps({"rules": [str(p) for p in settings.rules or []], "dry_run": False}))
     payload = tmp_path / "later.json"
     payload.write_text(json.dumps({**json.loads(HIGH_CPU_BODY), "timestamp": iso(clock.now() + 60)}))
-    state, audit = settings.state_path, settings.audit
+    state, audit = sqlite_path(settings.state), settings.audit
     before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (state, audit)]
     capsys.readouterr()  # the service's own log lines
     code = await asyncio.to_thread(main, ["simulate", str(payload), "--config", str(config),

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from receiver.store.connect import sqlite_path
 from tests.conftest import ClientFactory, fixture_body, read_audit, rules_yaml, runtime_of
 from tests.support.fakeclock import FakeClock
 
@@ -180,7 +181,7 @@ async def test_full_queue_answers_503_and_queues_nothing(
     assert resp.headers["Retry-After"] == "5"
     runtime = runtime_of(client)
     assert runtime.queue.depth() == 0
-    with sqlite3.connect(settings.state_path) as db:
+    with sqlite3.connect(sqlite_path(settings.state)) as db:
         assert db.execute("SELECT count(*) FROM dedup").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM work").fetchone() == (0,)
     failed = events(read_audit(settings.audit), "intake.failed")
