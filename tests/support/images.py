@@ -71,18 +71,23 @@ PYTHON = Spec("python:3.11-slim", ("python3", "python3-venv", "python3-pip"),
               setup="rm -f /usr/lib/python3*/EXTERNALLY-MANAGED "
                     "&& ln -s /usr/bin/python3 /usr/local/bin/python",
               tail=('CMD ["python3"]',))
+# As the official image's entrypoint does: a redis-server started without a config file
+# has protected mode off, so other containers on the compose network may connect.
 REDIS = Spec("redis:7-alpine", ("redis-server",),
-             setup="install -d -o redis -g redis /data",
-             tail=("WORKDIR /data", "USER redis", 'CMD ["redis-server"]'))
+             setup="install -d -o redis -g redis /data && printf '%s\\n' '#!/bin/sh' "
+                   "'if [ \"$1\" = redis-server ]; then shift; "
+                   "exec redis-server --protected-mode no \"$@\"; fi' "
+                   "'exec \"$@\"' > /usr/local/bin/docker-entrypoint.sh "
+                   "&& chmod 755 /usr/local/bin/docker-entrypoint.sh",
+             tail=("WORKDIR /data", "USER redis", 'ENTRYPOINT ["docker-entrypoint.sh"]',
+                   'CMD ["redis-server"]'))
 PROMETHEUS = Spec("prom/prometheus:v2.42.0", ("prometheus",),
-                  setup="ln -s /usr/bin/prometheus /bin/prometheus && ln -s /usr/bin/promtool /bin/promtool "
-                        "&& install -d -o nobody /prometheus /etc/prometheus",
+                  setup="install -d -o nobody /prometheus /etc/prometheus",  # /bin is /usr/bin (merged /usr)
                   tail=("USER nobody", "WORKDIR /prometheus", 'ENTRYPOINT ["/bin/prometheus"]',
                         'CMD ["--config.file=/etc/prometheus/prometheus.yml", '
                         '"--storage.tsdb.path=/prometheus"]'))
 ALERTMANAGER = Spec("prom/alertmanager:v0.25.0", ("prometheus-alertmanager",),
-                    setup="ln -s /usr/bin/prometheus-alertmanager /bin/alertmanager "
-                          "&& ln -s /usr/bin/amtool /bin/amtool "
+                    setup="ln -s prometheus-alertmanager /usr/bin/alertmanager "
                           "&& install -d -o nobody /alertmanager /etc/alertmanager",
                     tail=("USER nobody", "WORKDIR /alertmanager", 'ENTRYPOINT ["/bin/alertmanager"]',
                           'CMD ["--config.file=/etc/alertmanager/alertmanager.yml", '
@@ -229,7 +234,7 @@ def ensure_image(client: docker.DockerClient, name: str) -> None:
         return
     spec = IMAGES[name]
     tar = _spec_tar(spec)
-    with _locked(tar.name):
+    with _locked(tar.name.rsplit("-", 1)[0]):
         if not tar.is_file():
             ensure_debian(client)
             build(client, path=Path("."), dockerfile="", tag=name,
@@ -239,6 +244,9 @@ def ensure_image(client: docker.DockerClient, name: str) -> None:
                 for chunk in client.api.get_image(name):
                     out.write(chunk)
             partial.replace(tar)
+            for stale in tar.parent.glob(f"{tar.name.rsplit('-', 1)[0]}-*.image.tar"):
+                if stale != tar:  # made from inputs that have changed since: never loaded again
+                    stale.unlink(missing_ok=True)
             return
     with tar.open("rb") as data:
         client.api.load_image(data)  # type: ignore[no-untyped-call]
