@@ -4,10 +4,11 @@ What crosses the store as data is a typed value here, each with one way to becom
 and one way back: decisions (:func:`decision_item` / :func:`read_work`) and approved
 plans (:class:`ApprovedWork`) as work items, an approval's request (:class:`ApprovalRequest`:
 its :class:`SavedStep` plans, :class:`Diagnostic` results and alert), and the payloads of
-timers (:class:`VerifyWatch`, :class:`P1Watch`). Nothing else in ``receiver.flow`` builds or
+timers (:class:`VerifyWatch`, :class:`P1Watch`, :class:`SlackReply`). Nothing else builds or
 reads those dicts. Written by ``receiver.flow.enqueue``, ``receiver.flow.guards.approvals``,
-``receiver.flow.verify`` and ``receiver.flow.policies``; read by ``receiver.flow.workers``,
-``receiver.flow.decide`` and the same. A decision names its rule: when no loaded rule has
+``receiver.flow.verify``, ``receiver.flow.policies`` and ``receiver.http.slackreply``; read by
+``receiver.flow.workers``, ``receiver.flow.decide``, ``receiver.flow.notices``, the console
+(``receiver.http.console.pages``) and the same. A decision names its rule: when no loaded rule has
 that name (a reload removed it) reading it back raises :class:`RuleGone`. Fields added
 later have defaults, so what an older version stored still reads.
 """
@@ -187,6 +188,15 @@ class ApprovalRequest:
                    response_target=timedelta(seconds=float(data.get("response_target", 0.0))),
                    urgent=bool(data.get("urgent", data["priority"] == "P1")))
 
+    @classmethod
+    def of_approval(cls, approval: Approval) -> ApprovalRequest:
+        """The request ``approval`` keeps (for its notice, the console, the run once approved)."""
+        return cls.from_data(approval.payload)
+
+    def plan_lines(self) -> list[str]:
+        """The plan's exact steps, in order, across the action steps."""
+        return [line for step in self.steps for line in step.plan.steps]
+
     def decision(self, approval: Approval, rule: Rule) -> Decision:
         """The decision that asked for ``approval``, with its ``rule`` as loaded now."""
         return Decision(id=approval.decision, dedup_key="", rule=rule, alert=self.alert,
@@ -248,3 +258,21 @@ class P1Watch:
         return cls(rule=data["rule"], decision=data["decision"], alert=_alert(data["alert"]),
                    priority=str(data["priority"]), response_target=data["response_target"],
                    first_at=data["first_at"], after=data["after"])
+
+
+@dataclass(frozen=True, slots=True)
+class SlackReply:
+    """A ``slack_reply`` timer's payload: the Slack message of ``approval`` still owes the run's
+    result, posted to ``response_url`` after the ``decided`` line (``receiver.http.slackreply``)."""
+
+    approval: str
+    response_url: str
+    decided: str
+
+    def as_data(self) -> dict[str, Any]:
+        return {"approval": self.approval, "response_url": self.response_url, "decided": self.decided}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> SlackReply:
+        return cls(approval=str(data["approval"]), response_url=str(data["response_url"]),
+                   decided=str(data["decided"]))

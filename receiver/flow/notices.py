@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
+from receiver.flow.codec import ApprovalRequest
 from receiver.store.values import Approval, ApprovalStatus
 from remediations.notify.blocks import APPROVE, REJECT
 from remediations.notify.notice import Button, Notice
+from rules.alert import Alert
 
 _DIAGNOSIS_EXCERPT = 600
 
@@ -30,41 +31,36 @@ def console_link(base: str | None, path: str) -> str | None:
     return None if not base else f"{base.rstrip('/')}/ui/{path.lstrip('/')}"
 
 
-def plan_steps(payload: Any) -> list[str]:
-    """The plan's exact steps, in order, across the approval's action steps."""
-    return [str(line) for step in payload.get("steps") or []
-            for line in (step.get("plan") or {}).get("steps") or []]
-
-
-def diagnosis_lines(payload: Any) -> list[str]:
+def diagnosis_lines(request: ApprovalRequest) -> list[str]:
     """One line per diagnostic step that ran before the request: its action and what it found."""
     lines = []
-    for diag in payload.get("diagnostics") or []:
-        result = diag.get("result") or {}
-        summary = str(result.get("summary") or "")
+    for diag in request.diagnostics:
+        summary = diag.result.summary
         if len(summary) > _DIAGNOSIS_EXCERPT:
             summary = summary[:_DIAGNOSIS_EXCERPT - 1] + "…"
-        lines.append(f"{diag.get('action')}: {summary}")
+        lines.append(f"{diag.action}: {summary}")
     return lines
 
 
-def _alert_text(payload: Any) -> str:
-    alert = payload.get("alert") or {}
-    labels = payload.get("labels") or alert.get("labels") or {}
-    annotations = alert.get("annotations") or {}
-    summary = annotations.get("summary") or annotations.get("description")
-    parts = [", ".join(f"{k}={v}" for k, v in sorted(labels.items()))]
+def alert_source(alert: Alert) -> str | None:
+    """The alert's ``generatorURL`` when it is a link worth following (http or https only)."""
+    return alert.generator_url if alert.generator_url.startswith(("http://", "https://")) else None
+
+
+def _alert_text(alert: Alert) -> str:
+    summary = alert.annotations.get("summary") or alert.annotations.get("description")
+    parts = [", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))]
     if summary:
-        parts.append(str(summary))
+        parts.append(summary)
     return "\n".join(p for p in parts if p)
 
 
 def approval_notice(approval: Approval, *, buttons: bool, console: str | None,
                     outcome: Sequence[str] = ()) -> Notice:
     """The notice of ``approval``; ``outcome`` lines (decided, ran) replace the buttons."""
-    p = approval.payload
-    name = p.get("alertname") or approval.fingerprint
-    priority = p.get("priority", "")
+    request = ApprovalRequest.of_approval(approval)
+    name = request.alert.name or approval.fingerprint
+    priority = request.priority
     pending = approval.status is ApprovalStatus.PENDING and not outcome
     head = "Approval needed" if pending else f"Approval {approval.status.value}"
     text = "\n".join([
@@ -72,10 +68,10 @@ def approval_notice(approval: Approval, *, buttons: bool, console: str | None,
         f"Reject:  remediator approvals reject {approval.id}",
         f"Expires: {iso(approval.expires_at)}",
     ]) if pending else ""
-    sections = [("Alert", _alert_text(p) or approval.fingerprint),
-                ("Plan", "\n".join(f"{n}. {step}" for n, step in enumerate(plan_steps(p), start=1))
+    sections = [("Alert", _alert_text(request.alert) or approval.fingerprint),
+                ("Plan", "\n".join(f"{n}. {step}" for n, step in enumerate(request.plan_lines(), start=1))
                  or "(no action steps)")]
-    diagnosis = diagnosis_lines(p)
+    diagnosis = diagnosis_lines(request)
     if diagnosis:
         sections.append(("Diagnosis", "\n".join(diagnosis)))
     if outcome:
@@ -84,8 +80,8 @@ def approval_notice(approval: Approval, *, buttons: bool, console: str | None,
     page = console_link(console, f"approvals/{approval.id}")
     if page:
         links["Open in the console"] = page
-    source = str((p.get("alert") or {}).get("generator_url") or "")
-    if source.startswith(("http://", "https://")):
+    source = alert_source(request.alert)
+    if source is not None:
         links["Alert source"] = source
     actions: list[Button] = []
     if pending and buttons:
@@ -96,7 +92,7 @@ def approval_notice(approval: Approval, *, buttons: bool, console: str | None,
         actions.append(Button("Open in the console", "remediator.open", approval.id, url=page))
     return Notice(
         title=f"{head}: {approval.rule} ({priority}) for {name}",
-        severity="critical" if p.get("urgent", priority == "P1") else "warning",  # the first level
+        severity="critical" if request.urgent else "warning",  # the first of the configured levels
         text=text,
         dedup_key=f"remediator-approval-{approval.id}",
         fields={"approval": approval.id, "rule": approval.rule, "priority": str(priority),

@@ -21,6 +21,7 @@ import structlog
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from receiver.errors import NotFound, StateError
+from receiver.flow.codec import SlackReply
 from receiver.flow.notices import approval_notice
 from receiver.flow.timers import TimerKind
 from receiver.runtime import Runtime
@@ -83,7 +84,7 @@ class SlackReplies:
             id=f"slack-reply:{approval.id}", kind=TimerKind.SLACK_REPLY.value,
             fingerprint=_key(approval.decision),
             due_at=now + REPLY_WINDOW, expires_at=now + REPLY_WINDOW + _KEEP,
-            payload={"approval": approval.id, "response_url": response_url, "decided": decided}))
+            payload=SlackReply(approval=approval.id, response_url=response_url, decided=decided).as_data()))
 
     async def forgive(self, approval: Approval) -> None:
         """Drop the reply kept for an approval this interaction did not approve after all."""
@@ -93,17 +94,19 @@ class SlackReplies:
         """An approved plan's run ended (``Approvals.on_ran``): post the result if a reply is owed."""
         owed = await self._runtime.state.take_timers(_key(approval.decision), [TimerKind.SLACK_REPLY.value])
         for timer in owed:
-            await self.show(str(timer.payload["response_url"]), approval,
-                            [str(timer.payload["decided"]), result_line(outcome, reason, detail)])
+            reply = SlackReply.from_data(timer.payload)
+            lines = [reply.decided, result_line(outcome, reason, detail)]
+            await self.show(reply.response_url, approval, lines)
 
     async def expired(self, timer: Timer) -> None:
         """No result within the reply window (``Timers`` handler of ``slack_reply``)."""
         try:
-            approval = await self._runtime.approvals.get(str(timer.payload["approval"]))
+            reply = SlackReply.from_data(timer.payload)
+            approval = await self._runtime.approvals.get(reply.approval)
         except (NotFound, StateError) as exc:
             _log.warning("slack.reply_dropped", timer=timer.id, error=str(exc))
             return
-        await self.show(str(timer.payload["response_url"]), approval,
-                        [str(timer.payload["decided"]),
+        await self.show(reply.response_url, approval,
+                        [reply.decided,
                          "The run's result was not reported within 30 minutes: "
                          "see the console or the audit."])

@@ -5,10 +5,14 @@ and the CLI tests that drive the same flow)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from receiver.flow.codec import ApprovalRequest, Diagnostic, SavedStep
+from remediations.base import Plan, Result
+from rules.alert import Alert
 from tests.conftest import rules_yaml, runtime_of
 from tests.support.webhooks import body
 
@@ -70,3 +74,20 @@ async def decide(client: TestClient[Any, Any], approval_id: str, verb: str, **bo
     resp = await client.post(f"/api/v1/approvals/{approval_id}/{verb}", json=body_ or None, headers=ONCALL)
     await settle(client)
     return resp.status, await resp.json()
+
+
+def stored_request(*, priority: str = "P2", labels: dict[str, str] | None = None,
+                   annotations: dict[str, str] | None = None, generator_url: str = "",
+                   plan: tuple[str, ...] = ("POST /purge/prod",), diagnosis: str | None = None,
+                   urgent: bool = False) -> dict[str, Any]:
+    """An approval's stored request (``Approval.payload``) as the codec writes it, for tests of
+    what reads it (notices, the console) without running a rule."""
+    return ApprovalRequest(
+        steps=(SavedStep(number=1, action="http.request", target="api", params={},
+                         plan=Plan("http.request", "api", plan, True), subject="api/purge", timeout=30.0),),
+        diagnostics=() if diagnosis is None else (Diagnostic(1, "docker.diagnose", Result(diagnosis)),),
+        alert=Alert(fingerprint="f00d", status="firing", labels=labels or {"alertname": "HighErrorRate"},
+                    annotations=annotations or {}, starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+                    starts_at_raw="2026-01-01T00:00:00Z", generator_url=generator_url),
+        priority=priority, dry_run=False, rung=0, response_target=timedelta(hours=1), urgent=urgent,
+    ).as_data()

@@ -20,7 +20,8 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from receiver.errors import Conflict, NotFound, StateError
-from receiver.flow.notices import diagnosis_lines, iso, plan_steps
+from receiver.flow.codec import ApprovalRequest
+from receiver.flow.notices import alert_source, diagnosis_lines, iso
 from receiver.http.console.session import Refused, Session, Sessions
 from receiver.http.keys import RUNTIME
 from receiver.store.values import Approval, ApprovalStatus
@@ -78,15 +79,13 @@ def signed_in(request: web.Request, need: str = "approver") -> Session:
 
 
 def _view(a: Approval) -> dict[str, Any]:
-    p = a.payload
-    alert = p.get("alert") or {}
-    source = str(alert.get("generator_url") or "")
-    return {"id": a.id, "rule": a.rule, "status": a.status.value, "priority": p.get("priority", ""),
-            "alertname": p.get("alertname") or a.fingerprint, "fingerprint": a.fingerprint,
-            "decision": a.decision, "plan": plan_steps(p), "diagnosis": diagnosis_lines(p),
-            "labels": sorted((p.get("labels") or alert.get("labels") or {}).items()),
-            "annotations": sorted((alert.get("annotations") or {}).items()),
-            "source": source if source.startswith(("http://", "https://")) else None,
+    request = ApprovalRequest.of_approval(a)
+    return {"id": a.id, "rule": a.rule, "status": a.status.value, "priority": request.priority,
+            "alertname": request.alert.name or a.fingerprint, "fingerprint": a.fingerprint,
+            "decision": a.decision, "plan": request.plan_lines(), "diagnosis": diagnosis_lines(request),
+            "labels": sorted(request.alert.labels.items()),
+            "annotations": sorted(request.alert.annotations.items()),
+            "source": alert_source(request.alert),
             "created": iso(a.created_at), "expires": iso(a.expires_at),
             "decided": iso(a.decided_at) if a.decided_at else "", "decided_by": a.decided_by,
             "comment": a.comment}

@@ -16,7 +16,7 @@ from receiver.flow.notices import approval_notice
 from receiver.store.values import Approval, ApprovalStatus
 from remediations.notify.delivery import pagerduty_body, webhook_body
 from tests.conftest import ClientFactory, read_audit, runtime_of
-from tests.support.approvals import AM, pending, settle
+from tests.support.approvals import AM, pending, settle, stored_request
 from tests.support.console import CONSOLE_TOKENS, console_settings, csrf_of, sign_in
 from tests.support.httptarget import ServerFactory, Target, serve_target
 from tests.support.webhooks import alert, body
@@ -229,7 +229,7 @@ def test_notices_link_to_their_console_page_when_its_address_is_known() -> None:
     """Slack (a button and a link), PagerDuty and webhooks (links) of an approval; escalations
     link the incident; nothing without ``console.external_url``."""
     approval = Approval(id="a1", status=ApprovalStatus.PENDING, created_at=0.0, expires_at=60.0,
-                        decision="d1", rule="r", fingerprint="f00d", payload={"priority": "P2"})
+                        decision="d1", rule="r", fingerprint="f00d", payload=stored_request())
     page = "https://remediator.example.com/ui/approvals/a1"
     notice = approval_notice(approval, buttons=True, console="https://remediator.example.com/")
     assert notice.links == {"Open in the console": page}

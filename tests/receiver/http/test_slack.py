@@ -22,7 +22,7 @@ from receiver.settings import settings_from_mapping
 from receiver.store.values import Approval, ApprovalStatus
 from remediations.notify.blocks import slack_body
 from tests.conftest import ClientFactory, read_audit, rules_yaml, runtime_of
-from tests.support.approvals import AM, TOKENS, pending, settle
+from tests.support.approvals import AM, TOKENS, pending, settle, stored_request
 from tests.support.fakeclock import FakeClock
 from tests.support.httptarget import ServerFactory, Target, serve_target
 from tests.support.redisdb import REDIS_URL, drop_prefix
@@ -291,16 +291,15 @@ def test_the_notice_carries_the_diagnosis_and_links_only_what_is_safe() -> None:
     approval = Approval(
         id="a1", status=ApprovalStatus.PENDING, created_at=0.0, expires_at=60.0, decision="d1", rule="r",
         fingerprint="f00d",
-        payload={"priority": "P1", "alertname": "DiskFull", "labels": {"host": "<!channel>"},
-                 "alert": {"generator_url": "javascript:alert(1)", "annotations": {"summary": "disk 99%"}},
-                 "steps": [{"plan": {"steps": ["delete /tmp/x", "restart y"]}}],
-                 "diagnostics": [{"action": "docker.diagnose", "result": {"summary": "x" * 700}}]})
+        payload=stored_request(priority="P1", labels={"alertname": "DiskFull", "host": "<!channel>"},
+                               annotations={"summary": "disk 99%"}, generator_url="javascript:alert(1)",
+                               plan=("delete /tmp/x", "restart y"), diagnosis="x" * 700, urgent=True))
     notice = approval_notice(approval, buttons=False, console=None)
     sections = dict(notice.sections)
     assert sections["Plan"] == "1. delete /tmp/x\n2. restart y"
     assert sections["Diagnosis"].startswith("docker.diagnose: xxx")
     assert len(sections["Diagnosis"]) < 650
-    assert sections["Alert"] == "host=<!channel>\ndisk 99%"
+    assert sections["Alert"] == "alertname=DiskFull, host=<!channel>\ndisk 99%"
     assert notice.links == {}  # neither a console nor a generatorURL that is http(s)
     assert notice.buttons == ()
     assert notice.severity == "critical"
