@@ -70,6 +70,8 @@ class Registry:
 def default_registry() -> Registry:
     """The built-in catalogue (``remediator actions list``; reference in docs/actions/)."""
     # Imported here so `rules lint` and the layering test do not load every backend SDK.
+    from remediations.celery.inspect import CeleryInspect  # noqa: PLC0415
+    from remediations.celery.purge import CeleryPurge  # noqa: PLC0415
     from remediations.docker.compose import DockerComposeScale  # noqa: PLC0415
     from remediations.docker.diagnose import DockerDiagnose  # noqa: PLC0415
     from remediations.docker.limits import DockerSetLimits  # noqa: PLC0415
@@ -99,4 +101,5 @@ def default_registry() -> Registry:
         DockerRestart(), DockerComposeScale(), DockerSetLimits(), DockerDiagnose(),
         TerminateIdle(), CancelLongQueries(), Activity(),
         RedisDiagnose(), RedisFlushDb(),
+        CeleryInspect(), CeleryPurge(),
     ])

@@ -1,9 +1,10 @@
 """Targets: the named things actions act on, as the service config declares them.
 
 Parsed by ``receiver.settings`` (the ``targets:`` map); handed to an action through its
-``ActionContext``. Each target carries its allow-list (namespaces, container-name
-pattern, databases, base URL), which actions check after templating, so a label value
-can never steer an action outside it.
+``ActionContext``. Each target carries its allow-list (namespaces and workloads,
+container-name pattern, databases, base URL, Celery queues, Argo CD applications, variable
+names), which actions check after templating, so a label value can never steer an action
+outside it.
 """
 
 from __future__ import annotations
@@ -112,8 +113,48 @@ class RedisTarget(_Target):
     dbs: list[int] = Field(default_factory=lambda: [0])
 
 
+_QUEUE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
+QueueName = Annotated[str, Field(pattern=_QUEUE)]
+"""A Celery queue name: letters, digits and ``_ . : @ -``, no spaces or wildcards."""
+
+
+class CeleryTarget(_Target):
+    """A Celery broker; actions may touch only the ``queues`` listed."""
+
+    kind: Literal["celery"]
+    broker: SecretRef = Field(description="Broker URL (redis://…, amqp://…), a secret reference")
+    queues: list[QueueName] = Field(min_length=1,
+                                    description="Queues celery.inspect and celery.purge may touch")
+    control_exchange: str = Field(default="celery", pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+                                  description="The app's control_exchange setting (default celery)")
+    global_keyprefix: str | None = Field(
+        default=None, max_length=100,
+        description="The Redis transport's global_keyprefix, when the app sets one")
+    timeout: float = Field(default=2.0, gt=0, le=30, description="Seconds to wait for workers' replies")
+
+
+class ArgoCdTarget(_Target):
+    """An Argo CD API server; actions may touch only ``applications``."""
+
+    kind: Literal["argocd"]
+    base_url: str = Field(description="Argo CD's URL (https://argocd.example.com)")
+    token: SecretRef = Field(description="An API token (a secret reference), sent as a bearer token")
+    applications: list[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]] = Field(
+        min_length=1, description="Applications the actions may touch")
+    app_namespace: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+                                      description="The Applications' namespace (apps in any namespace)")
+    timeout: float = Field(default=10.0, gt=0, le=120)
+    verify_tls: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http(cls, value: str) -> str:
+        return HttpTarget._absolute_http(value)
+
+
 Target = Annotated[
-    HttpTarget | KubernetesTarget | DockerTarget | PostgresTarget | RedisTarget,
+    HttpTarget | KubernetesTarget | DockerTarget | PostgresTarget | RedisTarget | CeleryTarget | ArgoCdTarget,
     Field(discriminator="kind"),
 ]
-TargetConfig = HttpTarget | KubernetesTarget | DockerTarget | PostgresTarget | RedisTarget
+TargetConfig = (HttpTarget | KubernetesTarget | DockerTarget | PostgresTarget | RedisTarget | CeleryTarget
+                | ArgoCdTarget)

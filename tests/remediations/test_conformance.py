@@ -36,6 +36,9 @@ TARGET_SAMPLES: dict[str, dict[str, Any]] = {
     "docker": {"kind": "docker", "containers": "web-.*"},
     "postgres": {"kind": "postgres", "dsn": "env:CONFORMANCE_SECRET", "databases": ["app"]},
     "redis": {"kind": "redis", "url": "env:CONFORMANCE_SECRET"},
+    "celery": {"kind": "celery", "broker": "env:CONFORMANCE_SECRET", "queues": ["celery"]},
+    "argocd": {"kind": "argocd", "base_url": "https://argocd.internal", "token": "env:CONFORMANCE_SECRET",
+               "applications": ["shop"]},
 }
 
 # Gaps in files this suite does not own, each to be fixed there (strict: a fix makes it XPASS-fail
