@@ -70,6 +70,7 @@ class Registry:
 def default_registry() -> Registry:
     """The built-in catalogue (``remediator actions list``; reference in docs/actions/)."""
     # Imported here so `rules lint` and the layering test do not load every backend SDK.
+    from remediations.argocd.rollback import ArgoCdRollback  # noqa: PLC0415
     from remediations.celery.inspect import CeleryInspect  # noqa: PLC0415
     from remediations.celery.purge import CeleryPurge  # noqa: PLC0415
     from remediations.docker.compose import DockerComposeScale  # noqa: PLC0415
@@ -101,5 +102,5 @@ def default_registry() -> Registry:
         DockerRestart(), DockerComposeScale(), DockerSetLimits(), DockerDiagnose(),
         TerminateIdle(), CancelLongQueries(), Activity(),
         RedisDiagnose(), RedisFlushDb(),
-        CeleryInspect(), CeleryPurge(),
+        CeleryInspect(), CeleryPurge(), ArgoCdRollback(),
     ])

@@ -25,7 +25,8 @@ NAMES = REGISTRY.names()
 
 NAME = re.compile(r"^(?P<backend>[a-z][a-z0-9]*)\.(?P<verb>[a-z][a-z0-9_]*)$")
 # A verb (or a word of it) that changes or removes something: such an action must say so.
-CHANGING_VERB = re.compile(r"(?:^|_)(?:restart|scale|undo|delete|flush[a-z]*|terminate|cancel|set)(?:_|$)")
+CHANGING_VERB = re.compile(
+    r"(?:^|_)(?:restart|scale|undo|delete|flush[a-z]*|terminate|cancel|set|purge|rollback)(?:_|$)")
 BACKENDLESS = frozenset({"notify", "http"})  # touch no backend that grants permissions
 KNOWN_KINDS = frozenset(get_args(cls.model_fields["kind"].annotation)[0] for cls in get_args(TargetConfig))
 
