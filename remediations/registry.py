@@ -70,6 +70,7 @@ class Registry:
 def default_registry() -> Registry:
     """The built-in catalogue (``remediator actions list``; reference in docs/actions/)."""
     # Imported here so `rules lint` and the layering test do not load every backend SDK.
+    from remediations.argocd.diagnose import ArgoCdDiagnose  # noqa: PLC0415
     from remediations.argocd.rollback import ArgoCdRollback  # noqa: PLC0415
     from remediations.celery.inspect import CeleryInspect  # noqa: PLC0415
     from remediations.celery.purge import CeleryPurge  # noqa: PLC0415
@@ -102,5 +103,5 @@ def default_registry() -> Registry:
         DockerRestart(), DockerComposeScale(), DockerSetLimits(), DockerDiagnose(),
         TerminateIdle(), CancelLongQueries(), Activity(),
         RedisDiagnose(), RedisFlushDb(),
-        CeleryInspect(), CeleryPurge(), ArgoCdRollback(),
+        CeleryInspect(), CeleryPurge(), ArgoCdRollback(), ArgoCdDiagnose(),
     ])

@@ -23,12 +23,29 @@ from remediations.base import Action, ActionContext, PermanentError, Plan, Resul
 from remediations.targets import ArgoCdTarget
 
 _AUTOMATED_OFF = {"spec": {"syncPolicy": {"automated": None}}}
+APPLICATION = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+"""An Application's name: a DNS-1123 subdomain."""
+
+
+def argocd_target(action: str, ctx: ActionContext) -> ArgoCdTarget:
+    """The context's target, which must be an argocd target."""
+    if not isinstance(ctx.target, ArgoCdTarget):
+        raise PermanentError(f"{action} needs an argocd target, got {ctx.target_name!r}")
+    return ctx.target
+
+
+def check_application(action: str, ctx: ActionContext, application: str) -> None:
+    """Refuse an application outside the target's ``applications``."""
+    target = argocd_target(action, ctx)
+    if application not in target.applications:
+        raise TargetNotAllowed(f"{action}: application {application!r} is not in the applications of target "
+                               f"{ctx.target_name!r} ({', '.join(target.applications)})")
 
 
 class RollbackParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    application: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+    application: str = Field(pattern=APPLICATION,
                              description="The Argo CD application (must be in the target's applications)")
     id: int | None = Field(default=None, ge=0, le=1_000_000,
                            description="History ID to roll back to (argocd app history); default: previous")
@@ -69,16 +86,10 @@ class ArgoCdRollback(Action[RollbackParams]):
                    "argocd: applications, update (only with disable_auto_sync)")
 
     def _target(self, ctx: ActionContext) -> ArgoCdTarget:
-        if not isinstance(ctx.target, ArgoCdTarget):
-            raise PermanentError(f"{self.name} needs an argocd target, got {ctx.target_name!r}")
-        return ctx.target
+        return argocd_target(self.name, ctx)
 
     def check_allowed(self, ctx: ActionContext, params: RollbackParams) -> None:
-        target = self._target(ctx)
-        if params.application not in target.applications:
-            raise TargetNotAllowed(f"{self.name}: application {params.application!r} is not in the "
-                                   f"applications of target {ctx.target_name!r} "
-                                   f"({', '.join(target.applications)})")
+        check_application(self.name, ctx, params.application)
 
     def subject(self, ctx: ActionContext, params: RollbackParams) -> str:
         return f"{ctx.target_name}/application/{params.application}"

@@ -79,7 +79,7 @@ class CeleryInspect(CeleryAction[InspectParams]):
         queues = self._queues(ctx, params)
         steps = (f"broadcast ping, active and reserved to {who} through the {target.control_exchange} "
                  f"control exchange; wait {timeout}s for replies",
-                 "measure the queue(s) " + ", ".join(queues) + " (passive declare: message count)",
+                 "count the messages waiting in queue(s) " + ", ".join(queues),
                  "report who answered, each worker's active and reserved tasks (name, id, start; not their "
                  "arguments) and the queue lengths; change nothing")
         return Plan(action=self.name, target=ctx.target_name, steps=steps if queues else (steps[0], steps[2]),

@@ -136,6 +136,17 @@ class KubernetesAction(Action[P]):
         if kind in WORKLOAD_KINDS:
             self.check_workload(ctx, kind, name)
 
+    def check_pod(self, ctx: ActionContext, pod: Mapping[str, Any]) -> tuple[str, str] | None:
+        """The pod's workload; with the target's ``workloads`` set, it must be one of them."""
+        workload = pod_owner(pod)
+        if self.target(ctx).workloads is not None:
+            if workload is None:
+                name = (pod.get("metadata") or {}).get("name")
+                raise TargetNotAllowed(f"{self.name}: pod {name} belongs to no workload, and target "
+                                       f"{ctx.target_name!r} allows only its workloads")
+            self.check_workload(ctx, *workload)
+        return workload
+
     def check_workload(self, ctx: ActionContext, kind: str, name: str) -> None:
         """Refuse a workload outside the target's ``workloads`` pattern (when it has one)."""
         pattern = self.target(ctx).workloads

@@ -173,6 +173,7 @@ class KubernetesDiagnose(KubernetesAction[DiagnoseParams]):
         details: dict[str, Any] = {}
         if params.pod is not None:
             pods = [await api.read_pod(ns, params.pod)]
+            self.check_pod(ctx, pods[0])
             events = await api.list_events(ns, "Pod", params.pod) if params.events else []
         else:
             pods, events, details[kind] = await self._workload(api, ns, kind, name,

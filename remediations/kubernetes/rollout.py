@@ -17,13 +17,12 @@ from typing import Any
 
 from pydantic import Field
 
-from remediations.base import ActionContext, PermanentError, Plan, Result, TargetNotAllowed
+from remediations.base import ActionContext, PermanentError, Plan, Result
 from remediations.kubernetes.api import (
     KubernetesAction,
     NamespacedParams,
     ObjectName,
     WorkloadParams,
-    pod_owner,
 )
 
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -135,12 +134,7 @@ class KubernetesDeletePod(KubernetesAction[PodParams]):
         phase = (pod.get("status") or {}).get("phase", "Unknown")
         grace = spec.get("terminationGracePeriodSeconds", 30)
         owner = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
-        workload = pod_owner(pod)
-        if self.target(ctx).workloads is not None:
-            if workload is None:
-                raise TargetNotAllowed(f"{self.name}: pod {self.where(params)} belongs to no workload, and "
-                                       f"target {ctx.target_name!r} allows only its workloads")
-            self.check_workload(ctx, *workload)
+        workload = self.check_pod(ctx, pod)
         of = f" (of deployment {workload[1]})" if owner and workload and workload[0] == "deployment" else ""
         fate = (f"its controller {owner.get('kind')} {owner.get('name')}{of} will replace it" if owner
                 else "it has no controller: nothing will recreate it")

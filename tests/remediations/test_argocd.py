@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from remediations.argocd.diagnose import ArgoCdDiagnose
 from remediations.argocd.rollback import ArgoCdRollback
 from remediations.base import (
     ActionContext,
@@ -179,3 +180,23 @@ def test_flags() -> None:
     action = ArgoCdRollback()
     assert (action.destructive, action.approval_always, action.read_only) == (True, True, False)
     assert action.target_kinds == frozenset({"argocd"})
+
+
+async def test_diagnose_reports_status_policy_and_latest_deployments(argo: Argo) -> None:
+    """argocd app get + history: one GET, nothing written; self-heal reported (an undo would be reverted)."""
+    argo.fake.add_app("seekapa-bi-agent", ["r1", "r2", "r3"], automated={"selfHeal": True})
+    action = ArgoCdDiagnose()
+    params = action.parse_params({"application": "seekapa-bi-agent", "history": 2})
+    action.check_allowed(argo.ctx(), params)
+    plan = await action.plan(argo.ctx(), params)
+    assert argo.fake.requests == []  # the plan reads nothing
+    result = await action.execute(argo.ctx(), params, plan)
+    assert [(r.method, r.path) for r in argo.fake.requests] == [("GET", APP)]
+    assert result.details["history"] == [
+        {"id": 2, "revision": "r3", "deployed_at": "2026-03-03T10:00:00Z"},
+        {"id": 1, "revision": "r2", "deployed_at": "2026-03-02T10:00:00Z"}]
+    assert (result.details["auto_sync"], result.details["self_heal"]) == (True, True)
+    assert result.summary == ("seekapa-bi-agent: Synced at r3, health Degraded, automated sync with "
+                              "self-heal, last operation Succeeded; 3 deployment(s)")
+    with pytest.raises(TargetNotAllowed):
+        action.check_allowed(argo.ctx(), action.parse_params({"application": "payments"}))

@@ -168,6 +168,22 @@ async def test_delete_pod_names_its_workload_and_keeps_to_the_allowed_ones(kube:
     assert kube.fake.writes() == []
 
 
+async def test_diagnose_of_a_pod_keeps_to_the_allowed_workloads(kube: Cluster) -> None:
+    """Read-only, yet still inside the allow-list: a pod of another workload is not read further."""
+    with_target(kube, workloads="statefulset/postgres-read")
+    kube.fake.add_pod("prod", "postgres-read-0", app="postgres-read",
+                      owner={"kind": "StatefulSet", "name": "postgres-read", "controller": True})
+    kube.fake.add_pod("prod", "api-5d4f-x", app="api", labels={"pod-template-hash": "5d4f"},
+                      owner={"kind": "ReplicaSet", "name": "api-5d4f", "controller": True})
+    _, found = await run(kube.action(KubernetesDiagnose), kube.ctx(),
+                         {"namespace": "prod", "pod": "postgres-read-0"})
+    assert found.details["pods"][0]["name"] == "postgres-read-0"
+    kube.fake.requests.clear()
+    with pytest.raises(TargetNotAllowed, match="deployment/api does not match"):
+        await run(kube.action(KubernetesDiagnose), kube.ctx(), {"namespace": "prod", "pod": "api-5d4f-x"})
+    assert [r.path for r in kube.fake.requests] == ["/api/v1/namespaces/prod/pods/api-5d4f-x"]
+
+
 # ---- Argo CD-tracked workloads are not rolled back under it -------------------------------------
 
 @pytest.mark.parametrize(("annotations", "labels", "label_key", "why"), [
