@@ -36,7 +36,7 @@ class ArgoCdDiagnose(Action[DiagnoseParams]):
     read_only = True
     target_kinds = frozenset({"argocd"})
     timeout = 30.0
-    permissions = ("argocd: applications, get",)
+    permissions = ("argocd RBAC: applications get",)
 
     def check_allowed(self, ctx: ActionContext, params: DiagnoseParams) -> None:
         check_application(self.name, ctx, params.application)

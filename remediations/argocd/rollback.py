@@ -82,8 +82,8 @@ class ArgoCdRollback(Action[RollbackParams]):
     execute_is_idempotent = True  # re-reads the application; does nothing when the revision is deployed
     target_kinds = frozenset({"argocd"})
     timeout = 60.0
-    permissions = ("argocd: applications, get", "argocd: applications, sync",
-                   "argocd: applications, update (only with disable_auto_sync)")
+    permissions = ("argocd RBAC: applications get", "argocd RBAC: applications sync",
+                   "argocd RBAC: applications update (only with disable_auto_sync)")
 
     def _target(self, ctx: ActionContext) -> ArgoCdTarget:
         return argocd_target(self.name, ctx)

@@ -64,7 +64,7 @@ class CeleryInspect(CeleryAction[InspectParams]):
     params_model = InspectParams
     read_only = True
     permissions = ("broker: publish to the pidbox exchange and read replies (remote control)",
-                   "broker: passive queue declare (length) of the target's queues")
+                   "broker: count the messages of the target's queues")
 
     def check_allowed(self, ctx: ActionContext, params: InspectParams) -> None:
         self.check_queues(ctx, params.queues or [])

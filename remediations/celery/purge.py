@@ -39,7 +39,7 @@ class CeleryPurge(CeleryAction[PurgeParams]):
     params_model = PurgeParams
     destructive = True
     approval_always = True  # the messages are gone for good
-    permissions = ("broker: passive queue declare and purge of the target's queues",)
+    permissions = ("broker: count and purge the messages of the target's queues",)
 
     def check_allowed(self, ctx: ActionContext, params: PurgeParams) -> None:
         self.check_queues(ctx, [params.queue])
