@@ -1,14 +1,16 @@
 """Intake: the cheap, inline part of a webhook — match, classify, dedup, audit, queue.
 
 Called by ``receiver.http.handlers.webhook`` once per request, after the body is decoded.
-Nothing here waits for a remediation. The order keeps promises to Alertmanager: dedup
-keys are claimed (briefly), every record of the request is made durable in the audit
-log in one group, then the work is put in the state store's durable queue (which makes
-the claims long; both through ``receiver.flow.enqueue``) and only then is 202 returned. If
-any step fails (store down, queue full, audit disk failing), the claims are given back and
-the caller answers 503, so the resend that follows is handled as if this request had never
-come. A ``for`` not yet elapsed and a duplicate end the decision here, reported as every
-end is (``receiver.flow.report``). A resolved alert
+Nothing here waits for a remediation. The order keeps promises to Alertmanager: every
+record of the request (``alert.received``, ``rule.matched``) is made durable in the audit
+log in one group first; then the decisions' dedup keys are claimed and their work queued
+in the state store in one transaction (``receiver.flow.enqueue``), so a claim never exists
+without its work; the duplicates it found are recorded and made durable; only then is 202
+returned. If any step fails (store down, queue full, audit disk failing), the caller
+answers 503 and the resend that follows is handled as if this request had never come —
+or, when the store took the work but its answer was lost, as the duplicate it then is
+(the work is queued and runs once). A ``for`` not yet elapsed and a duplicate end the
+decision here, reported as every end is (``receiver.flow.report``). A resolved alert
 closes what is open for it (pending approvals, verify watches) once the answer is settled;
 if the store fails there, the answer is 503 too (work queued by the request stays queued:
 the re-send finds it claimed), so the resolution comes again.
@@ -150,21 +152,22 @@ class Intake:
 
     async def _queue_decisions(self, candidates: list[Decision], received: int,
                                matched: int) -> IntakeSummary:
-        async def duplicates_then_sync(fresh: list[Decision], duplicates: list[Decision]) -> None:
-            for d in duplicates:
-                self._report.ended(Ending.at_intake(Guard.DEDUP, Reason.DUPLICATE,
-                                                    "this firing was already handled by this rule",
-                                                    outcome=Outcome.BLOCKED), decision=d.id, d=d)
-            await self._sync_or_unavailable([d.id for d in candidates])
-
+        ids = [d.id for d in candidates]
+        await self._sync_or_unavailable(ids)  # the request's records land before its work is queued
         try:
-            fresh = await self._enqueue.decisions(candidates, between=duplicates_then_sync)
+            fresh, duplicates = await self._enqueue.decisions(candidates)
         except StateError as exc:
             self._backlog_full = isinstance(exc, BacklogFull)
             why = str(exc) if isinstance(exc, BacklogFull) else f"state store unavailable: {exc}"
             self._refuse(candidates, why)
             await self._sync_quietly()
             raise Unavailable(why) from None
+        for d in duplicates:
+            self._report.ended(Ending.at_intake(Guard.DEDUP, Reason.DUPLICATE,
+                                                "this firing was already handled by this rule",
+                                                outcome=Outcome.BLOCKED), decision=d.id, d=d)
+        if duplicates:
+            await self._sync_or_unavailable(ids)
         self._metrics.decisions.labels(Outcome.QUEUED.value, Reason.QUEUED.value).inc(len(fresh))
         return IntakeSummary(received, matched, len(fresh))
 
@@ -199,7 +202,7 @@ class Intake:
             _log.error("audit.sync_failed", error=str(exc))
 
     async def _sync_or_unavailable(self, decision_ids: list[str]) -> None:
-        """Make this request's records durable; on failure refuse (the claims are given back)."""
+        """Make this request's records durable; on failure refuse (503)."""
         try:
             await self._audit.sync()
         except AuditError as exc:

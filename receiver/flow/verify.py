@@ -218,9 +218,10 @@ class Verifier:
         d = Decision(id=decision_id, dedup_key=f"rung\x1f{decision_id}", rule=rule, alert=w.alert,
                      priority=w.priority, dry_run=False, rung=rung,
                      response_target=timedelta(seconds=w.response_target))
-        # Claimed as intake claims: a crash before the work is queued lets the timer, claimed
+        # Claimed and queued at once, as intake does: a crash before lets the timer, claimed
         # again after its lease, queue it; one queued already is not queued twice.
-        if not await self._enqueue.decisions([d]):
+        fresh, _ = await self._enqueue.decisions([d])
+        if not fresh:
             return
         self._audit.record(AuditEvent.RUNG_STARTED, decision=decision_id, rule=rule.name,
                            fingerprint=w.alert.fingerprint, rung=rung, climbed_from=w.decision,

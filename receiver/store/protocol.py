@@ -52,6 +52,19 @@ class StateStore(Protocol):
         ...
 
     # -- the work queue
+    async def claim_and_enqueue(self, items: Sequence[WorkItem], *, ttl: float,
+                                max_backlog: int) -> list[bool]:
+        """Claim each item's dedup key for ``ttl`` seconds and queue the items that claimed theirs, at once.
+
+        True where the item was queued (its key was free, or it has none); False where the key
+        was claimed already, here or earlier in ``items`` (a duplicate: neither claimed nor
+        queued). One transaction (one script): a claim never exists without its queued item,
+        whatever fails or dies. Raise :class:`BacklogFull` (claiming and adding nothing) when
+        the items to queue would make the queue exceed ``max_backlog``. The items of several
+        requests may come in one call.
+        """
+        ...
+
     async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
         """Persist ``items`` and extend their dedup claims to ``ttl``, all or nothing.
 

@@ -2,8 +2,9 @@
 
 Registered once per client by ``receiver.store.redis.core.RedisCore.connect`` (every name in
 ``SCRIPTS``) and run by the store's parts (``receiver.store.redis.queue``, ``guards``,
-``approvals``, ``timers``). Each script touches the keys of one part only, all of one hash
-slot (``receiver.store.redis.core.RedisCore.key``), so it runs on a Redis Cluster; a key it
+``approvals``, ``timers``); the queue part's scripts are in ``receiver.store.redis.lua_queue``.
+Each script touches the keys of one part only, all of one hash slot
+(``receiver.store.redis.core.RedisCore.key``), so it runs on a Redis Cluster; a key it
 reaches by name (an ``ARGV`` prefix plus an id) is of that same part and slot.
 
 Conventions: times are the injected clock's seconds, formatted by Python
@@ -15,135 +16,7 @@ is exactly what Python computed (Lua's ``tostring`` would round it); Redis TTLs
 
 from __future__ import annotations
 
-# Lengthen an existing key's TTL to at least ``ms`` milliseconds; never shortens one.
-_EXTEND = """
-local function extend(key, ms)
-  local left = redis.call('PTTL', key)
-  if left ~= -2 and left < tonumber(ms) then redis.call('PEXPIRE', key, ms) end
-end
-"""
-
-CLAIM = """
--- KEYS: dedup keys. ARGV: now, expires_at, gc_ms. A key is free when absent or expired.
-local now = tonumber(ARGV[1])
-local out = {}
-for i, key in ipairs(KEYS) do
-  local held = redis.call('GET', key)
-  if held and tonumber(held) > now then
-    out[i] = 0
-  else
-    redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
-    out[i] = 1
-  end
-end
-return out
-"""
-
-UNCLAIM = """
--- KEYS: dedup keys. ARGV: the value one claim wrote. Deletes each key still holding it (that claim's own).
-for _, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
-end
-return 0
-"""
-
-RELEASE = """
--- KEYS: dedup keys, deleted (a script, so that a release can be retried through a failover like UNCLAIM).
-redis.call('DEL', unpack(KEYS))
-return 0
-"""
-
-ENQUEUE = """
--- KEYS[1]: stream; KEYS[2..]: dedup keys to extend.
--- ARGV: max_backlog, expires_at, gc_ms, n, per item: id, has_dedup, dedup_key, payload; last, now (each
--- entry's `at`, when it was enqueued). Returns the entry ids added, or -1 when the backlog has no room.
-local n = tonumber(ARGV[4])
-local now = ARGV[#ARGV]
-if redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then return -1 end
-local added = {}
-for i = 0, n - 1 do
-  local at = 5 + i * 4
-  if ARGV[at + 1] == '1' then
-    added[#added + 1] = redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'dedup_key', ARGV[at + 2],
-                                   'payload', ARGV[at + 3], 'at', now)
-  else
-    added[#added + 1] = redis.call('XADD', KEYS[1], '*', 'id', ARGV[at], 'payload', ARGV[at + 3],
-                                   'at', now)
-  end
-end
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], ARGV[2], 'XX', 'PX', ARGV[3])
-end
-return added
-"""
-
-TAKE = _EXTEND + """
--- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, count, now, gc_ms.
--- Returns {1, entries} or, when nothing is new, {0, id to wait after}.
-local got = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
-if got and #got[1][2] > 0 then
-  for _, entry in ipairs(got[1][2]) do redis.call('HSET', KEYS[2], entry[1], ARGV[4]) end
-  extend(KEYS[2], ARGV[5])
-  return {1, got[1][2]}
-end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if #last > 0 then return {0, last[1][1]} end
-return {0, '0-0'}
-"""
-
-COMPLETE = """
--- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, refs... Acknowledged, deleted and forgotten at once.
-redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
-redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
-redis.call('HDEL', KEYS[2], unpack(ARGV, 2))
-return 0
-"""
-
-RECLAIM = _EXTEND + """
--- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, now, cutoff, count, gc_ms.
--- Ownership is the PEL's; idle time is the touched hash's (clock seconds). An entry with no
--- touched time (its taker died between reading and recording) is timed from first sight.
-local group, consumer, now = ARGV[1], ARGV[2], ARGV[3]
-local cutoff, want = tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {}
-local start = '-'
-while #out < want do
-  local batch = redis.call('XPENDING', KEYS[1], group, start, '+', 100)
-  if #batch == 0 then break end
-  for _, pending in ipairs(batch) do
-    local id, owner, deliveries = pending[1], pending[2], pending[4]
-    if #out < want and owner ~= consumer then
-      local touched = redis.call('HGET', KEYS[2], id)
-      if not touched then
-        redis.call('HSET', KEYS[2], id, now)
-      elseif tonumber(touched) <= cutoff then
-        local claimed = redis.call('XCLAIM', KEYS[1], group, consumer, 0, id)
-        if claimed[1] then
-          redis.call('HSET', KEYS[2], id, now)
-          out[#out + 1] = {id, deliveries + 1, claimed[1][2]}
-        else  -- deleted from the stream: nothing left to do
-          redis.call('XACK', KEYS[1], group, id)
-          redis.call('HDEL', KEYS[2], id)
-        end
-      end
-    end
-  end
-  start = '(' .. batch[#batch][1]
-end
-extend(KEYS[2], ARGV[6])
-return out
-"""
-
-TOUCH = _EXTEND + """
--- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, now, gc_ms, refs...
--- Only the consumer that owns an entry (in the PEL) can touch it.
-for i = 5, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if pending[1] and pending[1][2] == ARGV[2] then redis.call('HSET', KEYS[2], ARGV[i], ARGV[3]) end
-end
-extend(KEYS[2], ARGV[4])
-return 0
-"""
+from receiver.store.redis.lua_queue import EXTEND, QUEUE_SCRIPTS
 
 ADMIT = """
 -- KEYS: cooldown hash (until, member), rate zset, blast zset (members scored by spend time).
@@ -220,7 +93,7 @@ if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then redis.call('DEL', KEYS[1
 return 0
 """
 
-PUT_APPROVAL = _EXTEND + """
+PUT_APPROVAL = EXTEND + """
 -- KEYS: approval hash, index zset (id by created_at), pending set of its fingerprint.
 -- ARGV: id, status, created_at, expires_at, fingerprint, body, gc_ms, approval key prefix.
 -- Returns 0 when the id exists already.
@@ -241,7 +114,7 @@ end
 return 1
 """
 
-DECIDE_APPROVAL = _EXTEND + """
+DECIDE_APPROVAL = EXTEND + """
 -- KEYS: approval hash, index zset. ARGV: now, to, decision if moved to `to`,
 -- decision if expired instead, keep_ms, pending set key prefix, id.
 -- Returns {0} when missing, else {1, changed, status, body, decision}.
@@ -259,7 +132,7 @@ return {1, changed, status, rec[4], decision}
 """
 
 # -- timers and occurrence counts (keys: see ``receiver.store.redis.timers``)
-PUT_TIMER = _EXTEND + """
+PUT_TIMER = EXTEND + """
 -- KEYS: timer, index, fp set. ARGV: id, kind, due_at, body, gc_ms, now, expires_at.
 local expires = redis.call('HGET', KEYS[1], 'expires_at')
 if expires and tonumber(expires) > tonumber(ARGV[6]) then return 0 end
@@ -339,8 +212,7 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 SCRIPTS = {
-    "CLAIM": CLAIM, "UNCLAIM": UNCLAIM, "RELEASE": RELEASE, "ENQUEUE": ENQUEUE, "TAKE": TAKE,
-    "COMPLETE": COMPLETE, "RECLAIM": RECLAIM, "TOUCH": TOUCH, "ADMIT": ADMIT,
+    **QUEUE_SCRIPTS, "ADMIT": ADMIT,
     "RECORD_FAILURE": RECORD_FAILURE, "RESET_CIRCUIT": RESET_CIRCUIT,
     "ACQUIRE_LOCK": ACQUIRE_LOCK, "RELEASE_LOCK": RELEASE_LOCK,
     "PUT_APPROVAL": PUT_APPROVAL, "DECIDE_APPROVAL": DECIDE_APPROVAL, "PUT_TIMER": PUT_TIMER,

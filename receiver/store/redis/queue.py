@@ -1,12 +1,13 @@
 """Dedup claims and the work queue of the Redis store: a stream read by one consumer group.
 
 A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for ``claim``,
-``claimed``, ``release``, ``enqueue``, ``take``, ``reclaim``, ``touch``, ``complete`` and
-``backlog`` (and to create the consumer group when it opens). Keys, all tagged
-``{PREFIX:queue}`` (one slot: a script can claim a request's dedup keys and queue its work
-at once): ``dedup:K`` (the claim's expiry), ``work`` (the stream, group
-``PREFIX:workers``, trimmed as work completes: no TTL) and ``work:touched`` (entry id ->
-clock time of the last take/touch).
+``claimed``, ``release``, ``claim_and_enqueue``, ``enqueue``, ``take``, ``reclaim``,
+``touch``, ``complete`` and ``backlog`` (and to create the consumer group when it opens).
+Keys, all tagged ``{PREFIX:queue}`` (one slot: one script claims a request's dedup keys
+and queues its work at once, ``CLAIM_ENQUEUE`` in ``receiver.store.redis.lua_queue``):
+``dedup:K`` (the claim's expiry), ``work`` (the stream, group ``PREFIX:workers``, trimmed
+as work completes: no TTL) and ``work:touched`` (entry id -> clock time of the last
+take/touch).
 Who holds an entry is the group's pending list; how long it has been idle is the
 touched hash, in clock seconds.
 """
@@ -127,6 +128,34 @@ class RedisQueue:
             await self._through_failover("RELEASE", [self._dedup(k) for k in keys], [])
 
     # -- work
+    async def claim_and_enqueue(self, items: Sequence[WorkItem], *, ttl: float,
+                                max_backlog: int) -> list[bool]:
+        if not items:
+            return []
+        now = self._core.clock.now()
+        value = num(now + ttl)
+        keys = list(dict.fromkeys(i.dedup_key for i in items if i.dedup_key is not None))
+        index = {key: n for n, key in enumerate(keys, start=2)}
+        args: list[str | int] = [num(now), value, gc_ms(ttl), max_backlog, len(items)]
+        for item in items:
+            args += [item.id, index.get(item.dedup_key, 0) if item.dedup_key is not None else 0,
+                     item.dedup_key or "", json.dumps(item.payload, separators=(",", ":"))]
+        names = [self._dedup(k) for k in keys]
+        with self._core.errors():
+            try:
+                added = await self._core.run("CLAIM_ENQUEUE", [self._stream, *names], args)
+            except NotReplicated as unsure:  # undone (a resend is then new), or left whole: never half
+                if unsure.result != -1:
+                    mine = [self._dedup(i.dedup_key) for i, ref in zip(items, unsure.result, strict=True)
+                            if ref and i.dedup_key is not None]
+                    with contextlib.suppress(StateError):
+                        await self._through_failover("UNQUEUE", [self._stream, *mine],
+                                                     [value, *(ref for ref in unsure.result if ref)])
+                raise
+        if added == -1:
+            raise BacklogFull(max_backlog)
+        return [bool(ref) for ref in added]
+
     async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
         if not items:
             return

@@ -79,6 +79,10 @@ class RedisStateStore:
     async def release(self, keys: Sequence[str]) -> None:
         await self._queue.release(keys)
 
+    async def claim_and_enqueue(self, items: Sequence[WorkItem], *, ttl: float,
+                                max_backlog: int) -> list[bool]:
+        return await self._queue.claim_and_enqueue(items, ttl=ttl, max_backlog=max_backlog)
+
     async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
         await self._queue.enqueue(items, ttl=ttl, max_backlog=max_backlog)
 

@@ -1,11 +1,11 @@
 """Dedup claims and the work queue of the SQLite store: the ``dedup`` and ``work`` tables.
 
 A part of ``receiver.store.sqlite.store.SqliteStateStore``, which calls it for ``claim``,
-``claimed``, ``release``, ``enqueue``, ``take``, ``reclaim``, ``touch``, ``complete`` and
-``backlog`` (and ``opened`` once the file is open). ``take`` waits on an in-process event
-that ``enqueue`` sets: with SQLite, producer and consumer are the same process, which
-also counts the backlog itself. Claims run the purge (``receiver.store.sqlite.schema``)
-every ``PURGE_EVERY`` keys.
+``claimed``, ``release``, ``claim_and_enqueue`` (one transaction), ``enqueue``, ``take``,
+``reclaim``, ``touch``, ``complete`` and ``backlog`` (and ``opened`` once the file is
+open). ``take`` waits on an in-process event that ``enqueue`` sets: with SQLite, producer
+and consumer are the same process, which also counts the backlog itself. Claims run the
+purge (``receiver.store.sqlite.schema``) every ``PURGE_EVERY`` keys.
 """
 
 from __future__ import annotations
@@ -24,11 +24,18 @@ _CLAIM = (
     "ON CONFLICT(key) DO UPDATE SET expires_at = excluded.expires_at "
     "WHERE dedup.expires_at <= ?"
 )
+_HELD = "SELECT 1 FROM dedup WHERE key = ? AND expires_at > ?"
+_INSERT = "INSERT INTO work (id, dedup_key, payload, enqueued_at) VALUES (?, ?, ?, ?)"
 _HAND_OUT = ("UPDATE work SET owner = ?, touched_at = ?, deliveries = deliveries + 1 WHERE seq IN "
              "(SELECT seq FROM work WHERE {which} ORDER BY seq LIMIT ?) "
              "RETURNING seq, id, dedup_key, payload, deliveries")
 _TAKE = _HAND_OUT.format(which="owner IS NULL")
 _RECLAIM = _HAND_OUT.format(which="owner IS NOT NULL AND owner != ? AND touched_at <= ?")
+
+
+def _row(item: WorkItem, now: float) -> tuple[str, str | None, str, float]:
+    """A work item enqueued ``now`` as a ``work`` row's values."""
+    return item.id, item.dedup_key, json.dumps(item.payload, separators=(",", ":")), now
 
 
 def _items(rows: list[Any]) -> list[WorkItem]:
@@ -74,6 +81,35 @@ class SqliteQueue:
                 db.executemany("DELETE FROM dedup WHERE key = ?", [(k,) for k in keys])
 
     # -- work
+    async def claim_and_enqueue(self, items: Sequence[WorkItem], *, ttl: float,
+                                max_backlog: int) -> list[bool]:
+        if not items:
+            return []
+        now = self._core.clock.now()
+        with self._core.tx() as db:
+            seen: set[str] = set()
+            flags = []
+            for item in items:
+                key = item.dedup_key
+                fresh = key is None or (key not in seen and not db.execute(_HELD, (key, now)).fetchone())
+                if key is not None:
+                    seen.add(key)
+                flags.append(fresh)
+            queued = [i for i, fresh in zip(items, flags, strict=True) if fresh]
+            if self._backlog + len(queued) > max_backlog:
+                raise BacklogFull(max_backlog)  # rolled back: nothing claimed, nothing added
+            keys = [i.dedup_key for i in queued if i.dedup_key is not None]
+            db.executemany(_CLAIM, [(key, now + ttl, now) for key in keys])
+            db.executemany(_INSERT, [_row(i, now) for i in queued])
+            self._writes_since_purge += len(keys)
+            if self._writes_since_purge >= PURGE_EVERY:
+                purge(db, now)
+                self._writes_since_purge = 0
+        if queued:
+            self._backlog += len(queued)
+            self._work_ready.set()
+        return flags
+
     async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
         if not items:
             return
@@ -81,10 +117,7 @@ class SqliteQueue:
         if self._backlog + len(items) > max_backlog:
             raise BacklogFull(max_backlog)
         with self._core.tx() as db:
-            db.executemany(
-                "INSERT INTO work (id, dedup_key, payload, enqueued_at) VALUES (?, ?, ?, ?)",
-                [(i.id, i.dedup_key, json.dumps(i.payload, separators=(",", ":")), now) for i in items],
-            )
+            db.executemany(_INSERT, [_row(i, now) for i in items])
             keys = [(now + ttl, i.dedup_key) for i in items if i.dedup_key is not None]
             db.executemany("UPDATE dedup SET expires_at = ? WHERE key = ?", keys)
         self._backlog += len(items)

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 
 from receiver.errors import StateError
-from receiver.store.protocol import StateStore
-from receiver.store.sqlite.store import SqliteStateStore
 from receiver.store.values import (
     Approval,
     ApprovalStatus,
@@ -26,42 +22,8 @@ from receiver.store.values import (
     Verdict,
     WorkItem,
 )
+from tests.receiver.store.conftest import StoreFactory, opened
 from tests.support.fakeclock import FakeClock
-from tests.support.redisdb import REDIS_URL, drop_prefix
-
-StoreFactory = Callable[[], StateStore]
-
-
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
-async def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
-) -> AsyncIterator[StoreFactory]:
-    """Opens stores sharing one backing state (two replicas, or one process restarted)."""
-    opened: list[StateStore] = []
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    url = request.getfixturevalue("cluster_url") if request.param == "redis-cluster" else REDIS_URL
-
-    def build() -> StateStore:
-        if request.param == "sqlite":
-            store: StateStore = SqliteStateStore(tmp_path / "state.db", clock=clock)
-        else:
-            from receiver.store.redis.store import RedisStateStore  # noqa: PLC0415
-
-            store = RedisStateStore(url, clock=clock, prefix=prefix)
-        opened.append(store)
-        return store
-
-    yield build
-    for store in opened:
-        await store.close()
-    if request.param != "sqlite":
-        await drop_prefix(prefix, url)
-
-
-async def opened(factory: StoreFactory) -> StateStore:
-    store = factory()
-    await store.open()
-    return store
 
 
 def approval(approval_id: str, clock: FakeClock, *, fp: str = "fp1", ttl: float = 1800) -> Approval:

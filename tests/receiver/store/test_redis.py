@@ -84,12 +84,13 @@ async def test_every_key_is_under_the_prefix_and_expires(make_store: StoreFactor
         await store.release(["k3"])
         await store.enqueue([WorkItem(id=f"w{i}", payload={"i": i}, dedup_key=f"k{i}") for i in (1, 2)],
                             ttl=3600, max_backlog=10)
+        await store.claim_and_enqueue([WorkItem(id="w4", payload={}, dedup_key="k4")], ttl=60, max_backlog=10)
         first, second = await store.take("c1", 2, block=0)
         await store.touch("c1", [first.ref])
         clock.advance(120)
         await store.reclaim("c2", idle=60, count=1)
         await store.complete([first.ref])
-        assert await store.backlog() == 1
+        assert await store.backlog() == 2
         await store.set_pause(Pause(source="admin", actor="a", detail="d", since=clock.now()))
         await store.get_pause()
         await store.admit(Budget(member="m", cooldown_key="c", cooldown=60, rate_key="r", rate_max=5,
@@ -366,7 +367,8 @@ async def test_keys_outlive_the_longest_duration(
 async def test_a_write_no_replica_holds_fails(make_store: StoreFactory) -> None:
     """With ``replicas=1`` and no replica, a write (here the layout mark written on open, then a claim)
     is a StateError saying a failover could lose it, after the one-second wait; the claim the caller
-    was told failed is given back (a resend is not a duplicate), queued work deleted."""
+    was told failed is given back (a resend is not a duplicate), queued work deleted, and a claim made
+    with its work undone with it."""
     store = make_store(REDIS_URL + "?replicas=1")
     with pytest.raises(StateError, match=r"reached 0 of 1 replicas .* a failover could lose it"):
         await store.open()
@@ -374,6 +376,8 @@ async def test_a_write_no_replica_holds_fails(make_store: StoreFactory) -> None:
         await store.claim(["k"], ttl=60)
     with pytest.raises(StateError, match="reached 0 of 1 replicas"):
         await store.enqueue([WorkItem(id="w", payload={})], ttl=60, max_backlog=10)
+    with pytest.raises(StateError, match="reached 0 of 1 replicas"):  # claims and work undone together
+        await store.claim_and_enqueue([WorkItem(id="w2", payload={}, dedup_key="k2")], ttl=60, max_backlog=10)
     plain = await opened(make_store)
-    assert await plain.claim(["k"], ttl=60) == [True]
+    assert await plain.claim(["k", "k2"], ttl=60) == [True, True]
     assert await plain.backlog() == 0
