@@ -30,6 +30,7 @@ async def test_claim_and_enqueue_queues_the_fresh_and_claims_their_keys(make_sto
         [item(1), item(2), item(3), item("3b", "k3"), item(4, None)], ttl=3600, max_backlog=10)
     assert flags == [True, False, True, False, True]
     assert await store.backlog() == 3
+    assert await store.oldest_work() == clock.now()
     taken = await store.take("c1", 10, block=0)
     assert [(i.id, i.dedup_key, i.payload) for i in taken] == [
         ("d1", "k1", {"n": 1}), ("d3", "k3", {"n": 3}), ("d4", None, {"n": 4})]
