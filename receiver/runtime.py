@@ -15,7 +15,8 @@ import socket
 import structlog
 from prometheus_client import CollectorRegistry
 
-from receiver.audit import AuditError, AuditEvent, AuditLog
+from receiver.audit import AuditError, AuditEvent, AuditLog, SealKey
+from receiver.auditconfig import AuditSettings
 from receiver.clock import Clock
 from receiver.errors import StateError
 from receiver.flow.announce import Announcer
@@ -48,6 +49,17 @@ _log = structlog.get_logger("remediator")
 _HOUSEKEEPING_EVERY = 10.0
 
 
+def open_audit(config: AuditSettings, *, clock: Clock) -> AuditLog:
+    """The audit log as ``audit:`` says: its path, sealing key (and older keys), rotation."""
+    keys = [SealKey(s.reveal().encode(), s.source) for s in [*([config.key] if config.key else []),
+                                                             *config.verify_keys]]
+    rotate = config.rotate
+    return AuditLog(config.path, clock=clock.now, key=keys[0] if config.key else None,
+                    verify_keys=keys[1:] if config.key else (),
+                    rotate_bytes=int(rotate.size) if rotate and rotate.size else None,
+                    rotate_age=rotate.age.total_seconds() if rotate and rotate.age else None)
+
+
 class Runtime:
     """Everything one ``remediator serve`` process runs on."""
 
@@ -60,7 +72,7 @@ class Runtime:
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.metrics = Metrics(metrics_registry or CollectorRegistry())
         self.state = state or open_store(settings.state, clock=clock, prefix=settings.state_prefix)
-        self.audit = AuditLog(settings.audit, clock=clock.now)
+        self.audit = open_audit(settings.audit_log, clock=clock)
         self.rules = RulesCoordinator(settings, registry=registry, metrics=self.metrics, clock=clock)
         self.queue = WorkQueue(settings.queue.workers * 4)
         self.metrics.watch_queue(self.queue.depth)

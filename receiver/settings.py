@@ -7,14 +7,16 @@ Secrets are references (``env:NAME``, ``file:/path``) resolved here, never liter
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from receiver.auditconfig import AuditSettings
 from receiver.errors import ConfigError
 from receiver.oncall import ConsoleSettings, SlackSettings
 from receiver.stateurl import parse_redis_url
@@ -228,7 +230,7 @@ class Settings(_Strict):
     state: str = "sqlite:remediator-state.db"
     state_prefix: str = Field(default="remediator", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
                               description="Prefix of every Redis key")
-    audit: Path = Path("remediator-audit.jsonl")
+    audit_log: AuditSettings = Field(default_factory=AuditSettings, alias="audit")
     rules: list[Path] | None = Field(default=None, description="Files or folders; unset: the shipped pack")
     priorities: PriorityPolicy = Field(default_factory=PriorityPolicy)
     guards: GuardSettings = Field(default_factory=GuardSettings)
@@ -275,6 +277,16 @@ class Settings(_Strict):
             if unknown:
                 raise ValueError(f"{key} names notifiers that are not configured: {', '.join(unknown)}")
         return self
+
+    @property
+    def audit(self) -> Path:
+        """The live audit file (``audit:`` or ``audit.path``)."""
+        return self.audit_log.path
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        if update and "audit" in update:  # would be ignored: the field is audit_log
+            raise TypeError("Settings.model_copy: update audit_log (an AuditSettings), not audit")
+        return super().model_copy(update=update, deep=deep)
 
     @property
     def host(self) -> str:

@@ -3,9 +3,9 @@
 A line is the canonical JSON of the record without ``hash`` (sorted keys, no spaces, UTF-8)
 with ``,"hash":"<sha256 of those bytes>"}`` in place of its closing brace, so a verifier
 recomputes each hash from the bytes on disk. ``prev`` is the previous record's hash (64 zeros
-for the first) and ``seq`` counts from 1, so a record's seq is its line number.
-:class:`receiver.audit.log.AuditLog` writes lines in this form; ``remediator audit verify``
-calls :func:`verify_file`.
+for the first) and ``seq`` counts from 1 across the files of a rotated log.
+:class:`receiver.audit.log.AuditLog` writes lines in this form; ``receiver.audit.verify`` checks
+them with :func:`check_line`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable
 from datetime import date, timedelta
 from datetime import time as dtime
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-
-from receiver.audit.events import AuditError
 
 ZERO_HASH = "0" * 64
 RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
@@ -77,7 +73,7 @@ def check_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
     return rec, None
 
 
-def seal(rec: dict[str, Any]) -> tuple[bytes, str]:
+def encode_line(rec: dict[str, Any]) -> tuple[bytes, str]:
     """The line (with its newline) for ``rec`` (which has ``prev`` and no ``hash``), and its hash."""
     body = encode(rec)
     try:
@@ -86,44 +82,3 @@ def seal(rec: dict[str, Any]) -> tuple[bytes, str]:
         data = encode_ascii(rec).encode()
     digest = hashlib.sha256(data).hexdigest()
     return b"%s,\"hash\":\"%s\"}\n" % (data[:-1], digest.encode()), digest
-
-
-@dataclasses.dataclass(frozen=True)
-class VerifyReport:
-    """The result of :func:`verify_file`: ``line`` and ``error`` say where the chain breaks."""
-
-    ok: bool
-    records: int
-    line: int | None
-    error: str | None
-
-
-def verify_file(path: Path) -> VerifyReport:
-    """Check every record's hash, the prev chain from 64 zeros and seq; stop at the first break.
-
-    Streams the file line by line. Raises AuditError if it cannot be read at all.
-    """
-    try:
-        with Path(path).open("rb") as f:
-            return _verify_lines(f)
-    except OSError as exc:
-        raise AuditError(f"cannot read audit log {path}: {exc.strerror}") from exc
-
-
-def _verify_lines(lines: Iterable[bytes]) -> VerifyReport:
-    prev, count = ZERO_HASH, 0
-    for number, line in enumerate(lines, start=1):
-        if not line.endswith(b"\n"):
-            return VerifyReport(False, count, number, "torn last line")
-        rec, why = check_line(line[:-1])
-        if rec is None:
-            return VerifyReport(False, count, number, why)
-        if rec["seq"] != number:
-            why = f"seq out of order: expected {number}, found {rec['seq']}"
-        elif rec["prev"] != prev:
-            why = (f"prev does not match the hash of line {number - 1}" if number > 1
-                   else "prev of the first record is not 64 zeros")
-        if why is not None:
-            return VerifyReport(False, count, number, why)
-        prev, count = rec["hash"], count + 1
-    return VerifyReport(True, count, None, None)

@@ -1,7 +1,9 @@
 """What an audit record is about (``AuditEvent``), and the audit log's error.
 
 Every writer of records (intake, the workers, guards, escalations, the admin API) names its
-event from :class:`AuditEvent`; readers (``receiver.tools.auditview``) filter by it.
+event from :class:`AuditEvent`; readers (``receiver.tools.auditview``) filter by it. The log's
+own records (``audit.sealed``, ``audit.rotated``, ``admin.audit_recovered`` with a
+:class:`Damage`) are written by ``receiver.audit.log`` and judged by ``receiver.audit.verify``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,23 @@ class AuditEvent(StrEnum):
     ADMIN_RESUME = "admin.resume"
     ADMIN_CIRCUIT_RESET = "admin.circuit_reset"
     ADMIN_AUDIT_RECOVERED = "admin.audit_recovered"
+    AUDIT_SEALED = "audit.sealed"
+    AUDIT_ROTATED = "audit.rotated"
+
+
+class Damage(StrEnum):
+    """What the writer found when it opened a log (``admin.audit_recovered``'s ``reason``).
+
+    ``audit verify`` reports every one but a torn last line (a crash mid-write, its bytes cut
+    and hashed in the record) as a failure: see docs/audit.md.
+    """
+
+    TORN = "torn last line"
+    UNSEALED = "unsealed tail"
+    CUT = "cut"
+    REWRITTEN = "rewritten"
+    NO_ANCHOR = "no anchor"
+    ANCHOR_FORGED = "anchor not authentic"
 
 
 class AuditError(ReceiverError):

@@ -3,39 +3,54 @@
 The webhook handler (``receiver.flow.intake``) and the workers (``receiver.flow.workers``) call
 :meth:`AuditLog.record` (cheap, in memory) and then ``await`` :meth:`AuditLog.sync`, which
 group-commits everything pending with one write + fsync in a worker thread. The line format
-and verification are ``receiver.audit.chain``. One process writes a log at a time (an
-exclusive ``flock`` while it is open); opening it continues the chain from the last
-complete line and cuts (and records) a torn one.
+is ``receiver.audit.chain``. One process writes a log at a time (an exclusive ``flock`` while
+it is open); opening it continues the chain from the last complete line (of the newest rotated
+file when the live one is gone) and cuts (and records) a torn one (``receiver.audit.recovery``).
+
+With a key (``receiver.audit.seal``) every group commit ends in a seal and the anchor
+(``receiver.audit.anchor``) is rewritten after it. With ``rotate_bytes``/``rotate_age`` the live
+file is renamed ``<log>.<first seq>`` once it is that large or old, and the next record goes to
+a fresh live file that starts with an ``audit.rotated`` record naming it; the chain goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
-import hashlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from receiver.audit.chain import RESERVED, ZERO_HASH, check_line, seal
-from receiver.audit.events import AuditError, AuditEvent
+from receiver.audit.anchor import padded
+from receiver.audit.chain import RESERVED, ZERO_HASH, encode_line
+from receiver.audit.events import AuditError, AuditEvent, Damage
+from receiver.audit.files import anchor_path, rotated_name
+from receiver.audit.recovery import read_end
+from receiver.audit.seal import KeyRing, SealKey, make_seal
 
-_TAIL_CHUNK = 64 * 1024
+# a pending line, and (on the first line of a new file) where the file before it goes
+Pending = tuple[bytes, Path | None]
 
 
 class AuditLog:
     """An open audit log: records are built in memory and made durable by :meth:`sync`."""
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time,
-                 fsync: bool = True) -> None:
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, fsync: bool = True,
+                 key: SealKey | None = None, verify_keys: Sequence[SealKey] = (),
+                 rotate_bytes: int | None = None, rotate_age: float | None = None) -> None:
         self._path = Path(path)
         self._clock = clock
         self._fsync = fsync
-        self._pending: list[bytes] = []
+        self._key = key
+        self._ring = KeyRing([key, *verify_keys] if key is not None else ())
+        self._rotate_bytes = rotate_bytes
+        self._rotate_age = rotate_age
+        self._pending: list[Pending] = []
         self._seq = 0  # seq of the last record made
         self._durable = 0  # seq of the last record on disk
         self._last_hash = ZERO_HASH
@@ -45,75 +60,68 @@ class AuditLog:
         self._failure: str | None = None
         self._ts_sec = -1
         self._ts_prefix = ""
-        self._size = 0  # bytes on disk that are durable records
+        self._size = 0  # bytes of the live file that are durable records
+        self._file_bytes = 0  # bytes of the live file once every pending line is written
+        self._file_first_seq = 1  # seq of the live file's first record
+        self._file_started: float | None = None  # when its first record was made
+        self._anchor_fd = -1
+        self._sealed_seq = 0  # seq of the last seal made
+        self._done = 0  # lines the running commit made durable
         if not self._path.parent.is_dir():
             raise AuditError(f"cannot open audit log {self._path}: "
                              f"directory {self._path.parent} does not exist")
+        self._fd = self._open_live()
+        try:
+            if key is not None:
+                self._anchor_fd = os.open(anchor_path(self._path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                                          0o640)
+            self._recover()
+        except OSError as exc:
+            self._close_fds()
+            raise AuditError(f"cannot open audit log {self._path}: {exc.strerror}") from exc
+        except BaseException:
+            self._close_fds()
+            raise
+
+    def _open_live(self) -> int:
         created = not self._path.exists()
         try:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                               0o640)
+            fd = os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         except OSError as exc:
             raise AuditError(f"cannot open audit log {self._path}: {exc.strerror}") from exc
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if created and fsync:
-                dfd = os.open(self._path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            self._recover()
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if created and self._fsync:
+                self._fsync_dir()
         except BlockingIOError:
-            os.close(self._fd)
+            os.close(fd)
             raise AuditError(f"audit log {self._path} is already open for writing "
                              "(another process or AuditLog holds its lock)") from None
         except OSError as exc:
-            os.close(self._fd)
+            os.close(fd)
             raise AuditError(f"cannot open audit log {self._path}: {exc.strerror}") from exc
-        except BaseException:
-            os.close(self._fd)
-            raise
+        return fd
 
-    def _recover(self) -> None:
-        """Continue the chain from the last complete line; cut and record a torn one."""
-        self._size = size = os.fstat(self._fd).st_size
-        start, buf = size, b""
-        while start > 0 and buf.count(b"\n") < 2:  # the last line's both ends, or the start
-            n = min(_TAIL_CHUNK, start)
-            start -= n
-            buf = os.pread(self._fd, n, start) + buf
-        cut = buf.rfind(b"\n") + 1  # end of the last complete line, within buf
-        torn = buf[cut:]
-        if cut:
-            last = buf[buf.rfind(b"\n", 0, cut - 1) + 1:cut - 1]
-            rec, why = check_line(last)
-            if rec is None:
-                raise AuditError(
-                    f"audit log {self._path}: the last record is unreadable ({why}); refusing "
-                    f"to continue its chain. Run `remediator audit verify {self._path}` and "
-                    f"move the file aside.")
-            self._seq = self._durable = rec["seq"]
-            self._last_hash = rec["hash"]
-        # a torn record of ours starts like one (or is NULs) and does not parse unless whole
-        if torn and (torn[:1] not in (b"{", b"\0")
-                     or check_line(torn)[1] not in (None, "not JSON")):
-            raise AuditError(f"audit log {self._path} ends in {len(torn)} bytes that are not a "
-                             f"torn record. Run `remediator audit verify {self._path}` and move "
-                             f"the file aside.")
-        if torn:
-            os.ftruncate(self._fd, start + cut)
-            self._size = start + cut
-            self.record(AuditEvent.ADMIN_AUDIT_RECOVERED, reason="torn last line",
-                        offset=start + cut, dropped_bytes=len(torn),
-                        dropped_sha256=hashlib.sha256(torn).hexdigest())
-            self._commit(self._pending[0])
-            self._pending.clear()
-            self._durable = self._seq
+    def _fsync_dir(self) -> None:
+        dfd = os.open(self._path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def _close_fds(self) -> None:
+        for fd in (self._fd, self._anchor_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._anchor_fd = -1
 
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def keyed(self) -> bool:
+        return self._key is not None
 
     @property
     def pending(self) -> int:
@@ -130,13 +138,38 @@ class AuditLog:
         """Hash of the last record made (durable or not); 64 zeros for an empty log."""
         return self._last_hash
 
-    def _timestamp(self) -> str:
-        ms = math.floor(self._clock() * 1000)
+    def _timestamp(self, now: float) -> str:
+        ms = math.floor(now * 1000)
         sec, milli = divmod(ms, 1000)
         if sec != self._ts_sec:
             self._ts_sec = sec
             self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         return f"{self._ts_prefix}.{milli:03d}Z"
+
+    def _recover(self) -> None:
+        """Continue the chain where the log ends; record (and seal) what recovery found."""
+        end = read_end(self._fd, self._path, self._ring if self._key is not None else None)
+        if end.cut_to is not None:
+            os.ftruncate(self._fd, end.cut_to)
+        if end.last is not None:
+            self._seq = self._durable = self._sealed_seq = end.last["seq"]
+            self._last_hash = end.last["hash"]
+        self._size = self._file_bytes = end.file_bytes
+        self._file_first_seq = end.first_seq
+        self._file_started = end.started
+        if end.previous is not None:
+            self._rotate_next(self._clock(), previous=end.previous)
+        if end.torn:
+            self.record(AuditEvent.ADMIN_AUDIT_RECOVERED, reason=Damage.TORN, offset=end.cut_to,
+                        dropped_bytes=len(end.torn), dropped_sha256=end.torn_sha256)
+        for found in end.findings:
+            self.record(AuditEvent.ADMIN_AUDIT_RECOVERED, reason=found.reason, detail=found.detail,
+                        **found.fields)
+        if self._pending:
+            self._seal_now(self._clock())
+            self.commit(self._pending[:])
+            del self._pending[:]
+            self._durable = self._seq
 
     def record(self, event: AuditEvent, /, **fields: Any) -> dict[str, Any]:
         """Build the next record and queue its line for :meth:`sync`; no I/O.
@@ -148,14 +181,49 @@ class AuditLog:
             raise AuditError(f"audit log {self._path} is closed")
         if not RESERVED.isdisjoint(fields):
             raise ValueError(f"reserved audit field name(s): {sorted(RESERVED & fields.keys())}")
-        seq = self._seq + 1
-        rec = {"seq": seq, "ts": self._timestamp(), "event": event.value, **fields,
-               "prev": self._last_hash}
-        line, digest = seal(rec)
-        self._pending.append(line)
-        self._seq = seq
+        now = self._clock()
+        if self._rotation_due(now):
+            self._rotate_next(now)
+        return self._append({"seq": self._seq + 1, "ts": self._timestamp(now), "event": event.value,
+                             **fields, "prev": self._last_hash}, now)
+
+    def _append(self, rec: dict[str, Any], now: float, starts: Path | None = None) -> dict[str, Any]:
+        line, digest = encode_line(rec)  # raises TypeError before anything changes
+        self._pending.append((line, starts))
+        self._seq = rec["seq"]
         self._last_hash = rec["hash"] = digest
+        if self._file_started is None:
+            self._file_started = now
+        self._file_bytes += len(line)
         return rec
+
+    def _rotation_due(self, now: float) -> bool:
+        if self._file_bytes == 0 or self._broken is not None:
+            return False
+        if self._rotate_bytes is not None and self._file_bytes >= self._rotate_bytes:
+            return True
+        return (self._rotate_age is not None and self._file_started is not None
+                and now - self._file_started >= self._rotate_age)
+
+    def _rotate_next(self, now: float, previous: Path | None = None) -> None:
+        """End the live file here: seal it (keyed), and start the next file with an
+        ``audit.rotated`` record naming where this one goes (``previous``: a file already
+        rotated out, when recovery continues one). The files move at the next commit."""
+        moved = previous is None
+        if previous is None:
+            self._seal_now(now)
+            previous = rotated_name(self._path, self._file_first_seq)
+        self._file_bytes, self._file_first_seq, self._file_started = 0, self._seq + 1, None
+        self._append({"seq": self._seq + 1, "ts": self._timestamp(now),
+                      "event": AuditEvent.AUDIT_ROTATED.value, "previous": previous.name,
+                      "prev": self._last_hash}, now, starts=previous if moved else None)
+
+    def _seal_now(self, now: float) -> None:
+        """Queue a seal of everything made so far (keyed logs; not twice in a row)."""
+        if self._key is None or self._sealed_seq == self._seq:
+            return
+        self._append(make_seal(self._key, self._seq + 1, self._timestamp(now), self._last_hash), now)
+        self._sealed_seq = self._seq
 
     async def sync(self) -> None:
         """Return once every record made before the call is on disk (group commit).
@@ -175,10 +243,15 @@ class AuditLog:
         try:
             if self._broken is not None:
                 raise AuditError(self._broken)
-            n = len(self._pending)
-            await asyncio.to_thread(self._commit, b"".join(self._pending[:n]))
-            del self._pending[:n]
-            self._durable += n
+            if self._key is not None:
+                self._seal_now(self._clock())
+            batch, self._done = self._pending[:], 0
+            try:
+                await asyncio.to_thread(self.commit, batch)
+            finally:
+                done = self._done
+                del self._pending[:done]
+                self._durable += done
             self._failure = None
         except AuditError as exc:
             self._failure = str(exc)
@@ -190,7 +263,33 @@ class AuditLog:
         """One ``write(2)``; the seam tests use to count writes or inject failures."""
         return os.write(fd, data)
 
-    def _commit(self, data: bytes) -> None:
+    def commit(self, batch: list[Pending]) -> None:
+        """Write ``batch`` in order, moving to a new live file where a line starts one; fsync;
+        rewrite the anchor (worker thread, or at open). ``_done`` counts the lines now durable,
+        also when it raises AuditError."""
+        self._done, start, switched = 0, 0, False
+        for i, (line, starts) in enumerate(batch):
+            if starts is None:
+                continue
+            if i > start:
+                self._write_durable(b"".join(line for line, _ in batch[start:i]))
+                self._done = start = i
+            self._switch(starts)
+            self._pending[i] = (line, None)  # moved: a retry must not move it again
+            switched = True
+        self._write_durable(b"".join(line for line, _ in batch[start:]))
+        self._done = len(batch)
+        if self._anchor_fd >= 0 and batch:
+            last = batch[-1][0]
+            try:
+                os.pwrite(self._anchor_fd, padded(last), 0)
+                if switched and self._fsync:
+                    os.fsync(self._anchor_fd)
+            except OSError as exc:
+                raise AuditError(f"cannot write audit anchor {anchor_path(self._path)}: "
+                                 f"{exc.strerror}") from exc
+
+    def _write_durable(self, data: bytes) -> None:
         """Write ``data`` at the end and fsync; on failure cut the file back (worker thread)."""
         view, done = memoryview(data), 0
         try:
@@ -208,8 +307,24 @@ class AuditLog:
             except OSError as cut:
                 self._broken = f"{what}; cutting it back failed too ({cut.strerror}); reopen it"
                 raise AuditError(self._broken) from exc
-            raise AuditError(f"{what}; {len(self._pending)} record(s) kept pending") from exc
+            raise AuditError(f"{what}; {len(self._pending) - self._done} record(s) kept pending") from exc
         self._size += len(data)
+
+    def _switch(self, rotated: Path) -> None:
+        """Rename the live file to ``rotated`` and open a fresh live file (worker thread)."""
+        if rotated.exists():
+            raise AuditError(f"cannot rotate audit log {self._path}: {rotated} exists already")
+        try:
+            os.rename(self._path, rotated)
+        except OSError as exc:
+            raise AuditError(f"cannot rotate audit log {self._path} to {rotated}: {exc.strerror}") from exc
+        os.close(self._fd)
+        self._fd, self._size = -1, 0
+        try:
+            self._fd = self._open_live()
+        except AuditError as exc:
+            self._broken = f"{exc}; the log was rotated to {rotated}; reopen it"
+            raise AuditError(self._broken) from exc
 
     async def close(self) -> None:
         """Sync, then close the file; idempotent. Records made after close raise AuditError."""
@@ -221,7 +336,10 @@ class AuditLog:
         finally:
             while self._inflight is not None:  # left by a cancelled sync: let it land first
                 await asyncio.wait([self._inflight])
-            os.close(self._fd)
+            if self._anchor_fd >= 0 and self._fsync:
+                with contextlib.suppress(OSError):
+                    os.fsync(self._anchor_fd)
+            self._close_fds()
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:

@@ -6,8 +6,9 @@ incident timelines are ``receiver.tools.timeline``'s) and by the console
 reading: the files are opened read-only and never locked, so a running service's log can
 be read. Every reader goes through :func:`scan`, which holds one line at a time: memory
 stays bounded by what the caller keeps (a page, one incident), never by a file's size.
-Several files (one per replica) merge into one sequence by time, newest last.
-:func:`audit_files` is the one place that says which files make one log. The record shape
+Several files (one per replica, and a log's rotated files) merge into one sequence by time,
+newest last. :func:`audit_files` says which files make a log, from ``receiver.audit.audit_sets``
+(the writer's own idea of a rotated set), so the CLI, the console and the writer agree. The record shape
 is ``receiver.audit``'s: ``seq``, ``ts``, ``event`` and the event's fields.
 """
 
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from receiver.audit import AuditEvent
+from receiver.audit import AuditEvent, audit_sets
 from receiver.errors import ReceiverError
 from rules.durations import parse_duration
 from rules.errors import RuleError
@@ -74,12 +75,13 @@ def read_entries(paths: Sequence[Path]) -> tuple[list[Entry], list[str]]:
 
 
 def merged(paths: Sequence[Path], keep: Filter | Callable[[Entry], bool] | None,
-           problems: list[str] | None = None) -> Iterator[Entry]:
+           problems: list[str] | None = None,
+           progress: Callable[[int], None] | None = None) -> Iterator[Entry]:
     """The records ``keep`` wants (all with None) of every file, merged by time, streaming:
     each file is read in order (a log is written in time order) and the files interleave."""
     wants = keep.keep if isinstance(keep, Filter) else keep
-    streams = [(entry for entry, _ in scan([path], problems=problems) if wants is None or wants(entry))
-               for path in paths]
+    streams = [(entry for entry, _ in scan([path], problems=problems, progress=progress)
+                if wants is None or wants(entry)) for path in paths]
     return heapq.merge(*streams, key=lambda e: e.at)
 
 
@@ -143,9 +145,13 @@ def summary(rec: dict[str, Any]) -> str:
 
 
 def audit_files(path: Path) -> list[Path]:
-    """The files of one audit log, oldest first. Today the log is one file; the one place
-    that learns a rotated set (older files beside it) when the writer rotates."""
-    return [path]
+    """The files of the log(s) ``path`` names, oldest first: a live file's rotated siblings
+    then itself, one rotated file, or every log of a directory (``receiver.audit.audit_sets``).
+    A path that names nothing comes back alone, for the reader to say it cannot be read."""
+    try:
+        return [f for s in audit_sets([path]) for f in s.files]
+    except OSError:
+        return [path]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +187,13 @@ def _record(raw: bytes) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) else None
 
 
-def scan(paths: Sequence[Path], start: Cursor = Cursor(), *,
-         problems: list[str] | None = None) -> Iterator[tuple[Entry, Cursor]]:
+def scan(paths: Sequence[Path], start: Cursor = Cursor(), *, problems: list[str] | None = None,
+         progress: Callable[[int], None] | None = None) -> Iterator[tuple[Entry, Cursor]]:
     """Every record from ``start`` on, one at a time, with the cursor just past it: memory
     holds one line, whatever the files' size. A line that is not a record is skipped and
-    named in ``problems``; a last line still being written (no newline yet) is left for later."""
+    named in ``problems``; a last line still being written (no newline yet) is left for later.
+    ``progress`` hears how many more bytes were read, every 1 MiB or so."""
+    told = 0
     for index in range(start.file, len(paths)):
         path = paths[index]
         offset, line = (start.offset, start.line) if index == start.file else (0, 1)
@@ -199,6 +207,10 @@ def scan(paths: Sequence[Path], start: Cursor = Cursor(), *,
                 if not raw.endswith(b"\n"):
                     break
                 offset += len(raw)
+                told += len(raw)
+                if progress is not None and told >= 1 << 20:
+                    progress(told)
+                    told = 0
                 n, line = line, line + 1
                 if not raw.strip():
                     continue
@@ -243,8 +255,8 @@ def search(paths: Sequence[Path], keep: Filter, *, start: Cursor = Cursor(), lim
     return Page(found, at, scanned)
 
 
-def incident_entries(paths: Sequence[Path], fingerprints: Sequence[str],
-                     problems: list[str] | None = None) -> list[Entry]:
+def incident_entries(paths: Sequence[Path], fingerprints: Sequence[str], problems: list[str] | None = None,
+                     progress: Callable[[int], None] | None = None) -> list[Entry]:
     """The records of some alerts (fingerprints or their prefixes; a record of a decision
     made for one counts too), merged by time, in two streaming passes: memory holds those
     incidents' records, not the files."""
@@ -253,11 +265,12 @@ def incident_entries(paths: Sequence[Path], fingerprints: Sequence[str],
     def ours(entry: Entry) -> bool:
         return bool(prefixes) and str(entry.record.get("fingerprint") or "").startswith(prefixes)
 
-    decisions = {str(e.record["decision"]) for e, _ in scan(paths) if e.record.get("decision") and ours(e)}
+    decisions = {str(e.record["decision"]) for e, _ in scan(paths, progress=progress)
+                 if e.record.get("decision") and ours(e)}
     def wanted(entry: Entry) -> bool:
         return ours(entry) or str(entry.record.get("decision") or "") in decisions
 
-    return list(merged(paths, wanted, problems))
+    return list(merged(paths, wanted, problems, progress))
 
 
 _LAST_EVENTS = frozenset({AuditEvent.ACTION_SUCCEEDED, AuditEvent.ACTION_FAILED,

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 from receiver.audit import AuditEvent
+from receiver.auditconfig import AuditSettings
 from receiver.clock import ManualClock
 from receiver.decisions import Reason
 from receiver.flow.payload import WebhookMessage
@@ -81,7 +82,7 @@ def sandbox_settings(base: Settings, *, rules: Sequence[Path] | None, workdir: P
     """``base`` with state and audit in ``workdir``, no announcements, ``rules`` if given."""
     update: dict[str, Any] = {
         "state": f"sqlite:///{state_file or workdir / 'state.db'}",
-        "audit": workdir / "audit.jsonl",
+        "audit_log": AuditSettings(path=workdir / "audit.jsonl"),  # a fresh log: no key, no rotation
         "guards": base.guards.model_copy(update={"announce": []}),
     }
     if rules is not None:

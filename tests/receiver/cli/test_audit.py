@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from receiver.audit import AuditEvent, AuditLog
+from receiver.audit import AuditEvent, AuditLog, audit_sets
 from receiver.cli.main import main
+from receiver.runtime import open_audit
+from receiver.settings import load_settings
 from tests.conftest import JSON_HEADERS, ClientFactory, rules_yaml, runtime_of
 from tests.support.approvals import TOKENS, approval_settings, decide, fire, pending, settle
 from tests.support.fakeclock import FakeClock
@@ -279,3 +281,81 @@ def test_since_and_until_take_durations_back_from_now(tmp_path: Path, capsys: py
     code, out, _ = run(capsys, "audit", "list", "--json", str(path), *argv)
     assert code == 0
     assert [r["event"] for r in json.loads(out)["records"]] == events
+
+
+# --- verify with a key, rotated sets ---------------------------------------------------------
+
+
+def _keyed_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **audit: Any) -> Path:
+    monkeypatch.setenv("AUDIT_KEY", "k" * 32)
+    monkeypatch.setenv("OLD_AUDIT_KEY", "o" * 32)
+    config = tmp_path / "remediator.yaml"
+    config.write_text(json.dumps({"audit": {"path": str(tmp_path / "audit.jsonl"), "key": "env:AUDIT_KEY",
+                                            **audit}}))
+    return config
+
+
+async def _write(config: Path, groups: int) -> Path:
+    """Records through the runtime's own construction of the log from ``audit:``."""
+
+    log = open_audit(load_settings(config).audit_log, clock=FakeClock(FIRED))
+    for g in range(groups):
+        log.record(AuditEvent.RULE_MATCHED, rule="purge", fingerprint=f"{g:016x}", decision=f"d{g}",
+                   priority="P3")
+        log.record(AuditEvent.ACTION_SUCCEEDED, rule="purge", decision=f"d{g}", action="http.request")
+        await log.sync()
+    await log.close()
+    return log.path
+
+
+async def test_verify_with_the_config_key_and_what_it_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config = _keyed_config(tmp_path, monkeypatch)
+    path = await _write(config, 3)
+    code, out, _ = run(capsys, "audit", "verify", "--config", str(config))
+    assert code == 0
+    assert out.startswith(f"{path}: ok, 9 records, chain intact, every record sealed (3 seals, key ")
+    assert out.rstrip().endswith("anchor reached")
+    code, out, _ = run(capsys, "audit", "verify", str(path))
+    assert (code, "unkeyed: this proves order and catches damage, not an attacker" in out) == (0, True)
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-3]))  # the last group cut
+    code, out, _ = run(capsys, "audit", "verify", "--config", str(config))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{tmp_path / 'audit.jsonl.anchor'}: truncated: the anchor sealed seq 9 (2026-11-23T06:42:28.909Z); "
+        "the log ends at seq 6: broken",
+        f"{path}: FAILED (1 problem(s); 6 records verified before the first)"]
+    code, _, err = run(capsys, "audit", "verify", "--key", "k" * 32, str(path))
+    assert code == 2
+    assert err.startswith("remediator: --key: a secret must be a reference")
+
+
+async def test_verify_accepts_old_keys_from_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    old = _keyed_config(tmp_path, monkeypatch)
+    old.write_text(old.read_text().replace("env:AUDIT_KEY", "env:OLD_AUDIT_KEY"))
+    await _write(old, 1)
+    config = _keyed_config(tmp_path, monkeypatch, verify_keys=["env:OLD_AUDIT_KEY"])
+    await _write(config, 1)
+    assert run(capsys, "audit", "verify", "--config", str(config))[0] == 0
+    code, out, _ = run(capsys, "audit", "verify", "--key", "env:AUDIT_KEY", str(tmp_path / "audit.jsonl"))
+    assert code == 1
+    assert ":3: broken: sealed with key " in out
+
+
+async def test_list_and_timeline_read_a_rotated_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    config = _keyed_config(tmp_path, monkeypatch, rotate={"size": 4096})
+    path = await _write(config, 12)
+    assert len(audit_sets([path])[0].rotated) >= 2
+    code, out, _ = run(capsys, "audit", "list", "--json", "--config", str(config))
+    assert code == 0
+    listed = json.loads(out)["records"]
+    assert [r["decision"] for r in listed if r["event"] == "rule.matched"] == [f"d{g}" for g in range(12)]
+    assert not [r for r in listed if r["event"].startswith("audit.")]  # seals only when asked for
+    code, out, _ = run(capsys, "audit", "list", "--json", "--event", "audit.*", str(path))
+    assert {r["event"] for r in json.loads(out)["records"]} == {"audit.sealed", "audit.rotated"}
+    code, out, _ = run(capsys, "audit", "timeline", "--alert", f"{11:016x}", str(tmp_path))
+    assert code == 0
+    assert "Rule `purge` matched" in out
+    assert run(capsys, "audit", "verify", str(tmp_path), "--config", str(config))[0] == 0

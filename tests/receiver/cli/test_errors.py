@@ -25,7 +25,7 @@ def _not_utf8(tmp_path: Path) -> Path:
     (["approvals", "list", "--url", "notaurl"], 2, "--url: 'notaurl' is not an http(s) URL"),
     (["pause", "--url", "ftp://example.invalid"], 2, "--url: 'ftp://example.invalid' is not an http(s) URL"),
     (["config", "check", "{tmp}"], 2, "a directory, not a config file"),
-    (["audit", "verify", "{tmp}"], 2, "a directory, not an audit file"),
+    (["audit", "verify", "{tmp}"], 2, "a directory with no audit log"),
 ])
 def test_bad_input_is_a_message_and_an_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                  argv: list[str], code: int, message: str) -> None:

@@ -46,8 +46,10 @@ class Cluster:
         audit = next((p for p in self.audits if p not in held), self.tmp / f"audit-{len(self.audits)}.jsonl")
         if audit not in self.audits:
             self.audits.append(audit)
-        runtime = Runtime(self.settings.model_copy(update={"audit": audit}), registry=default_registry(),
-                          clock=self.clock, metrics_registry=CollectorRegistry())
+        settings = self.settings.model_copy(
+            update={"audit_log": self.settings.audit_log.model_copy(update={"path": audit})})
+        runtime = Runtime(settings, registry=default_registry(), clock=self.clock,
+                          metrics_registry=CollectorRegistry())
         await runtime.start()
         self.running.append(runtime)
         return runtime
