@@ -12,6 +12,7 @@ import pytest
 
 from receiver.audit import AuditEvent, AuditLog, KeyRing, audit_sets, verify_file
 from receiver.audit.files import anchor_path
+from receiver.tools.auditview import Filter, audit_files, search
 from tests.receiver.audit.support import KEY, Clock, lines, records, size, write, write_groups
 
 RING = KeyRing([KEY])
@@ -176,3 +177,12 @@ async def test_a_crash_after_sealing_the_old_file_before_renaming_it(tmp_path: P
 async def test_the_anchor_follows_rotation(rotated: list[Path]) -> None:
     anchor = records([anchor_path(rotated[-1]).read_bytes().rstrip(b" \n") + b"\n"])[0]
     assert anchor == records(lines(rotated[-1]))[-1]
+
+
+def test_the_console_and_the_cli_read_the_same_files(rotated: list[Path]) -> None:
+    """auditview.audit_files (the console's search, the CLI) is the writer's rotated set, and a
+    search pages through every file of it in chain order."""
+    assert audit_files(rotated[-1]) == rotated
+    page = search(audit_files(rotated[-1]), Filter(events=["rule.matched"]), limit=1000)
+    assert [e.record["decision"] for e in page.entries] == [f"d-{g}-{i}" for g in range(16) for i in range(3)]
+    assert page.next is None
