@@ -1,7 +1,10 @@
 """The tiny templating of rule parameters: ``{{ labels.X }}`` and nothing more.
 
 A value may reference ``labels.NAME``, ``annotations.NAME``, ``alert.fingerprint``,
-``alert.startsAt`` and ``alert.status``; no expressions, filters or code. Templates are
+``alert.startsAt`` and ``alert.status``; no expressions or code, and one filter:
+``| trimprefix "TEXT"`` drops TEXT from the start of the value when it is there (Docker
+names reach Prometheus with their leading slash, ``/superset-web``, through
+``docker_sd_configs``; ``{{ labels.name | trimprefix "/" }}`` is the name either way). Templates are
 compiled when rules load (``rules.model``), so a syntax error is a load error, and
 rendered per decision by ``receiver`` workers; a reference the alert cannot satisfy
 raises :class:`TemplateError` (the decision fails, audited) and never renders empty.
@@ -19,7 +22,8 @@ from rules.errors import RuleError, TemplateError
 
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _REF = re.compile(
-    r"^\s*(?:(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)|alert\.(fingerprint|startsAt|status))\s*$"
+    r"^\s*(?:(labels|annotations)\.([a-zA-Z_][a-zA-Z0-9_]*)|alert\.(fingerprint|startsAt|status))"
+    r'(?:\s*\|\s*trimprefix\s+"([^"\\{}]{1,64})")?\s*$'
 )
 
 
@@ -29,9 +33,11 @@ class Ref:
 
     scope: str
     key: str
+    trim: str = ""
+    """``trimprefix``'s text: dropped from the start of the value when it is there."""
 
     def __str__(self) -> str:
-        return f"{self.scope}.{self.key}"
+        return f"{self.scope}.{self.key}" + (f' | trimprefix "{self.trim}"' if self.trim else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,16 @@ class Template:
 
 
 def _lookup(ref: Ref, alert: Alert) -> str:
+    value = _value(ref, alert)
+    if not ref.trim:
+        return value
+    trimmed = value.removeprefix(ref.trim)
+    if not trimmed:
+        raise TemplateError(f"{{{{ {ref} }}}} renders empty: the value is {value!r}")
+    return trimmed
+
+
+def _value(ref: Ref, alert: Alert) -> str:
     if ref.scope == "alert":
         if ref.key == "fingerprint":
             return alert.fingerprint
@@ -76,10 +92,11 @@ def compile_template(text: str) -> Template | str:
         if ref is None:
             raise RuleError(
                 f"bad template {m.group(0)!r}: only {{{{ labels.NAME }}}}, {{{{ annotations.NAME }}}},"
-                " {{ alert.fingerprint }}, {{ alert.startsAt }} and {{ alert.status }} are allowed"
+                " {{ alert.fingerprint }}, {{ alert.startsAt }} and {{ alert.status }} are allowed,"
+                ' each optionally followed by | trimprefix "TEXT"'
             )
-        scope, key, alert_key = ref.groups()
-        parts.append(Ref("alert", alert_key) if alert_key else Ref(scope, key))
+        scope, key, alert_key, trim = ref.groups()
+        parts.append(Ref("alert", alert_key, trim or "") if alert_key else Ref(scope, key, trim or ""))
         pos = m.end()
     rest = text[pos:]
     if "{{" in rest or "}}" in rest:

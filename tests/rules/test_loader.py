@@ -188,6 +188,12 @@ rules:
             7, "actions[0].params.text: bad template", id="template-syntax",
         ),
         pytest.param(
+            "rules:\n  - name: r\n    match: [a=b]\n    actions:\n"
+            "      - action: notify.log\n        params:\n"
+            "          text: '{{ labels.name | trimprefix \"/\" }}'\n",
+            7, '{{ labels.name | trimprefix "/" }} may be missing', id="filtered-template-needs-a-matcher",
+        ),
+        pytest.param(
             "rules:\n  - name: r\n    match: ['a=~\".*\"']\n    actions:\n"
             "      - action: notify.log\n        params:\n          text: '{{ labels.a }}'\n",
             7, "{{ labels.a }} may be missing", id="regex-star-does-not-guarantee",

@@ -22,7 +22,8 @@ from rules.templating import (
 ALERT = Alert(
     fingerprint="a1b2c3d4e5f60718",
     status="firing",
-    labels={"alertname": "HighCPU", "namespace": "prod", "deployment": "web", "empty": ""},
+    labels={"alertname": "HighCPU", "namespace": "prod", "deployment": "web", "empty": "",
+            "name": "/superset-web", "plain": "superset-web", "slash": "/", "path": "/ns/pod"},
     annotations={"summary": "CPU high"},
     starts_at=datetime(2026, 11, 23, 6, 42, 28, 909000, tzinfo=UTC),
     starts_at_raw="2026-11-23T06:42:28.909Z",
@@ -40,6 +41,14 @@ ALERT = Alert(
         pytest.param("{{ alert.fingerprint }}", "a1b2c3d4e5f60718", id="fingerprint"),
         pytest.param("{{ alert.startsAt }}", "2026-11-23T06:42:28.909Z", id="startsAt-raw"),
         pytest.param("{{ alert.status }}", "firing", id="status"),
+        pytest.param('{{ labels.name | trimprefix "/" }}', "superset-web", id="trimprefix-docker-sd-name"),
+        pytest.param('{{ labels.plain | trimprefix "/" }}', "superset-web", id="trimprefix-cadvisor-name"),
+        pytest.param('{{labels.name|trimprefix "/"}}', "superset-web", id="trimprefix-no-spaces"),
+        pytest.param('{{ labels.path | trimprefix "/" }}', "ns/pod", id="trimprefix-once"),
+        pytest.param('{{ labels.plain | trimprefix "superset-" }}', "web", id="trimprefix-word"),
+        pytest.param('{{ labels.plain | trimprefix "web" }}', "superset-web", id="trimprefix-only-the-start"),
+        pytest.param('c={{ labels.name | trimprefix "/" }}/x', "c=superset-web/x", id="trimprefix-inline"),
+        pytest.param('{{ alert.status | trimprefix "fir" }}', "ing", id="trimprefix-alert-field"),
     ],
 )
 def test_render(text: str, rendered: str) -> None:
@@ -69,6 +78,9 @@ def test_plain_text_is_unchanged(text: str) -> None:
         pytest.param("{{ labels.pod }}", "no label 'pod'", id="missing-label"),
         pytest.param("{{ labels.empty }}", "no label 'empty'", id="empty-label"),
         pytest.param("{{ annotations.runbook_url }}", "no annotation", id="missing-annotation"),
+        pytest.param('{{ labels.slash | trimprefix "/" }}', "renders empty: the value is '/'",
+                     id="trimmed-to-nothing"),
+        pytest.param('{{ labels.empty | trimprefix "/" }}', "no label 'empty'", id="trimprefix-of-empty"),
     ],
 )
 def test_missing_reference_fails(text: str, message: str) -> None:
@@ -92,6 +104,12 @@ def test_missing_reference_fails(text: str, message: str) -> None:
         pytest.param("{{ labels.namespace", "unbalanced", id="unclosed"),
         pytest.param("labels.namespace }}", "unbalanced", id="unopened"),
         pytest.param("{{}}", "bad template", id="empty-tag"),
+        pytest.param('{{ labels.a | trimprefix / }}', "bad template", id="trimprefix-unquoted"),
+        pytest.param('{{ labels.a | trimprefix "" }}', "bad template", id="trimprefix-empty"),
+        pytest.param('{{ labels.a | trimprefix "/" | trimprefix "x" }}', "bad template", id="two-filters"),
+        pytest.param('{{ labels.a | trimsuffix "/" }}', "bad template", id="other-filter"),
+        pytest.param("{{ labels.a | trimprefix '/' }}", "bad template", id="single-quotes"),
+        pytest.param('{{ labels.a | trimprefix "\\" }}', "bad template", id="backslash"),
     ],
 )
 def test_compile_rejects(text: str, message: str) -> None:
@@ -118,6 +136,14 @@ def test_compile_value_walks_nested_params() -> None:
     assert value_refs(compiled) == [Ref("labels", "namespace"), Ref("labels", "deployment")]
     assert is_templated(compiled)
     assert not is_templated(compile_value({"text": "static"}))
+
+
+def test_trimprefix_keeps_the_label_guarantee() -> None:
+    """A filtered reference still names its label, so the loader's guarantee check holds."""
+    template = compile_template('{{ labels.name | trimprefix "/" }}')
+    assert isinstance(template, Template)
+    assert template.refs == (Ref("labels", "name", "/"),)
+    assert str(template.refs[0]) == 'labels.name | trimprefix "/"'
 
 
 def test_refs_are_listed_in_order() -> None:
