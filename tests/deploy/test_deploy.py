@@ -96,6 +96,41 @@ def test_promtool_checks_the_alerting_rules() -> None:
     assert "SUCCESS" in done.stdout
 
 
+PROMTOOL_TESTS = sorted((Path(__file__).parent / "promtool").glob("*.test.yml"))
+
+
+@pytest.mark.parametrize("path", PROMTOOL_TESTS, ids=[p.name for p in PROMTOOL_TESTS])
+def test_promtool_unit_tests_of_the_alerting_rules(path: Path) -> None:
+    """``promtool test rules``: each alert fed the series the exporters export (named and
+    labelled as they name them), firing with exactly the labels the pack matches."""
+    done = subprocess.run([tool("promtool"), "test", "rules", path.name], cwd=path.parent,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_every_alert_and_every_source_of_it_is_unit_tested() -> None:
+    """Each alert of alerts.yml, and each of its rules where one name has several (told
+    apart by their ``source`` label), fires in some promtool test."""
+    fired: set[tuple[str, str | None]] = set()
+    for path in PROMTOOL_TESTS:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                for alert in case.get("exp_alerts", []):
+                    fired.add((case["alertname"], alert["exp_labels"].get("source")))
+    defined = {(r["alert"], r["labels"].get("source")) for r in alerting_rules()}
+    assert defined - fired == set(), "alerts no promtool test fires"
+
+
+def test_promtool_checks_the_reference_prometheus_config() -> None:
+    """deploy/prometheus/prometheus.yml, the scrape jobs whose labels the alerts and the
+    pack expect (static, docker_sd, cAdvisor, the exporters, blackbox), with alerts.yml."""
+    done = run(tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+    assert "alerts.yml" in done.stdout
+
+
 def test_promtool_checks_the_compose_prometheus_config(tmp_path: Path) -> None:
     """The compose Prometheus config is valid once its rule file path points at alerts.yml."""
     config = yaml.safe_load((DEPLOY / "compose" / "prometheus.yml").read_text())
@@ -168,7 +203,8 @@ def test_configmap_config_loads_and_names_every_pack_target(monkeypatch: pytest.
     against it: every target and notifier the rules name is defined, of the right kind."""
     settings, data = configmap_settings(monkeypatch)
     assert {n: t.kind for n, t in settings.targets.items()} == {
-        "prod-cluster": "kubernetes", "compose": "docker", "main": "postgres", "cache": "redis"}
+        "prod-cluster": "kubernetes", "compose": "docker", "main": "postgres", "cache": "redis",
+        "web": "http", "superset": "http", "airflow": "http"}
     assert set(settings.notifiers) >= {"oncall"}
     assert settings.state.startswith("redis://")
     assert not settings.dry_run or settings.dry_run is True

@@ -23,8 +23,11 @@ from tests.support.paths import ALERTMANAGER
 
 FIXTURES = ALERTMANAGER
 
-CONCERNS = ["availability", "cpu", "disk", "errors", "latency", "oom", "postgres-connections",
-            "postgres-queries", "queues", "redis"]
+CONCERNS = ["availability", "cpu", "disk", "errors", "health", "latency", "memory", "oom", "pipelines",
+            "postgres-availability", "postgres-connections", "postgres-queries", "queues", "redis",
+            "superset", "workers"]
+EXAMPLE_TARGETS = {"prod-cluster": "kubernetes", "compose": "docker", "main": "postgres", "cache": "redis",
+                   "web": "http", "superset": "http", "airflow": "http"}
 
 EXPECTED = {  # alertname of a captured alert -> the pack rule a firing alert of that name meets
     "HighCPU": "high-cpu-scale-up",
@@ -64,22 +67,21 @@ def test_pack_is_shipped_one_file_per_concern() -> None:
 
 @pytest.mark.parametrize("targets", [
     pytest.param(None, id="no-config"),
-    pytest.param({"prod-cluster": "kubernetes", "compose": "docker", "main": "postgres", "cache": "redis"},
-                 id="example-targets"),
+    pytest.param(EXAMPLE_TARGETS, id="example-targets"),
 ])
 def test_pack_loads_cleanly(targets: dict[str, str] | None) -> None:
     """The pack loads with the real catalogue, without errors, and without warnings given
     the example config's targets."""
     result = load_rules(default_pack_paths(), catalogue=default_registry(), targets=targets)
     assert result.warnings == []
-    assert len(result.ruleset.rules) == 14
+    assert len(result.ruleset.rules) == 35
 
 
 def test_pack_without_targets_warns_once_per_target_use() -> None:
     """With a config that defines no targets the pack still loads; each target use is a warning."""
     result = load_rules(default_pack_paths(), catalogue=default_registry(), targets={})
     assert result.warnings
-    assert {w.message.split("'")[1] for w in result.warnings} == {"prod-cluster", "compose", "main", "cache"}
+    assert {w.message.split("'")[1] for w in result.warnings} == set(EXAMPLE_TARGETS)
 
 
 @pytest.mark.parametrize("body", _fixture_params())
@@ -164,4 +166,4 @@ def test_pack_live_rule_tests_pass(monkeypatch: pytest.MonkeyPatch,
     code = main(["rules", "test", str(Path(__file__).parent / "pack_live.test.yaml")])
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert out.splitlines()[-1] == "6 cases, 0 failed"
+    assert out.splitlines()[-1] == "13 cases, 0 failed"
