@@ -106,6 +106,9 @@ class Rejection(StrEnum):
     UNAVAILABLE = "unavailable"
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
+    INVALID_ENCODING = "invalid_encoding"
+    REQUEST_TIMEOUT = "request_timeout"
+    FOREIGN_ORIGIN = "foreign_origin"
 
 
 @dataclass(frozen=True, slots=True)

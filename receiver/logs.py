@@ -4,6 +4,9 @@ Called once by ``receiver.cli.main`` before serving; the sandboxed commands (``r
 ``simulate``) run the pipeline under :func:`errors_to_stderr` instead. Every log line carries the bound
 context (request, decision, rule, fingerprint); secrets are ``remediations.secrets.Secret``
 objects, which render as ``<secret …>``, and the ``Authorization`` header is never bound.
+What aiohttp and asyncio log through the standard library comes out the same way, one line
+each: a request aiohttp could not parse (a bad request line, an encoding it cannot decode)
+is the client's mistake, logged as ``http.bad_request`` without a traceback.
 """
 
 from __future__ import annotations
@@ -14,9 +17,23 @@ import sys
 from collections.abc import Iterator
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
+
+
+class _Library(logging.Handler):
+    """The standard library's records (aiohttp's, asyncio's) as structlog lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log = structlog.get_logger(record.name)
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            log.info("http.bad_request", status=exc.code, detail=" ".join(exc.message.split())[:300])
+            return
+        say = log.error if record.levelno >= logging.ERROR else log.warning
+        say(record.getMessage(), exc_info=record.exc_info or None)
 
 
 def configure_logging(*, level: str = "info", fmt: str = "auto") -> None:
@@ -37,6 +54,11 @@ def configure_logging(*, level: str = "info", fmt: str = "auto") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+    for name in ("aiohttp", "asyncio"):
+        library = logging.getLogger(name)
+        library.handlers[:] = [_Library()]
+        library.propagate = False
+        library.setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -126,6 +126,13 @@ class Metrics:
         self.notifier_failures = Counter(
             "remediator_notifier_failures", "Notices (approvals, pauses, escalations) a notifier refused",
             ["notifier"], registry=registry)
+        self.connections_open = Gauge(
+            "remediator_http_connections", "Client connections held now", registry=registry
+        )
+        self.connections_closed = Counter(
+            "remediator_http_connections_closed", "Client connections serve closed, by why (header_timeout, "
+            "idle_timeout, send_timeout, evicted, refused)", ["reason"], registry=registry,
+        )
         for reason in Rejection:
             self.requests_rejected.labels(reason.value)
         for why in Escalation:

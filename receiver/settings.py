@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from receiver.auditconfig import AuditSettings
 from receiver.errors import ConfigError
 from receiver.oncall import ConsoleSettings, SlackSettings
+from receiver.serving import HttpSettings
 from receiver.stateurl import parse_redis_url
 from remediations.notifiers import Notifier
 from remediations.secrets import SecretRef
@@ -225,6 +226,7 @@ class Settings(_Strict):
     listen: str = "127.0.0.1:9095"
     dry_run: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings | None = None
     state: str = "sqlite:remediator-state.db"

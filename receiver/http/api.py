@@ -3,7 +3,9 @@
 Registered by ``receiver.http.handlers.add_routes``. Approvals need the ``approver`` role (or
 ``admin``); pausing, resuming and resetting a breaker need ``admin``. The caller's
 credential name is the actor in the audit log. Bad input is a 400 naming the problem;
-an unknown id 404; a decision the state forbids (approving an expired approval) 409.
+an unknown id 404; a decision the state forbids (approving an expired approval) 409. A
+POST from a browser on another site, or with a body that is not JSON (a form, ``text/plain``),
+never gets here (``receiver.http.middlewares.screen``: 403, 415).
 """
 
 from __future__ import annotations
@@ -11,19 +13,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from receiver.errors import Conflict, NotFound, StateError
+from receiver.http.body import body_of
 from receiver.http.keys import RUNTIME
-from receiver.http.middlewares import PRINCIPAL, error_response, requires
+from receiver.http.middlewares import PRINCIPAL, error_response, public, requires
 from receiver.store.values import ApprovalStatus, Pause
 
 _MAX_TEXT = 1000
+_log = structlog.get_logger("remediator.http")
 
 
-async def _body(request: web.Request, field: str) -> str | None:
+def _body(request: web.Request, field: str) -> str | None:
     """The optional text ``field`` of a JSON object body (an empty body is fine)."""
-    raw = await request.read()
+    raw = body_of(request)
     if not raw.strip():
         return None
     try:
@@ -49,8 +54,9 @@ def _pause_data(pause: Pause | None) -> dict[str, Any]:
             "since": pause.since}
 
 
-def _unavailable(exc: StateError) -> web.Response:
-    response = error_response(503, "unavailable", f"state store unavailable: {exc}")
+def _unavailable(request: web.Request, exc: StateError) -> web.Response:
+    _log.warning("request.unavailable", path=request.path, detail=str(exc))
+    response = error_response(503, "unavailable", public(request, f"state store unavailable: {exc}"))
     response.headers["Retry-After"] = "5"
     return response
 
@@ -67,7 +73,7 @@ async def list_approvals(request: web.Request) -> web.Response:
     try:
         approvals = await request.app[RUNTIME].approvals.list(statuses)
     except StateError as exc:
-        return _unavailable(exc)
+        return _unavailable(request, exc)
     return web.json_response({"approvals": [a.as_dict() for a in approvals]})
 
 
@@ -79,12 +85,12 @@ async def get_approval(request: web.Request) -> web.Response:
     except NotFound as exc:
         return error_response(404, "not_found", str(exc))
     except StateError as exc:
-        return _unavailable(exc)
+        return _unavailable(request, exc)
     return web.json_response(approval.as_dict())
 
 
 async def _decide(request: web.Request, *, approve: bool) -> web.Response:
-    comment = await _body(request, "comment")
+    comment = _body(request, "comment")
     runtime = request.app[RUNTIME]
     try:
         approval = await runtime.approvals.decide(request.match_info["id"], approve=approve,
@@ -94,7 +100,7 @@ async def _decide(request: web.Request, *, approve: bool) -> web.Response:
     except Conflict as exc:
         return error_response(409, "conflict", str(exc))
     except StateError as exc:
-        return _unavailable(exc)
+        return _unavailable(request, exc)
     return web.json_response(approval.as_dict())
 
 
@@ -116,19 +122,19 @@ async def pause_state(request: web.Request) -> web.Response:
     try:
         return web.json_response(_pause_data(await request.app[RUNTIME].killswitch.state()))
     except StateError as exc:
-        return _unavailable(exc)
+        return _unavailable(request, exc)
 
 
 @requires("admin")
 async def pause(request: web.Request) -> web.Response:
     """``POST /api/v1/pause`` with an optional ``{"reason": …}``: stop every live action."""
-    reason = await _body(request, "reason") or "paused by an admin"
+    reason = _body(request, "reason") or "paused by an admin"
     runtime = request.app[RUNTIME]
     try:
         changed = await runtime.killswitch.pause(actor=request[PRINCIPAL].name, detail=reason)
         state = await runtime.killswitch.state()
     except StateError as exc:
-        return _unavailable(exc)
+        return _unavailable(request, exc)
     return web.json_response({"changed": changed, **_pause_data(state)})
 
 
@@ -138,7 +144,7 @@ async def resume(request: web.Request) -> web.Response:
     try:
         lifted = await request.app[RUNTIME].killswitch.resume(actor=request[PRINCIPAL].name)
     except StateError as exc:
-        return _unavailable(exc)
+        return _unavailable(request, exc)
     return web.json_response({"changed": lifted is not None, "paused": False,
                               "lifted": _pause_data(lifted) if lifted else None})
 
@@ -153,7 +159,7 @@ async def reset_circuit(request: web.Request) -> web.Response:
     try:
         before = await runtime.breakers.reset(target, actor=request[PRINCIPAL].name)
     except StateError as exc:
-        return _unavailable(exc)
+        return _unavailable(request, exc)
     return web.json_response({"target": target, "failures_before": before.failures})
 
 

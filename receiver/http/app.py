@@ -17,7 +17,7 @@ from receiver.http.auth import Authenticator
 from receiver.http.console import add_console_routes
 from receiver.http.handlers import add_routes
 from receiver.http.keys import RUNTIME
-from receiver.http.middlewares import AUTHENTICATOR, authenticate, errors
+from receiver.http.middlewares import AUTHENTICATOR, authenticate, errors, screen, track
 from receiver.http.slack import add_slack_routes
 from receiver.runtime import Runtime
 from receiver.settings import Settings
@@ -53,7 +53,8 @@ def create_app(
         state=state,
     )
     app = web.Application(
-        client_max_size=settings.max_body_bytes, middlewares=[errors, authenticate]
+        client_max_size=settings.max_body_bytes, middlewares=[track, errors, authenticate, screen],
+        handler_args={"auto_decompress": False},  # receiver.http.body decodes, all or nothing
     )
     app[RUNTIME] = runtime
     app[AUTHENTICATOR] = Authenticator(settings.auth)

@@ -1,8 +1,11 @@
 """HTTP handlers: thin — decode, hand to intake or the coordinator, answer.
 
-Registered by ``receiver.http.app.create_app``. Domain errors become HTTP answers here and
-only here: a bad body is 400 with the JSON path, a full queue or an unreachable store is
-503 (Alertmanager sends again), and a remediation's failure never reaches this layer.
+Registered by ``receiver.http.app.create_app``; the body is already read whole (or refused)
+by ``receiver.http.middlewares.screen``. Domain errors become HTTP answers here and only
+here: a bad body is 400 with the JSON path, a full queue or an unreachable store is 503
+(Alertmanager sends again), and a remediation's failure never reaches this layer. What is
+unavailable is said to every caller (``state store unavailable``); why, with addresses and
+paths, only to admins (and the log): ``receiver.http.middlewares.public``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
+import structlog
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -17,12 +21,22 @@ from receiver.decisions import Rejection
 from receiver.errors import Unavailable
 from receiver.flow.payload import PayloadError, parse_webhook
 from receiver.http.api import add_api_routes
+from receiver.http.body import body_of
 from receiver.http.keys import RUNTIME
-from receiver.http.middlewares import PRINCIPAL, error_response, reject, requires
+from receiver.http.middlewares import PRINCIPAL, caller_is_admin, error_response, public, reject, requires
 from receiver.http.openapi import add_openapi_route
 from receiver.http.selfwatch import refresh
 
 _JSON_TYPES = frozenset({"application/json"})
+_log = structlog.get_logger("remediator.http")
+_READY_LOGGED = web.AppKey("ready_logged", list)
+
+
+def _unavailable(request: web.Request, detail: str) -> web.Response:
+    response = reject(request, 503, Rejection.UNAVAILABLE, public(request, detail))
+    _log.info("request.unavailable", path=request.path, detail=detail)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 @requires("webhook")
@@ -30,36 +44,26 @@ async def webhook(request: web.Request) -> web.Response:
     """``POST /webhook``: Alertmanager's notification, answered 202 in milliseconds."""
     runtime = request.app[RUNTIME]
     started = time.perf_counter()
-    if runtime.draining or runtime.store_waiter.problem is not None:
-        why = "shutting down" if runtime.draining else f"state store {runtime.store_waiter.problem}"
-        response = reject(request, 503, Rejection.UNAVAILABLE, f"{why}; send again")
-        response.headers["Retry-After"] = "5"
-        return response
+    if runtime.draining:
+        return _unavailable(request, "shutting down; send again")
+    if runtime.store_waiter.problem is not None:
+        problem, _, why = runtime.store_waiter.problem.partition(": ")
+        return _unavailable(request, f"state store {problem}; send again: {why}")
     if request.content_type not in _JSON_TYPES:
         return reject(request, 415, Rejection.UNSUPPORTED_MEDIA_TYPE,
                       f"Content-Type must be application/json, not {request.content_type!r}")
     if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
         return reject(request, 415, Rejection.UNSUPPORTED_MEDIA_TYPE,
                       f"JSON must be UTF-8, not charset {request.charset!r}")
-    limit = runtime.settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return reject(request, 413, Rejection.TOO_LARGE,
-                      f"body of {request.content_length} bytes is over the limit of {limit}")
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return reject(request, 413, Rejection.TOO_LARGE, f"body is over the limit of {limit} bytes")
-    try:
-        message, alerts = parse_webhook(body)
+        message, alerts = parse_webhook(body_of(request))
     except PayloadError as exc:
         reason = Rejection.INVALID_JSON if exc.kind == "invalid_json" else Rejection.INVALID_PAYLOAD
         return reject(request, 400, reason, exc.message, path=exc.path)
     try:
         summary = await runtime.intake.accept(message, alerts, actor=request[PRINCIPAL].name)
     except Unavailable as exc:
-        response = reject(request, 503, Rejection.UNAVAILABLE, str(exc))
-        response.headers["Retry-After"] = "5"
-        return response
+        return _unavailable(request, str(exc))
     runtime.metrics.webhook_latency.observe(time.perf_counter() - started)
     return web.json_response(
         {"received": summary.received, "matched": summary.matched, "queued": summary.queued},
@@ -73,11 +77,21 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    """``GET /ready`` (and ``/-/ready``): rules loaded and the state store reachable."""
+    """``GET /ready`` (and ``/-/ready``): rules loaded and the state store reachable.
+
+    Anyone learns what is not ready (``state store: unavailable``); the details (the store's
+    address, the audit file's path) go to admins and, once per change, to the log."""
     problems = await request.app[RUNTIME].readiness()
-    if problems:
-        return web.json_response({"ready": False, "problems": problems}, status=503)
-    return web.json_response({"ready": True})
+    if problems != request.app[_READY_LOGGED]:
+        request.app[_READY_LOGGED][:] = problems
+        if problems:
+            _log.warning("ready.not", problems=problems)
+    if not problems:
+        return web.json_response({"ready": True})
+    if not caller_is_admin(request):
+        problems = [f"{what}: unavailable" if why else what
+                    for what, _, why in (p.partition(": ") for p in problems)]
+    return web.json_response({"ready": False, "problems": problems}, status=503)
 
 
 @requires("admin")
@@ -107,6 +121,7 @@ def _metrics_route(app: web.Application) -> Callable[[web.Request], Awaitable[we
 def add_routes(app: web.Application) -> None:
     """Every route of the service."""
     metrics = _metrics_route(app)
+    app[_READY_LOGGED] = []
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)

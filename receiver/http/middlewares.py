@@ -1,11 +1,20 @@
-"""Request middlewares: JSON errors for everything, and role checks before handlers.
+"""Request middlewares: connection tracking, JSON errors for everything, role checks, then the
+body read whole (or refused) before any handler.
 
-Installed by ``receiver.http.app.create_app``. A handler declares the role it needs with
-:func:`requires`; routes without it (health, readiness, metrics) are open.
+Installed by ``receiver.http.app.create_app``, in this order: :func:`track` (tells
+``receiver.http.connections`` a request is being handled), :func:`errors`,
+:func:`authenticate`, :func:`screen`. A handler declares the role it needs with
+:func:`requires`; routes without it (health, readiness, metrics) are open. :func:`screen`
+refuses what no handler should see: a state-changing request to a route with a role that a
+browser sent from another site (403) or that a form could send (415: urlencoded, multipart
+or ``text/plain``, even empty: what another site's form posts without asking); then it
+reads the body whole (``receiver.http.body``: a body that is not what it claims, too large
+or too slow is refused there, 400, 413, 415 or 408).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,7 +23,9 @@ from aiohttp import web
 
 from receiver.decisions import Rejection
 from receiver.http.auth import Authenticator, Need, Principal
-from receiver.http.keys import RUNTIME
+from receiver.http.body import read_body
+from receiver.http.keys import GATE, RUNTIME
+from receiver.http.origin import ForeignOrigin, check_origin, external_origin
 
 _log = structlog.get_logger("remediator.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -51,6 +62,16 @@ _KEPT_HEADERS = ("Allow", "Retry-After")
 
 
 @web.middleware
+async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Tell the connection gate (serve's; none in-process) a request is being handled until the
+    task answering it ends (its answer written)."""
+    gate = request.app.get(GATE)
+    if gate is not None:
+        gate.reading(request.protocol, asyncio.current_task())
+    return await handler(request)
+
+
+@web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render aiohttp's own errors as JSON and never leak a traceback.
 
@@ -71,6 +92,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         for name in _KEPT_HEADERS:  # a 405 must say what is allowed (RFC 9110 §15.5.6)
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
+    except ConnectionError:  # the client went away mid-request: nothing to log, nobody to answer
+        return error_response(400, "connection_lost", "the connection was lost")
     except Exception:
         _log.exception("request.failed", path=request.path)
         return error_response(500, "internal_error", "internal error; see the server log")
@@ -95,4 +118,57 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return reject(request, 403, Rejection.FORBIDDEN,
                       f"credential {principal.name!r} (role {principal.role}) may not call {request.path}")
     request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What an HTML form on any site can send without asking (a CORS "simple" request).
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+
+
+def caller_is_admin(request: web.Request) -> bool:
+    """Whether the request carries valid admin credentials (open routes check it themselves)."""
+    principal = request.get(PRINCIPAL) or request.app[AUTHENTICATOR].authenticate(
+        request.headers.get("Authorization"))
+    return principal is not None and principal.may("admin")
+
+
+def public(request: web.Request, detail: str) -> str:
+    """``detail`` for an admin; for anyone else only what it says before its first ``": "``
+    (``state store unavailable``, not the store's address or the audit file's path)."""
+    return detail if caller_is_admin(request) else detail.partition(": ")[0]
+
+
+def _not_json(request: web.Request) -> web.Response:
+    return reject(request, 415, Rejection.UNSUPPORTED_MEDIA_TYPE,
+                  f"Content-Type must be application/json, not {request.content_type!r}")
+
+
+def _closing(response: web.Response) -> web.Response:
+    response.force_close()
+    return response
+
+
+@web.middleware
+async def screen(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse cross-site and non-JSON state changes, read the body whole, then hand over."""
+    runtime = request.app[RUNTIME]
+    role = getattr(request.match_info.handler, "required_role", None)
+    if role is not None and request.method not in _SAFE_METHODS:
+        try:
+            check_origin(request, external_origin(runtime.settings.console.external_url), required=False)
+        except ForeignOrigin as exc:
+            return reject(request, 403, Rejection.FOREIGN_ORIGIN, str(exc))
+        if request.content_type in _FORM_TYPES:
+            return _closing(_not_json(request))
+    if request.body_exists and request.match_info.http_exception is None:
+        settings = runtime.settings
+        refusal = await read_body(request, limit=settings.max_body_bytes,
+                                  within=settings.http.body_timeout.total_seconds())
+        if refusal is not None:
+            response = reject(request, refusal.status, refusal.reason, refusal.detail)
+            return _closing(response) if refusal.close else response
+    gate = request.app.get(GATE)
+    if gate is not None:
+        gate.working(request.protocol)
     return await handler(request)

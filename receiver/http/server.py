@@ -2,6 +2,8 @@
 
 Called by ``remediator serve``. SIGTERM and SIGINT stop intake (503), let running work
 drain within ``drain_timeout``, flush the audit and exit; SIGHUP reloads the rules.
+Every connection goes through a :class:`receiver.http.connections.ConnectionGate`: header,
+idle and send timeouts, and a cap on connections below the open-file limit.
 When ``$REMEDIATOR_ENDPOINT_FILE`` names a file (the image sets it), the URL serve answers
 on is written there once it listens and removed when it stops, so ``remediator health``
 (the image's HEALTHCHECK, ``receiver.cli.health``) follows the configured listen address
@@ -15,6 +17,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import ssl
 from pathlib import Path
 
@@ -23,7 +26,8 @@ from aiohttp import web
 
 from receiver.errors import ConfigError, ReceiverError
 from receiver.http.app import create_app
-from receiver.http.keys import RUNTIME
+from receiver.http.connections import ConnectionGate, Limits, connection_limits
+from receiver.http.keys import GATE, RUNTIME
 from receiver.settings import Settings, TlsSettings
 
 _log = structlog.get_logger("remediator")
@@ -59,11 +63,56 @@ def ssl_context(tls: TlsSettings) -> ssl.SSLContext:
     return ctx
 
 
+class GatedSite(web.TCPSite):
+    """aiohttp's ``TCPSite`` with every connection through a :class:`ConnectionGate`.
+
+    asyncio accepts up to its ``backlog`` connections in one turn of the loop before any is
+    handled, so that number is kept small (``accept_batch``: open files the gate has not
+    counted yet); the kernel's queue of connections waiting to be accepted (``backlog``) is
+    set apart, long enough for a burst.
+    """
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, gate: ConnectionGate,
+                 ssl_context: ssl.SSLContext | None = None, accept_batch: int = 64,
+                 backlog: int = 1024) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog)
+        self._gate = gate
+        self._accept_batch = accept_batch
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        listening = await asyncio.get_running_loop().create_server(
+            self._gate.protocol(server), self._host, self._port, ssl=self._ssl_context,
+            backlog=self._accept_batch,
+            ssl_handshake_timeout=self._gate.header_timeout if self._ssl_context else None)
+        for sock in listening.sockets:  # listen() again on the same socket: only the queue grows
+            with socket.socket(fileno=os.dup(sock.fileno())) as same:
+                same.listen(self._backlog)
+        self._server = listening
+        self._bound_port = listening.sockets[0].getsockname()[1] if listening.sockets else self._port
+
+
+def gated_runner(app: web.Application, settings: Settings) -> tuple[web.AppRunner, ConnectionGate, Limits]:
+    """The runner of ``app``, the gate its site puts every connection through, and the limits."""
+    limits = connection_limits(settings.http.max_connections)
+    runtime = app[RUNTIME]
+    gate = ConnectionGate(settings.http, limit=limits.connections, metrics=runtime.metrics)
+    runtime.metrics.connections_open.set_function(lambda: gate.open)
+    app[GATE] = gate
+    _log.info("http.connections", limit=limits.connections, accept_batch=limits.accept_batch,
+              open_files=limits.files)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0,
+                           keepalive_timeout=settings.http.idle_timeout.total_seconds())
+    return runner, gate, limits
+
+
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT."""
     app = create_app(settings)
     runtime = app[RUNTIME]
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=10.0)
+    runner, gate, limits = gated_runner(app, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[object]] = set()
@@ -86,7 +135,8 @@ async def serve(settings: Settings) -> None:
             context = ssl_context(settings.tls) if settings.tls else None
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(f"tls: cannot load the certificate or key: {exc}") from None
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=context, backlog=1024)
+        site = GatedSite(runner, settings.host, settings.port, gate=gate, ssl_context=context,
+                         accept_batch=limits.accept_batch)
         try:
             await site.start()
         except OSError as exc:

@@ -11,8 +11,9 @@ one removed from the config, or given another role, ends its sessions.
 
 Every state-changing request must carry the session, the CSRF token of that session (a
 hidden form field) and an ``Origin`` (or, without one, a ``Referer``) of this server itself
-(or of ``console.external_url``); anything else is refused with 403 before it is read
-further, and nothing changes.
+(or of ``console.external_url``), and no ``Sec-Fetch-Site`` saying another site; anything
+else is refused with 403 before it is read further, and nothing changes
+(``receiver.http.origin.check_origin``, which the API's middleware uses too).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from receiver.clock import Clock
 from receiver.http.auth import ANONYMOUS, Authenticator, Principal
+from receiver.http.origin import ForeignOrigin, check_origin, external_origin
 from receiver.oncall import ConsoleSettings
 
 COOKIE = "remediator_session"
@@ -79,8 +80,7 @@ class Sessions:
         self._auth = authenticator
         self._clock = clock
         self._tls = tls
-        external = urlsplit(settings.external_url) if settings.external_url else None
-        self._external = f"{external.scheme}://{external.netloc}" if external else None
+        self._external = external_origin(settings.external_url)
 
     def _sign(self, body: bytes) -> str:
         return _b64(hmac.new(self._key, body, hashlib.sha256).digest())
@@ -128,18 +128,10 @@ class Sessions:
 
     def check_origin(self, request: web.Request) -> None:
         """Refuse a state-changing request that did not come from a page of this console."""
-        allowed = {f"{request.scheme}://{request.host}"}
-        if self._external:
-            allowed.add(self._external)
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != "null":
-            if origin not in allowed:
-                raise Refused(403, f"refused: a request from {origin[:100]} (another site) changes nothing")
-            return
-        referer = request.headers.get("Referer", "")
-        parts = urlsplit(referer)
-        if not referer or f"{parts.scheme}://{parts.netloc}" not in allowed:
-            raise Refused(403, "refused: the request names no origin of this console; nothing was changed")
+        try:
+            check_origin(request, self._external, required=True)
+        except ForeignOrigin as exc:
+            raise Refused(403, str(exc)) from None
 
     async def guard_post(self, request: web.Request, *, need: str) -> tuple[Session, MultiDictProxy[str]]:
         """The session and form of a state-changing request that passed every check."""

@@ -1,0 +1,52 @@
+"""Whether a state-changing request comes from a browser on another site (CSRF), refused if so.
+
+Used by the console for its forms (``receiver.http.console.session``) and by the request
+middleware (``receiver.http.middlewares``) for ``/webhook``, ``/-/reload`` and ``/api/v1``:
+with Basic credentials cached by a browser, a form on any site could otherwise post there.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+
+class ForeignOrigin(Exception):
+    """The request comes from another site (or names no origin where one is required)."""
+
+
+def check_origin(request: web.Request, external: str | None, *, required: bool) -> None:
+    """Refuse (:class:`ForeignOrigin`) a state-changing request a browser sent from another site.
+
+    The browser's word decides: ``Sec-Fetch-Site: cross-site`` or ``same-site``, an ``Origin``
+    (``null`` included) or, without one, a ``Referer`` that is not this server's own origin
+    (``scheme://host``) or ``external`` (``console.external_url``'s). A request naming no
+    origin at all passes unless ``required`` (the console's forms always name one; the API's
+    clients, Alertmanager and the CLI, are not browsers and name none).
+    """
+    allowed = {f"{request.scheme}://{request.host}"}
+    if external:
+        allowed.add(external)
+    if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+        raise ForeignOrigin("refused: the browser says this request comes from another site; "
+                            "nothing was changed")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != "null":
+        if origin not in allowed:
+            raise ForeignOrigin(f"refused: a request from {origin[:100]} (another site) changes nothing")
+        return
+    referer = request.headers.get("Referer", "")
+    if referer:
+        parts = urlsplit(referer)
+        if f"{parts.scheme}://{parts.netloc}" in allowed:
+            return
+        raise ForeignOrigin("refused: the request comes from a page of another site; nothing was changed")
+    if required or origin == "null":
+        raise ForeignOrigin("refused: the request names no origin of this service; nothing was changed")
+
+
+def external_origin(external_url: str | None) -> str | None:
+    """``scheme://host[:port]`` of ``console.external_url``, or None."""
+    parts = urlsplit(external_url) if external_url else None
+    return f"{parts.scheme}://{parts.netloc}" if parts else None
