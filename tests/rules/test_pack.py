@@ -74,7 +74,7 @@ def test_pack_loads_cleanly(targets: dict[str, str] | None) -> None:
     the example config's targets."""
     result = load_rules(default_pack_paths(), catalogue=default_registry(), targets=targets)
     assert result.warnings == []
-    assert len(result.ruleset.rules) == 35
+    assert len(result.ruleset.rules) == 36
 
 
 def test_pack_without_targets_warns_once_per_target_use() -> None:
