@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from receiver.auditconfig import AuditSettings
@@ -21,82 +19,14 @@ from receiver.errors import ConfigError
 from receiver.oncall import ConsoleSettings, SlackSettings
 from receiver.serving import HttpSettings
 from receiver.stateurl import parse_redis_url
+from receiver.windows import MaintenanceWindow
 from remediations.notifiers import Notifier
 from remediations.secrets import SecretRef
 from remediations.targets import Target
-from rules.alert import Alert
-from rules.model import Duration, MatcherField
+from rules.errors import Problem
+from rules.model import Duration
 from rules.priority import PriorityPolicy
-
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class Weekly(BaseModel):
-    """Every ``days`` from ``start`` to ``end`` (local time in ``timezone``); may cross midnight."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    days: list[Day] = Field(min_length=1, description="Days the window starts on")
-    start: time
-    end: time
-    timezone: str = "UTC"
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}") from None
-        return value
-
-    def covers(self, when: datetime) -> bool:
-        local = when.astimezone(ZoneInfo(self.timezone))
-        day, clock = _DAYS[local.weekday()], local.time().replace(tzinfo=None)
-        if self.start < self.end:
-            return day in self.days and self.start <= clock < self.end
-        # Crosses midnight: the evening part belongs to today, the morning part to yesterday.
-        yesterday = _DAYS[(local.weekday() - 1) % 7]
-        return (day in self.days and clock >= self.start) or (yesterday in self.days and clock < self.end)
-
-
-class MaintenanceWindow(BaseModel):
-    """One window: either ``start``/``end`` instants or ``weekly``; ``matchers`` narrow it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1)
-    matchers: list[MatcherField] = Field(default_factory=list,
-                                         description="All must hold; empty: every alert")
-    start: datetime | None = None
-    end: datetime | None = None
-    weekly: Weekly | None = None
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> MaintenanceWindow:
-        once = self.start is not None or self.end is not None
-        if once == (self.weekly is not None):
-            raise ValueError(f"maintenance window {self.name!r}: give either start and end, or weekly")
-        if once:
-            if self.start is None or self.end is None:
-                raise ValueError(f"maintenance window {self.name!r}: start and end go together")
-            if self.start.tzinfo is None or self.end.tzinfo is None:
-                raise ValueError(f"maintenance window {self.name!r}: start and end need a timezone (Z)")
-            if self.end <= self.start:
-                raise ValueError(f"maintenance window {self.name!r}: end must be after start")
-        return self
-
-    def applies(self, alert: Alert, now: float) -> bool:
-        if not all(m.matches(alert.labels.get(m.name, "")) for m in self.matchers):
-            return False
-        when = datetime.fromtimestamp(now, tz=UTC)
-        if self.weekly is not None:
-            return self.weekly.covers(when)
-        assert self.start is not None
-        assert self.end is not None
-        return self.start <= when < self.end
-
+from rules.yamldoc import located_errors, read_yaml
 
 Role = Literal["webhook", "approver", "admin"]
 
@@ -329,8 +259,19 @@ def settings_from_mapping(data: Any, *, source: str = "config") -> Settings:
         raise ConfigError(_format_errors(exc, source)) from None
 
 
+def _yaml_problem(problem: Problem) -> str:
+    where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+    text = problem.message
+    return f"{where}: not valid YAML: {text.removeprefix('YAML: ')}" if text.startswith("YAML: ") \
+        else f"{where}: {text}"
+
+
 def load_settings(path: Path | None, *, overrides: dict[str, Any] | None = None) -> Settings:
-    """Read ``path`` (every default when None), then apply command-line ``overrides``."""
+    """Read ``path`` (every default when None), then apply command-line ``overrides``.
+
+    The file is read as ``config check`` and rule files read theirs (``rules.yamldoc``): a key
+    given twice is an error, not the last one silently kept, and aliases expand within a budget.
+    """
     if path is None:
         return settings_from_mapping(dict(overrides or {}), source="command line")
     try:
@@ -339,12 +280,15 @@ def load_settings(path: Path | None, *, overrides: dict[str, Any] | None = None)
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read config {path}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    document = read_yaml(text, str(path))  # with the alias and depth budget every YAML read has
+    if document.found:
+        raise ConfigError("\n".join(_yaml_problem(p) for p in document.problems()))
+    data = document.data
     if isinstance(data, dict) and overrides:
         data = {**data, **overrides}
+    if isinstance(data, dict):
+        try:
+            return Settings.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError("\n".join(located_errors(exc, str(path), document.line))) from None
     return settings_from_mapping(data, source=str(path))

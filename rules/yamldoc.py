@@ -9,6 +9,12 @@ pure-Python one otherwise, so each value keeps its line; duplicate keys, which P
 would silently overwrite, are reported. Values are built as ``yaml.safe_load`` builds
 them (``<<: *anchor`` merges included); a recursive alias or a key that is not a plain
 value is a problem. Reads only the text it is given.
+
+Aliases are expanded within a budget: a document may build at most :data:`EXPANSION`
+times as many values as it has nodes (and at least :data:`FLOOR_VALUES`), and nest at most
+:data:`MAX_DEPTH` levels. A 700-byte "billion laughs" file (nine anchors, each a list of
+ten aliases of the one before) is a problem at its line after a few hundred thousand
+values, not gigabytes later; so is a document nested deeper than anyone writes by hand.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ def dotted(loc: Loc) -> str:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+EXPANSION = 10
+"""How many values a document may build per node it has (aliases build their node again)."""
+FLOOR_VALUES = 100_000
+"""Values any document may build, however few nodes it has."""
+MAX_DEPTH = 64
+"""Levels of nesting (mappings and lists, aliases expanded) a document may have."""
 _AnyLoader = yaml.SafeLoader | yaml.CSafeLoader
 _Loader: type[_AnyLoader] = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
 
@@ -77,16 +90,70 @@ def read_yaml(text: str, name: str) -> YamlDocument:
     return YamlDocument(name, data, reader.lines, tuple(reader.found))
 
 
+class _OverBudget(Exception):
+    def __init__(self, node: yaml.Node, message: str, loc: Loc = ()) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+        self.loc = loc
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _shape(root: yaml.Node) -> tuple[int, int, yaml.Node]:
+    """The nodes of a composed document (each once, however many aliases name it), how many
+    mappings and lists deep it nests with aliases expanded, and its deepest node; without
+    recursion (a document may nest deeper than Python's stack)."""
+    depth: dict[int, tuple[int, yaml.Node]] = {}  # node → (levels below and with it, its deepest)
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            below = [depth[id(c)] for c in _children(node) if id(c) in depth]
+            levels, deepest = max(below, key=lambda d: d[0], default=(0, node))
+            depth[key] = (0, node) if isinstance(node, yaml.ScalarNode) else (levels + 1, deepest)
+        elif key not in depth and key not in on_path:  # a recursive alias is reported by build
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node) if id(c) not in depth)
+    levels, deepest = depth[id(root)]
+    return len(depth), levels, deepest
+
+
 @dataclass
 class _Reader:
     lines: dict[Loc, int] = field(default_factory=dict)
     found: list[Found] = field(default_factory=list)
+    budget: int = 0
+    allowed: int = 0
 
     def read(self, text: str) -> Any:
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
-            return None if node is None else self.build(node, (), loader, set())
+            if node is None:
+                return None
+            nodes, levels, deepest = _shape(node)
+            if levels > MAX_DEPTH:
+                raise _OverBudget(deepest, f"YAML: nested {levels} levels deep (aliases expanded); "
+                                           f"at most {MAX_DEPTH} are read")
+            self.allowed = self.budget = max(FLOOR_VALUES, EXPANSION * nodes)
+            return self.build(node, (), loader, set())
+        except _OverBudget as exc:  # the line of the top-level key whose value grew past the budget
+            line = self.lines.get(exc.loc[:1]) or exc.node.start_mark.line + 1
+            self.found.append(Found((), line, exc.message))
+        except RecursionError:  # the pure-Python composer nests a call per level
+            self.found.append(Found((), None, f"YAML: nested too deeply; at most {MAX_DEPTH} levels "
+                                              "are read"))
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             where = f" (line {exc.context_mark.line + 1})" if exc.context_mark else ""
@@ -99,11 +166,19 @@ class _Reader:
         return None
 
     def build(self, node: yaml.Node, loc: Loc, loader: _AnyLoader, stack: set[int]) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _OverBudget(node, f"YAML: aliases expand this document past {self.allowed:,} values "
+                              f"({EXPANSION} per node it has, at least {FLOOR_VALUES:,}): a small file that "
+                              "grows this much is a 'billion laughs'; write the values out, or use fewer "
+                              "aliases of aliases", loc)
         self.lines.setdefault(loc, node.start_mark.line + 1)
         if id(node) in stack:
             raise ConstructorError(None, None, "recursive alias", node.start_mark)
         if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             return loader.construct_object(node, deep=True)
+        if node.tag not in _PLAIN_TAGS:  # a tagged list would be read as a plain one, the tag lost
+            raise ConstructorError(None, None, f"the tag {node.tag} is not read here", node.start_mark)
         stack.add(id(node))
         if isinstance(node, yaml.SequenceNode):
             out: Any = [self.build(v, (*loc, i), loader, stack) for i, v in enumerate(node.value)]

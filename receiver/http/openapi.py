@@ -12,16 +12,20 @@ import json
 from importlib.resources import files
 from typing import Any
 
-import yaml
 from aiohttp import web
+
+from rules.yamldoc import read_yaml
 
 _SPEC = web.AppKey("openapi", bytes)
 
 
 def load_spec() -> dict[str, Any]:
-    """The document as data."""
+    """The document as data, read as every YAML of the project is (``rules.yamldoc``)."""
     text = files("receiver.http").joinpath("openapi.yaml").read_text(encoding="utf-8")
-    spec: dict[str, Any] = yaml.safe_load(text)
+    document = read_yaml(text, "receiver/http/openapi.yaml")
+    if document.found or not isinstance(document.data, dict):
+        raise RuntimeError("; ".join(map(str, document.problems())) or "openapi.yaml is not a mapping")
+    spec: dict[str, Any] = document.data
     return spec
 
 

@@ -114,3 +114,45 @@ def test_located_errors(text: str, errors: list[str]) -> None:
     assert len(found) == len(errors)
     for line, expected in zip(found, errors, strict=True):
         assert re.match(expected, line), line
+
+
+def _laughs(levels: int, width: int = 10) -> str:
+    lines = ['l0: &l0 "lol"']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+SHARED = "common: &m ['alertname = \"X\"', 'namespace =~ \"prod|staging\"']\nrules:\n" + "".join(
+    f"  - {{name: r{i}, match: *m, actions: [{{action: notify.log, params: {{text: t}}}}]}}\n"
+    for i in range(3000))
+
+
+@pytest.mark.usefixtures("loader")
+@pytest.mark.parametrize(("text", "problem"), [
+    pytest.param(_laughs(4), None, id="laughs-4-within-the-floor"),
+    pytest.param(_laughs(5), (6, "aliases expand this document past 100,000 values"), id="laughs-5"),
+    pytest.param(_laughs(9), (6, "aliases expand this document past 100,000 values"), id="laughs-9"),
+    pytest.param(SHARED, None, id="3000-rules-sharing-one-anchor"),
+    pytest.param("a: " + "[" * 63 + "]" * 63 + "\n", None, id="nested-64-levels-is-read"),
+    pytest.param("a: " + "[" * 64 + "]" * 64 + "\n", (1, "nested 65 levels deep"), id="nested-65-is-not"),
+    pytest.param("x0: &x0 [1]\n" + "".join(f"x{i}: &x{i} [*x{i - 1}]\n" for i in range(1, 70)),
+                 (None, "nested 71 levels deep (aliases expanded)"), id="nested-through-anchors"),
+    pytest.param("a: !!python/tuple [1, 2]\n", (1, "the tag tag:yaml.org,2002:python/tuple is not read here"),
+                 id="tagged-list"),
+    pytest.param("a: !!omap [{x: 1}]\n", (1, "is not read here"), id="omap"),
+])
+def test_aliases_and_nesting_are_read_within_a_budget(text: str,
+                                                      problem: tuple[int | None, str] | None) -> None:
+    """A document builds at most ten values per node it has (at least 100,000) and nests at
+    most 64 levels: a billion laughs is a problem at its line, long before it is big."""
+    document = read_yaml(text, "f.yaml")
+    found = [(p.line, p.message) for p in document.problems()]
+    if problem is None:
+        assert found == []
+        assert document.data is not None
+    else:
+        line, words = problem
+        assert len(found) == 1, found
+        assert words in found[0][1]
+        assert line is None or found[0][0] == line
+        assert document.data is None

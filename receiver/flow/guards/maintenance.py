@@ -1,6 +1,6 @@
 """The maintenance guard: a live decision whose alert a configured window holds does not act.
 
-The windows are configured under ``guards.maintenance`` (``receiver.settings.MaintenanceWindow``).
+The windows are configured under ``guards.maintenance`` (``receiver.windows.MaintenanceWindow``).
 :class:`Window` is the stage ``receiver.flow.guards.pipeline`` runs first for every live
 decision, and again before an approved plan runs; :func:`active_window` is pure (the time
 comes in as an argument; ``receiver.tools.simulate`` asks it too).
@@ -12,7 +12,8 @@ from receiver.clock import Clock
 from receiver.decisions import Reason
 from receiver.flow.guards import Blocked, Guard
 from receiver.flow.guards.stages import ApprovedRun, DecisionRun
-from receiver.settings import MaintenanceWindow, Settings
+from receiver.settings import Settings
+from receiver.windows import MaintenanceWindow
 from rules.alert import Alert
 
 

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from receiver.flow.payload import parse_webhook
-from receiver.settings import MaintenanceWindow, Weekly
 from receiver.store.values import Budget, Verdict
+from receiver.windows import MaintenanceWindow, Weekly
 from tests.conftest import ClientFactory, read_audit, rules_yaml, runtime_of
 from tests.support.fakeclock import FakeClock
 from tests.support.httptarget import ServerFactory, serve_target
