@@ -71,7 +71,7 @@ class Runtime:
         self.clock = clock
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.metrics = Metrics(metrics_registry or CollectorRegistry())
-        self.state = state or open_store(settings.state, clock=clock, prefix=settings.state_prefix)
+        self.state = state or open_store(settings.state_url, clock=clock, prefix=settings.state_prefix)
         self.audit = open_audit(settings.audit_log, clock=clock)
         self.rules = RulesCoordinator(settings, registry=registry, metrics=self.metrics, clock=clock)
         self.queue = WorkQueue(settings.queue.workers * 4)
@@ -113,7 +113,7 @@ class Runtime:
             decide=Decide(rules=self.rules, pipeline=self.pipeline, steps=self.steps,
                           approvals=self.approvals, verifier=self.verifier))
         self._housekeeping: asyncio.Task[None] | None = None
-        self.store_waiter = StoreWaiter(self.state, url=settings.state)
+        self.store_waiter = StoreWaiter(self.state, url=settings.state_url)
         self._connecting: asyncio.Task[None] | None = None
         self._working = False
         self.draining = False
@@ -161,7 +161,7 @@ class Runtime:
                           dry_run=self.settings.dry_run, listen=self.settings.listen)
         await self.audit.sync()
         # One replica on SQLite: whatever another consumer holds is a dead process's.
-        single = self.settings.state.startswith("sqlite:")
+        single = self.settings.state_url.startswith("sqlite:")
         idle = 0.0 if single else self.settings.queue.visibility_timeout.total_seconds()
         resumed = await self.feeder.resume_orphans(idle=idle)
         self.feeder.start()
@@ -170,7 +170,7 @@ class Runtime:
         self._working = True
         _log.info("remediator.started", rules=rules, dry_run=self.settings.dry_run,
                   listen=self.settings.listen, audit=str(self.settings.audit),
-                  state=self.settings.state, resumed=len(resumed))
+                  state=self.settings.state_shown, resumed=len(resumed))
 
     async def _close_store_and_audit(self) -> None:
         await self.state.close()

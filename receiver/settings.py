@@ -12,16 +12,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from receiver.auditconfig import AuditSettings
 from receiver.errors import ConfigError
 from receiver.oncall import ConsoleSettings, SlackSettings
 from receiver.serving import HttpSettings
-from receiver.stateurl import parse_redis_url
+from receiver.stateurl import parse_redis_url, redacted
 from receiver.windows import MaintenanceWindow
 from remediations.notifiers import Notifier
-from remediations.secrets import SecretRef
+from remediations.secrets import SecretError, SecretRef, resolve_secret
 from remediations.targets import Target
 from rules.errors import Problem
 from rules.model import Duration
@@ -150,6 +158,16 @@ class LogSettings(_Strict):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+def _state_value(value: str) -> str:
+    """The URL ``state`` names: itself, or what the secret reference ``env:``/``file:`` holds."""
+    if not value.startswith(("env:", "file:")):
+        return value
+    try:
+        return resolve_secret(value).reveal().strip()
+    except SecretError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class Settings(_Strict):
     """Everything ``remediator serve`` reads from ``--config``."""
 
@@ -159,7 +177,9 @@ class Settings(_Strict):
     http: HttpSettings = Field(default_factory=HttpSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     tls: TlsSettings | None = None
-    state: str = "sqlite:remediator-state.db"
+    state: str = Field(default="sqlite:remediator-state.db",
+                       description="sqlite:PATH or a Redis URL; env:NAME or file:PATH holding one")
+    _state_resolved: str = PrivateAttr(default="")
     state_prefix: str = Field(default="remediator", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
                               description="Prefix of every Redis key")
     audit_log: AuditSettings = Field(default_factory=AuditSettings, alias="audit")
@@ -190,16 +210,34 @@ class Settings(_Strict):
     @field_validator("state")
     @classmethod
     def _state_url(cls, value: str) -> str:
+        url = _state_value(value)
         # what the URL names exactly is receiver.store.connect's to say (config check reports it)
-        if value.startswith("sqlite:") and value.removeprefix("sqlite:").strip("/"):
+        if url.startswith("sqlite:") and url.removeprefix("sqlite:").strip("/"):
             return value
-        if not value.startswith(("redis", "unix://")):
+        if not url.startswith(("redis", "unix://")):
             raise ValueError("state must be sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH (one replica), "
                              "or a Redis URL (several): "
                              "redis://HOST:PORT/DB, redis+cluster://HOST:PORT,… or "
-                             "redis+sentinel://HOST:PORT,…/SERVICE")
-        parse_redis_url(value)  # its ValueError says what is wrong, without the password
+                             "redis+sentinel://HOST:PORT,…/SERVICE; or env:NAME or file:PATH holding one")
+        parse_redis_url(url)  # its ValueError says what is wrong, without the password
+        if url == value and redacted(url) != url:
+            raise ValueError("state holds a password: give the URL as a secret reference instead "
+                             "(state: env:NAME or file:PATH holding it), never the value itself")
         return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._state_resolved = _state_value(self.state)
+
+    @property
+    def state_url(self) -> str:
+        """The state store's URL, the secret's value when ``state`` is a reference: only for
+        connecting (it may hold a password); what may be shown is :attr:`state_shown`."""
+        return self._state_resolved
+
+    @property
+    def state_shown(self) -> str:
+        """``state`` as logs and ``config check`` show it: the reference, or the URL without passwords."""
+        return self.state if self.state != self._state_resolved else redacted(self.state)
 
     @model_validator(mode="after")
     def _announce_known(self) -> Settings:
@@ -218,7 +256,10 @@ class Settings(_Strict):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         if update and "audit" in update:  # would be ignored: the field is audit_log
             raise TypeError("Settings.model_copy: update audit_log (an AuditSettings), not audit")
-        return super().model_copy(update=update, deep=deep)
+        copy = super().model_copy(update=update, deep=deep)
+        if update and "state" in update:  # the copy names another store: resolve it (validators do not run)
+            copy._state_resolved = _state_value(copy.state)
+        return copy
 
     @property
     def host(self) -> str:

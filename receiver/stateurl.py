@@ -1,8 +1,9 @@
 """What a Redis ``state:`` URL names: one server, a Redis Cluster, or a master watched by Sentinel.
 
-Pure parsing, no I/O and no password in any message. ``receiver.settings.Settings`` checks
-``state`` with it (so ``config check`` names a bad URL before anything connects) and
-``receiver.store.redis.core.RedisCore`` builds its clients from what it returns. Forms:
+Pure parsing, no I/O and no password in any message (:func:`redacted` is the form logs and
+``config check`` show). ``receiver.settings.Settings`` checks ``state`` with it (so ``config
+check`` names a bad URL before anything connects) and ``receiver.store.redis.core.RedisCore``
+builds its clients from what it returns. Forms:
 
 - ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS, ``unix:///path?db=N``):
   one server;
@@ -19,12 +20,21 @@ Query options are redis-py's (``ssl_ca_certs=``, ``ssl_cert_reqs=``, ``password=
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 DEFAULT_PORT = 6379
 SENTINEL_PORT = 26379
 _OURS = ("replicas", "sentinel_password")
+_USERINFO_PASSWORD = re.compile(r"(?<=://)([^:@/]*):[^@]*@")
+_QUERY_PASSWORD = re.compile(r"(password=)[^&#]*")  # password= and sentinel_password=
+
+
+def redacted(url: str) -> str:
+    """``url`` with its passwords (user info, ``password=``, ``sentinel_password=``) as ``***``:
+    what logs, errors and ``config check`` may show."""
+    return _QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", url))
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,10 @@ def _settings(path: Path, problems: list[str]) -> Settings | None:
 
 def state_problems(config: Path, settings: Settings) -> list[str]:
     """Why serve could not open the SQLite state file the config names (none for Redis)."""
-    if not settings.state.startswith("sqlite:"):
+    if not settings.state_url.startswith("sqlite:"):
         return []
     try:
-        where = sqlite_path(settings.state).absolute()
+        where = sqlite_path(settings.state_url).absolute()
     except StateError as exc:
         return [f"{config}: state: {exc}"]
     if where.exists():
@@ -94,14 +94,9 @@ def state_problems(config: Path, settings: Settings) -> list[str]:
     return []
 
 
-def _without_credentials(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
-
-
 def _summary(settings: Settings, rules: int) -> dict[str, Any]:
     return {"listen": settings.listen, "dry_run": settings.dry_run,
-            "state": _without_credentials(settings.state),
+            "state": settings.state_shown,
             "audit": str(settings.audit), "rules": rules, "targets": sorted(settings.targets),
             "notifiers": sorted(settings.notifiers), "auth": settings.auth.configured,
             "tls": settings.tls is not None}

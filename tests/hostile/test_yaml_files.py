@@ -118,8 +118,13 @@ READ: dict[str, Reader] = {"rules-lint": _rules_lint, "config-check": _config_ch
 @pytest.mark.parametrize("document", DOCUMENTS.values(), ids=DOCUMENTS.keys())
 def test_a_hostile_document_is_a_problem_at_its_line(
         document: tuple[str, int | None, str], reader: str, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     text, line, words = document
+
+    async def started(settings: Any) -> None:
+        raise AssertionError("serve started with this config")
+
+    monkeypatch.setattr("receiver.http.server.serve", started)
     tracemalloc.start()
     try:
         code, said = READ[reader](tmp_path, text, capsys)

@@ -116,3 +116,36 @@ def test_overrides_apply_over_the_file(tmp_path: Path) -> None:
 def test_loopback_detection(listen: str, beyond: bool) -> None:
     """Only loopback addresses count as loopback; names other than localhost do not."""
     assert settings_from_mapping({"listen": listen}).listens_beyond_loopback is beyond
+
+
+@pytest.mark.parametrize(("state", "env", "url", "shown"), [
+    pytest.param("sqlite:state.db", {}, "sqlite:state.db", "sqlite:state.db", id="plain-sqlite"),
+    pytest.param("redis://cache:6379/0", {}, "redis://cache:6379/0", "redis://cache:6379/0",
+                 id="plain-redis"),
+    pytest.param("env:STATE_URL_T", {"STATE_URL_T": "redis://:s3cr3t@cache:6379/0"},
+                 "redis://:s3cr3t@cache:6379/0", "env:STATE_URL_T", id="env-reference"),
+    pytest.param("env:STATE_URL_T", {"STATE_URL_T": "redis+sentinel://s:26379/m?sentinel_password=x\n"},
+                 "redis+sentinel://s:26379/m?sentinel_password=x", "env:STATE_URL_T",
+                 id="env-reference-stripped"),
+])
+def test_state_may_be_a_secret_reference(state: str, env: dict[str, str], url: str, shown: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The URL to connect with comes from the reference; what is shown is the reference."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = settings_from_mapping({"state": state})
+    assert (settings.state, settings.state_url, settings.state_shown) == (state, url, shown)
+    assert "s3cr3t" not in repr(settings)
+    moved = settings.model_copy(update={"state": "sqlite:other.db"})
+    assert (moved.state_url, moved.state_shown) == ("sqlite:other.db", "sqlite:other.db")
+
+
+def test_state_from_a_file_and_its_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "url").write_text("redis://:pw@cache:6379/1\n")
+    assert settings_from_mapping({"state": f"file:{tmp_path / 'url'}"}).state_url == "redis://:pw@cache:6379/1"
+    monkeypatch.delenv("STATE_URL_UNSET", raising=False)
+    with pytest.raises(ConfigError, match="environment variable STATE_URL_UNSET is not set"):
+        settings_from_mapping({"state": "env:STATE_URL_UNSET"})
+    monkeypatch.setenv("STATE_URL_BAD", "ftp://x")
+    with pytest.raises(ConfigError, match="state must be sqlite"):
+        settings_from_mapping({"state": "env:STATE_URL_BAD"})

@@ -16,7 +16,6 @@ Also the two helpers every part uses to pass numbers to Lua: ``num`` (a clock ti
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,7 +26,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from receiver.clock import Clock
 from receiver.errors import StateError
-from receiver.stateurl import parse_redis_url
+from receiver.stateurl import parse_redis_url, redacted
 from receiver.store.redis import lua
 from receiver.store.redis.clients import make_clients
 
@@ -35,8 +34,6 @@ DAY = 86_400.0
 READ_TIMEOUT = 5.0
 WAIT_TIMEOUT_MS = 1000  # how long a write waits for its replicas (``replicas=N``) before it fails
 PARTS = ("queue", "guards", "approvals", "timers")
-_USERINFO_PASSWORD = re.compile(r"(?<=://)([^:@/]*):[^@]*@")
-_QUERY_PASSWORD = re.compile(r"(password=)[^&]*")
 
 
 def num(value: float) -> str:
@@ -86,7 +83,7 @@ class RedisCore:
         self.prefix = prefix
         self._url = url
         self._secrets = _secrets_of(url)
-        self.safe_url = self._redact(_QUERY_PASSWORD.sub(r"\1***", _USERINFO_PASSWORD.sub(r"\1:***@", url)))
+        self.safe_url = self._redact(redacted(url))
         self._client: Any = None
         self._blocking: Any = None  # blocked waits for work do not hold up commands
         self._scripts: dict[str, AsyncScript] = {}

@@ -20,22 +20,42 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_a_good_config_says_what_serve_would_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_good_config_says_what_serve_would_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "rules.yaml").write_text(RULES)
+    monkeypatch.setenv("CHECK_STATE_URL", "redis://:pw@cache.internal:6379/0")
     path = tmp_path / "remediator.yaml"
-    path.write_text("dry_run: false\nstate: redis://:pw@cache.internal:6379/0\n"
+    path.write_text("dry_run: false\nstate: env:CHECK_STATE_URL\n"
                     f"audit: {tmp_path / 'a.jsonl'}\n"
                     f"rules: [{tmp_path / 'rules.yaml'}]\n"
                     "targets:\n  prod: {kind: kubernetes, namespaces: [shop]}\n")
     code, out, err = run(capsys, "config", "check", str(path))
     assert (code, err) == (0, "")
-    assert out == (f"{path}: ok. listen 127.0.0.1:9095, LIVE, state redis://cache.internal:6379/0, "
+    assert out == (f"{path}: ok. listen 127.0.0.1:9095, LIVE, state env:CHECK_STATE_URL, "
                    f"audit {tmp_path / 'a.jsonl'}, 1 rules, 1 targets, 0 notifiers, auth off, tls off\n")
     code, out, _ = run(capsys, "config", "check", str(path), "--json")
     report = json.loads(out)
     assert (code, report["ok"], report["problems"]) == (0, True, [])
     assert report["config"]["targets"] == ["prod"]
     assert "pw" not in out
+
+
+@pytest.mark.parametrize("state", [
+    "redis://:pw@cache.internal:6379/0",
+    "redis://user:pw@cache.internal:6379/0",
+    "redis://cache.internal:6379/0?password=pw",
+    "redis+sentinel://s1:26379/mymaster?sentinel_password=pw",
+    "redis+cluster://u:pw@h1:7000,h2:7000",
+])
+def test_a_password_written_into_state_is_refused(state: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Secrets are references, never literals: the state URL's password too."""
+    path = tmp_path / "remediator.yaml"
+    path.write_text(f"dry_run: true\nstate: '{state}'\n")
+    code, out, _ = run(capsys, "config", "check", str(path))
+    assert code == 1
+    assert f"{path}:2: state: state holds a password: give the URL as a secret reference" in out
+    assert "pw" not in out.replace(str(path), "")
 
 
 def test_every_problem_is_reported_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
