@@ -33,7 +33,7 @@ DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
 K8S_VERSION = "1.30.0"  # the oldest Kubernetes the manifests promise to fit (strict schemas)
 SECRET_ENV = ("REMEDIATOR_WEBHOOK_TOKEN", "REMEDIATOR_APPROVER_TOKEN", "REMEDIATOR_ADMIN_TOKEN", "PG_DSN",
-              "CACHE_REDIS_URL", "SLACK_WEBHOOK_URL", "PD_ROUTING_KEY")
+              "CACHE_REDIS_URL", "SLACK_WEBHOOK_URL", "PD_ROUTING_KEY", "ARGOCD_TOKEN")
 
 
 def tool(name: str) -> str:
@@ -204,7 +204,7 @@ def test_configmap_config_loads_and_names_every_pack_target(monkeypatch: pytest.
     settings, data = configmap_settings(monkeypatch)
     assert {n: t.kind for n, t in settings.targets.items()} == {
         "prod-cluster": "kubernetes", "compose": "docker", "main": "postgres", "cache": "redis",
-        "web": "http", "superset": "http", "airflow": "http"}
+        "web": "http", "superset": "http", "airflow": "http", "celery": "celery", "argocd": "argocd"}
     assert set(settings.notifiers) >= {"oncall"}
     assert settings.state.startswith("redis://")
     assert not settings.dry_run or settings.dry_run is True
@@ -223,13 +223,14 @@ def test_pack_live_rule_tests_use_the_example_configs_targets(monkeypatch: pytes
     """tests/rules/pack_live.config.yaml (the pack's live rule tests) keeps the example
     config's targets and notifiers, allow-lists included."""
     settings, _ = configmap_settings(monkeypatch)
-    for name in ("PACK_TEST_PG_DSN", "PACK_TEST_CACHE_URL", "PACK_TEST_SLACK_URL"):
+    for name in ("PACK_TEST_PG_DSN", "PACK_TEST_CACHE_URL", "PACK_TEST_SLACK_URL", "PACK_TEST_ARGOCD_TOKEN"):
         monkeypatch.setenv(name, "x")
     config = REPO / "tests" / "rules" / "pack_live.config.yaml"
     live = settings_from_mapping(yaml.safe_load(config.read_text()))
 
     def shape(s: Settings) -> dict[str, Any]:
-        secret_free = {n: t.model_dump(exclude={"dsn", "url"}) for n, t in s.targets.items()}
+        secrets = {"dsn", "url", "broker", "token"}
+        secret_free = {n: t.model_dump(exclude=secrets) for n, t in s.targets.items()}
         secret_free["compose"].pop("url", None)
         return {"targets": secret_free, "notifiers": {n: v.kind for n, v in s.notifiers.items()}}
 

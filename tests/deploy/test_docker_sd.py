@@ -95,7 +95,7 @@ def test_docker_sd_labels_a_container_and_loses_it_when_it_stops(
     assert alert == {**static, "job": "docker", "name": f"/{name}",
                      "container_label_com_docker_compose_project": prefix,
                      "container_label_com_docker_compose_service": "superset-web"}
-    for secret in ("RUNBOOK_PG_DSN", "RUNBOOK_CACHE_URL", "RUNBOOK_SLACK_URL"):
+    for secret in ("RUNBOOK_PG_DSN", "RUNBOOK_CACHE_URL", "RUNBOOK_SLACK_URL", "RUNBOOK_ARGOCD_TOKEN"):
         monkeypatch.setenv(secret, "x")
     body = {"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": "firing",
             "receiver": "remediator", "groupLabels": {}, "commonLabels": alert, "commonAnnotations": {},

@@ -27,7 +27,8 @@ CONCERNS = ["availability", "cpu", "disk", "errors", "health", "latency", "memor
             "postgres-availability", "postgres-connections", "postgres-queries", "queues", "redis",
             "superset", "workers"]
 EXAMPLE_TARGETS = {"prod-cluster": "kubernetes", "compose": "docker", "main": "postgres", "cache": "redis",
-                   "web": "http", "superset": "http", "airflow": "http"}
+                   "web": "http", "superset": "http", "airflow": "http", "celery": "celery",
+                   "argocd": "argocd"}
 
 EXPECTED = {  # alertname of a captured alert -> the pack rule a firing alert of that name meets
     "HighCPU": "high-cpu-scale-up",
@@ -74,7 +75,7 @@ def test_pack_loads_cleanly(targets: dict[str, str] | None) -> None:
     the example config's targets."""
     result = load_rules(default_pack_paths(), catalogue=default_registry(), targets=targets)
     assert result.warnings == []
-    assert len(result.ruleset.rules) == 36
+    assert len(result.ruleset.rules) == 37
 
 
 def test_pack_without_targets_warns_once_per_target_use() -> None:
@@ -161,9 +162,9 @@ def test_pack_live_rule_tests_pass(monkeypatch: pytest.MonkeyPatch,
     """The pack as it acts live with the example config's targets (tests/rules/pack_live.test.yaml,
     through ``remediator rules test``): what runs on its own, what waits for a human,
     cooldowns, re-sends, allow-lists."""
-    for name in ("PACK_TEST_PG_DSN", "PACK_TEST_CACHE_URL", "PACK_TEST_SLACK_URL"):
+    for name in ("PACK_TEST_PG_DSN", "PACK_TEST_CACHE_URL", "PACK_TEST_SLACK_URL", "PACK_TEST_ARGOCD_TOKEN"):
         monkeypatch.setenv(name, f"set-by-{name.lower()}")
     code = main(["rules", "test", str(Path(__file__).parent / "pack_live.test.yaml")])
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert out.splitlines()[-1] == "13 cases, 0 failed"
+    assert out.splitlines()[-1] == "16 cases, 0 failed"

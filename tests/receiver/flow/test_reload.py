@@ -27,7 +27,8 @@ def test_the_shipped_pack_on_defaults_warns_once_per_missing_target(
     assert report.ok
     assert len(warned) == len({e["problem"] for e in warned})
     missing = {e["problem"].split("'")[1] for e in warned if "is not in the service config" in e["problem"]}
-    assert missing == {"prod-cluster", "compose", "main", "cache", "web", "superset", "airflow"}
+    assert missing == {"prod-cluster", "compose", "main", "cache", "web", "superset", "airflow", "celery",
+                       "argocd"}
     assert sum(e["count"] for e in warned) == len(report.problems) > len(warned)
     for entry in warned:
         assert len(entry["at"]) == entry["count"]
