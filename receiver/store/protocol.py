@@ -77,7 +77,18 @@ class StateStore(Protocol):
         ...
 
     async def reclaim(self, consumer: str, *, idle: float, count: int) -> list[WorkItem]:
-        """Take over items another consumer took and has not touched for ``idle`` seconds."""
+        """Take over items another consumer took and has not touched for ``idle`` seconds, and at
+        once every item of a consumer whose heartbeat expired (one with none: ``idle`` applies)."""
+        ...
+
+    async def reclaim_own(self, consumer: str, *, held: Sequence[str], idle: float,
+                          count: int) -> list[WorkItem]:
+        """Take up again ``consumer``'s own items that are not in ``held`` (nothing in the process
+        holds them: a completion lost, a worker gone) and untouched for ``idle`` seconds."""
+        ...
+
+    async def heartbeat(self, consumer: str, *, ttl: float) -> None:
+        """Say that ``consumer`` is alive for ``ttl`` more seconds (its liveness; see ``reclaim``)."""
         ...
 
     async def touch(self, consumer: str, refs: Sequence[str]) -> None:

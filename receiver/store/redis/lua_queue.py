@@ -140,12 +140,15 @@ return 0
 """
 
 RECLAIM = EXTEND + """
--- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, now, cutoff, count, gc_ms.
+-- KEYS[1]: stream, KEYS[2]: touched hash, KEYS[3]: heartbeats (consumer -> alive until).
+-- ARGV: group, consumer, now, cutoff, count, gc_ms.
 -- Ownership is the PEL's; idle time is the touched hash's (clock seconds). An entry with no
 -- touched time (its taker died between reading and recording) is timed from first sight.
+-- An entry whose owner's heartbeat expired is taken at once, whatever its idle time (an owner
+-- with no heartbeat at all, from a version without them, waits for the cutoff).
 local group, consumer, now = ARGV[1], ARGV[2], ARGV[3]
 local cutoff, want = tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {}
+local out, dead = {}, {}
 local start = '-'
 while #out < want do
   local batch = redis.call('XPENDING', KEYS[1], group, start, '+', 100)
@@ -153,6 +156,47 @@ while #out < want do
   for _, pending in ipairs(batch) do
     local id, owner, deliveries = pending[1], pending[2], pending[4]
     if #out < want and owner ~= consumer then
+      if dead[owner] == nil then
+        local alive = redis.call('HGET', KEYS[3], owner)
+        dead[owner] = (alive and tonumber(alive) <= tonumber(now)) and true or false
+      end
+      local touched = redis.call('HGET', KEYS[2], id)
+      if dead[owner] or (touched and tonumber(touched) <= cutoff) then
+        local claimed = redis.call('XCLAIM', KEYS[1], group, consumer, 0, id)
+        if claimed[1] then
+          redis.call('HSET', KEYS[2], id, now)
+          out[#out + 1] = {id, deliveries + 1, claimed[1][2]}
+        else  -- deleted from the stream: nothing left to do
+          redis.call('XACK', KEYS[1], group, id)
+          redis.call('HDEL', KEYS[2], id)
+        end
+      elseif not touched then
+        redis.call('HSET', KEYS[2], id, now)
+      end
+    end
+  end
+  start = '(' .. batch[#batch][1]
+end
+extend(KEYS[2], ARGV[6])
+return out
+"""
+
+RECLAIM_OWN = EXTEND + """
+-- KEYS[1]: stream, KEYS[2]: touched hash. ARGV: group, consumer, now, cutoff, count, gc_ms, held refs...
+-- The consumer's own pending entries that it does not hold (not in ARGV[7..]) and untouched since
+-- the cutoff are delivered to it again (touched now); an entry with no touched time is timed from now.
+local group, consumer, now = ARGV[1], ARGV[2], ARGV[3]
+local cutoff, want = tonumber(ARGV[4]), tonumber(ARGV[5])
+local held = {}
+for i = 7, #ARGV do held[ARGV[i]] = true end
+local out = {}
+local start = '-'
+while #out < want do
+  local batch = redis.call('XPENDING', KEYS[1], group, start, '+', 100, consumer)
+  if #batch == 0 then break end
+  for _, pending in ipairs(batch) do
+    local id, deliveries = pending[1], pending[4]
+    if #out < want and not held[id] then
       local touched = redis.call('HGET', KEYS[2], id)
       if not touched then
         redis.call('HSET', KEYS[2], id, now)
@@ -161,7 +205,7 @@ while #out < want do
         if claimed[1] then
           redis.call('HSET', KEYS[2], id, now)
           out[#out + 1] = {id, deliveries + 1, claimed[1][2]}
-        else  -- deleted from the stream: nothing left to do
+        else
           redis.call('XACK', KEYS[1], group, id)
           redis.call('HDEL', KEYS[2], id)
         end
@@ -172,6 +216,18 @@ while #out < want do
 end
 extend(KEYS[2], ARGV[6])
 return out
+"""
+
+HEARTBEAT = EXTEND + """
+-- KEYS[3]: heartbeats (consumer -> clock time it is alive until). ARGV: group, consumer, alive_until,
+-- forget_before, gc_ms. Consumers whose heartbeat ended before forget_before are forgotten.
+local all = redis.call('HGETALL', KEYS[3])
+for i = 1, #all, 2 do
+  if tonumber(all[i + 1]) < tonumber(ARGV[4]) then redis.call('HDEL', KEYS[3], all[i]) end
+end
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+return 0
 """
 
 TOUCH = EXTEND + """
@@ -195,5 +251,7 @@ QUEUE_SCRIPTS = {
     "TAKE": TAKE,
     "COMPLETE": COMPLETE,
     "RECLAIM": RECLAIM,
+    "RECLAIM_OWN": RECLAIM_OWN,
+    "HEARTBEAT": HEARTBEAT,
     "TOUCH": TOUCH,
 }

@@ -2,12 +2,13 @@
 
 A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for ``claim``,
 ``claimed``, ``release``, ``claim_and_enqueue``, ``enqueue``, ``take``, ``reclaim``,
-``touch``, ``complete`` and ``backlog`` (and to create the consumer group when it opens).
+``reclaim_own``, ``heartbeat``, ``touch``, ``complete`` and ``backlog`` (and to create the
+consumer group when it opens).
 Keys, all tagged ``{PREFIX:queue}`` (one slot: one script claims a request's dedup keys
 and queues its work at once, ``CLAIM_ENQUEUE`` in ``receiver.store.redis.lua_queue``):
 ``dedup:K`` (the claim's expiry), ``work`` (the stream, group ``PREFIX:workers``, trimmed
-as work completes: no TTL) and ``work:touched`` (entry id -> clock time of the last
-take/touch).
+as work completes: no TTL), ``work:touched`` (entry id -> clock time of the last
+take/touch) and ``consumers`` (consumer name -> clock time its heartbeat lasts until).
 Who holds an entry is the group's pending list; how long it has been idle is the
 touched hash, in clock seconds.
 """
@@ -51,6 +52,7 @@ class RedisQueue:
         self._group = f"{core.prefix}:workers"
         self._stream = core.key("queue", "work")
         self._touched = core.key("queue", "work", "touched")
+        self._consumers = core.key("queue", "consumers")
 
     async def create_group(self) -> None:
         with self._core.errors():
@@ -62,7 +64,7 @@ class RedisQueue:
 
     async def _run(self, name: str, args: Sequence[str | int]) -> Any:
         """Run a work-queue script; recreate the group once if Redis lost it (restart, flush)."""
-        keys = [self._stream, self._touched]
+        keys = [self._stream, self._touched, self._consumers]
         with self._core.errors():
             try:
                 return await self._core.run(name, keys, [self._group, *args])
@@ -206,6 +208,19 @@ class RedisQueue:
         now = self._core.clock.now()
         claimed = await self._run("RECLAIM", [consumer, num(now), num(now - idle), count, gc_ms(DAY)])
         return [_item(ref, flat, int(deliveries)) for ref, deliveries, flat in claimed]
+
+    async def reclaim_own(self, consumer: str, *, held: Sequence[str], idle: float,
+                          count: int) -> list[WorkItem]:
+        if count <= 0:
+            return []
+        now = self._core.clock.now()
+        claimed = await self._run("RECLAIM_OWN", [consumer, num(now), num(now - idle), count, gc_ms(DAY),
+                                                  *held])
+        return [_item(ref, flat, int(deliveries)) for ref, deliveries, flat in claimed]
+
+    async def heartbeat(self, consumer: str, *, ttl: float) -> None:
+        now = self._core.clock.now()
+        await self._run("HEARTBEAT", [consumer, num(now + ttl), num(now - DAY), gc_ms(DAY + ttl)])
 
     async def touch(self, consumer: str, refs: Sequence[str]) -> None:
         if refs:

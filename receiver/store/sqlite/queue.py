@@ -2,10 +2,11 @@
 
 A part of ``receiver.store.sqlite.store.SqliteStateStore``, which calls it for ``claim``,
 ``claimed``, ``release``, ``claim_and_enqueue`` (one transaction), ``enqueue``, ``take``,
-``reclaim``, ``touch``, ``complete`` and ``backlog`` (and ``opened`` once the file is
-open). ``take`` waits on an in-process event that ``enqueue`` sets: with SQLite, producer
-and consumer are the same process, which also counts the backlog itself. Claims run the
-purge (``receiver.store.sqlite.schema``) every ``PURGE_EVERY`` keys.
+``reclaim``, ``reclaim_own``, ``heartbeat`` (the ``consumer`` table: each consumer's
+liveness), ``touch``, ``complete`` and ``backlog`` (and ``opened`` once the file is open).
+``take`` waits on an in-process event that ``enqueue`` sets: with SQLite, producer and
+consumer are the same process, which also counts the backlog itself. Claims run the purge
+(``receiver.store.sqlite.schema``) every ``PURGE_EVERY`` keys.
 """
 
 from __future__ import annotations
@@ -30,7 +31,17 @@ _HAND_OUT = ("UPDATE work SET owner = ?, touched_at = ?, deliveries = deliveries
              "(SELECT seq FROM work WHERE {which} ORDER BY seq LIMIT ?) "
              "RETURNING seq, id, dedup_key, payload, deliveries")
 _TAKE = _HAND_OUT.format(which="owner IS NULL")
-_RECLAIM = _HAND_OUT.format(which="owner IS NOT NULL AND owner != ? AND touched_at <= ?")
+_RECLAIM = _HAND_OUT.format(
+    which="owner IS NOT NULL AND owner != ? AND (touched_at <= ? OR owner IN "
+          "(SELECT name FROM consumer WHERE alive_until <= ?))")
+_RECLAIM_OWN = _HAND_OUT.format(
+    which="owner = ? AND touched_at <= ? AND seq NOT IN (SELECT value FROM json_each(?))")
+_BEAT = ("INSERT INTO consumer (name, alive_until) VALUES (?, ?) "
+         "ON CONFLICT(name) DO UPDATE SET alive_until = excluded.alive_until")
+# a consumer dead this long and holding nothing is forgotten
+_FORGET = ("DELETE FROM consumer WHERE alive_until <= ? AND name NOT IN "
+           "(SELECT owner FROM work WHERE owner IS NOT NULL)")
+_FORGET_AFTER = 86_400.0
 
 
 def _row(item: WorkItem, now: float) -> tuple[str, str | None, str, float]:
@@ -143,8 +154,22 @@ class SqliteQueue:
     async def reclaim(self, consumer: str, *, idle: float, count: int) -> list[WorkItem]:
         now = self._core.clock.now()
         with self._core.tx() as db:
-            rows = db.execute(_RECLAIM, (consumer, now, consumer, now - idle, count)).fetchall()
+            rows = db.execute(_RECLAIM, (consumer, now, consumer, now - idle, now, count)).fetchall()
         return _items(rows)
+
+    async def reclaim_own(self, consumer: str, *, held: Sequence[str], idle: float,
+                          count: int) -> list[WorkItem]:
+        now = self._core.clock.now()
+        mine = json.dumps([int(r) for r in held])
+        with self._core.tx() as db:
+            rows = db.execute(_RECLAIM_OWN, (consumer, now, consumer, now - idle, mine, count)).fetchall()
+        return _items(rows)
+
+    async def heartbeat(self, consumer: str, *, ttl: float) -> None:
+        now = self._core.clock.now()
+        with self._core.tx() as db:
+            db.execute(_BEAT, (consumer, now + ttl))
+            db.execute(_FORGET, (now - _FORGET_AFTER,))
 
     async def touch(self, consumer: str, refs: Sequence[str]) -> None:
         if refs:

@@ -83,6 +83,13 @@ class SqliteStateStore:
     async def reclaim(self, consumer: str, *, idle: float, count: int) -> list[WorkItem]:
         return await self._queue.reclaim(consumer, idle=idle, count=count)
 
+    async def reclaim_own(self, consumer: str, *, held: Sequence[str], idle: float,
+                          count: int) -> list[WorkItem]:
+        return await self._queue.reclaim_own(consumer, held=held, idle=idle, count=count)
+
+    async def heartbeat(self, consumer: str, *, ttl: float) -> None:
+        await self._queue.heartbeat(consumer, ttl=ttl)
+
     async def touch(self, consumer: str, refs: Sequence[str]) -> None:
         await self._queue.touch(consumer, refs)
 
