@@ -94,6 +94,15 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
+class CompletionFailure(StrEnum):
+    """Why removing finished work from the store failed (it is tried again): the ``reason`` of the
+    ``state.complete_failed`` log line and of ``remediator_completion_failures_total``."""
+
+    STATE_UNAVAILABLE = "state_unavailable"
+    TIMEOUT = "timeout"
+    CRASHED = "crashed"
+
+
 class Rejection(StrEnum):
     """Why a webhook request was refused before any alert was looked at."""
 

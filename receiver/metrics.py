@@ -19,7 +19,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from receiver import version
-from receiver.decisions import Escalation, Outcome, Reason, Rejection
+from receiver.decisions import CompletionFailure, Escalation, Outcome, Reason, Rejection
 
 _RESOLVE_BUCKETS = (30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -123,6 +123,16 @@ class Metrics:
         self.backlog_oldest_age = Gauge(
             "remediator_backlog_oldest_age_seconds", "How long the oldest queued work has waited (0: none)",
             registry=registry)
+        self.completions_pending = Gauge(
+            "remediator_completions_pending", "Work finished here whose removal from the state store "
+            "failed and is being retried (never run again)", registry=registry)
+        self.completion_failures = Counter(
+            "remediator_completion_failures", "Failed attempts to remove finished work from the state "
+            "store, by reason", ["reason"], registry=registry)
+        self.reclaimed = Counter(
+            "remediator_work_reclaimed", "Work taken up again: from a replica that died or stopped "
+            "touching it (others), or this process's own that nothing here held (own)", ["whose"],
+            registry=registry)
         self.notifier_failures = Counter(
             "remediator_notifier_failures", "Notices (approvals, pauses, escalations) a notifier refused",
             ["notifier"], registry=registry)
@@ -137,6 +147,10 @@ class Metrics:
             self.requests_rejected.labels(reason.value)
         for why in Escalation:
             self.escalations.labels(why.value)
+        for failure in CompletionFailure:
+            self.completion_failures.labels(failure.value)
+        for whose in ("own", "others"):
+            self.reclaimed.labels(whose)
 
     def decided(self, outcome: Outcome, reason: Reason) -> None:
         self.decisions.labels(outcome.value, reason.value).inc()

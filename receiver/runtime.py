@@ -20,6 +20,7 @@ from receiver.auditconfig import AuditSettings
 from receiver.clock import Clock
 from receiver.errors import StateError
 from receiver.flow.announce import Announcer
+from receiver.flow.completer import Completer
 from receiver.flow.decide import Decide
 from receiver.flow.enqueue import Enqueuer
 from receiver.flow.escalation import Escalations
@@ -100,8 +101,13 @@ class Runtime:
         self.intake = Intake(settings=settings, rules=self.rules, state=self.state, audit=self.audit,
                              metrics=self.metrics, report=self.report, enqueue=self.enqueue, clock=clock,
                              on_resolved=self._resolved)
+        self.completer = Completer(store=self.state, audit=self.audit, queue=self.queue,
+                                   on_failure=lambda why: self.metrics.completion_failures.labels(why).inc())
+        self.metrics.completions_pending.set_function(lambda: self.completer.pending)
         self.feeder = Feeder(store=self.state, queue=self.queue, consumer=self.consumer,
-                             visibility=settings.queue.visibility_timeout.total_seconds())
+                             visibility=settings.queue.visibility_timeout.total_seconds(),
+                             heartbeat=settings.queue.heartbeat.total_seconds(),
+                             on_reclaimed=lambda whose, n: self.metrics.reclaimed.labels(whose).inc(n))
         self.pipeline = Pipeline(settings, store=self.state, audit=self.audit, clock=clock,
                                  killswitch=self.killswitch, breakers=self.breakers, approvals=self.approvals,
                                  policies=self.policies, owner=self.consumer)
@@ -109,7 +115,7 @@ class Runtime:
         self.executor = Executor(
             workers=settings.queue.workers, rules=self.rules, queue=self.queue, store=self.state,
             audit=self.audit, report=self.report, verifier=self.verifier, killswitch=self.killswitch,
-            approvals=self.approvals,
+            approvals=self.approvals, completer=self.completer,
             decide=Decide(rules=self.rules, pipeline=self.pipeline, steps=self.steps,
                           approvals=self.approvals, verifier=self.verifier))
         self._housekeeping: asyncio.Task[None] | None = None
@@ -197,7 +203,7 @@ class Runtime:
         """Stop taking work, drain within the bounded time, flush, close.
 
         Work not finished stays in the state store's queue: taken up at the next start
-        (SQLite) or by another replica after the visibility timeout (Redis).
+        (SQLite) or by another replica at once (Redis: this process ends its heartbeat).
         """
         self.begin_drain()
         if self._connecting is not None:
@@ -220,6 +226,7 @@ class Runtime:
             _log.warning("remediator.drain_timeout", unfinished=self.queue.unfinished, timeout=timeout)
         unstarted = self.queue.drain_unstarted()
         await self.executor.stop()
+        await self.feeder.retire()
         self.registry.close()
         self.audit.record(AuditEvent.ADMIN_STOPPED, unstarted=len(unstarted),
                           detail="unfinished work stays queued in the state store")

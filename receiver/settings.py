@@ -96,6 +96,17 @@ class QueueSettings(_Strict):
         default=timedelta(seconds=60),
         description="Work a replica took and stopped touching this long is taken over by another",
     )
+    heartbeat: Duration = Field(
+        default=timedelta(seconds=2),
+        description="How often a replica says it is alive; the work of one silent for 3 times this "
+                    "is taken over at once (not after visibility_timeout)",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> QueueSettings:
+        if not timedelta(milliseconds=100) <= self.heartbeat <= self.visibility_timeout:
+            raise ValueError("heartbeat must be at least 100ms and at most visibility_timeout")
+        return self
 
 
 class Window(_Strict):

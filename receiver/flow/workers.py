@@ -6,9 +6,10 @@ handed to ``receiver.flow.decide``; however it ends — run, planned, waiting fo
 approval, stopped by a guard, failed — the end is reported once (``receiver.flow.report``):
 a climbed rung that stopped is told to ``receiver.flow.verify`` (its ladder stops), the
 blast radius stopping one pauses automation, and how an approved plan's run ended is told
-to ``receiver.flow.guards.approvals`` (:meth:`Approvals.ran`: Slack shows the result). The
-completer removes finished items from the store once their audit records are on disk; an
-item the store failed on is tried again after a pause.
+to ``receiver.flow.guards.approvals`` (:meth:`Approvals.ran`: Slack shows the result). Every
+finished item goes to the completer (``receiver.flow.completer``), which removes it from the
+store, retried until that succeeds; an item the store failed on while it ran is tried again
+after a pause.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.decisions import Decision, Guard, Outcome, Reason
 from receiver.errors import StateError
 from receiver.flow.codec import ApprovedWork, RuleGone, read_work
+from receiver.flow.completer import Completer
 from receiver.flow.decide import Decide
 from receiver.flow.guards.approvals import Approvals
 from receiver.flow.guards.killswitch import KillSwitch
@@ -42,7 +44,7 @@ class Executor:
 
     def __init__(self, *, workers: int, rules: RulesCoordinator, queue: WorkQueue, store: StateStore,
                  audit: AuditLog, report: Report, decide: Decide, verifier: Verifier,
-                 killswitch: KillSwitch, approvals: Approvals) -> None:
+                 killswitch: KillSwitch, approvals: Approvals, completer: Completer) -> None:
         self._workers = workers
         self._rules = rules
         self._queue = queue
@@ -53,21 +55,20 @@ class Executor:
         self._verifier = verifier
         self._killswitch = killswitch
         self._approvals = approvals
+        self._completer = completer
         self._tasks: list[asyncio.Task[None]] = []
-        self._finished: list[WorkItem] = []
-        self._finished_ready = asyncio.Event()
 
     def start(self) -> None:
         for n in range(self._workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"remediator-worker-{n}"))
-        self._tasks.append(asyncio.create_task(self._complete_loop(), name="remediator-completer"))
+        self._completer.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        await self._complete_finished()
+        await self._completer.stop()
 
     async def _work(self) -> None:
         while True:
@@ -84,8 +85,7 @@ class Executor:
                 self._report.ended(Ending.crashed(), decision=item.id)
                 finished = True
             if finished:
-                self._finished.append(item)
-                self._finished_ready.set()
+                self._completer.finished(item)
             else:  # the store failed: this process tries it again after a pause (it still holds it)
                 self._tasks.append(asyncio.create_task(self._retry_later(item)))
 
@@ -95,37 +95,6 @@ class Executor:
             await self._queue.requeue(item)
         finally:
             self._tasks.remove(asyncio.current_task())  # type: ignore[arg-type]
-
-    async def _complete_loop(self) -> None:
-        """Remove finished items from the store once their audit records are on disk.
-
-        Workers do not wait for the fsync themselves: every item finished meanwhile shares
-        one sync and one store transaction.
-        """
-        while True:
-            await self._finished_ready.wait()
-            try:
-                await self._complete_finished()
-            except Exception:  # a bug must not stop completion; the items stay and are retried
-                _log.exception("completer.crashed")
-                await asyncio.sleep(1)
-
-    async def _complete_finished(self) -> None:
-        self._finished_ready.clear()
-        items = list(self._finished)  # removed only once completed: a cancel here loses none
-        if not items:
-            return
-        try:
-            await self._audit.sync()
-        except AuditError as exc:
-            _log.error("audit.sync_failed", error=str(exc))
-        try:
-            await self._store.complete([item.ref for item in items])
-        except StateError as exc:  # they are taken up again and end at once (execute-once markers)
-            _log.error("state.complete_failed", decisions=len(items), error=str(exc))
-        del self._finished[:len(items)]
-        for item in items:
-            self._queue.done(item)
 
     async def run_item(self, item: WorkItem) -> bool:
         """Run one item; False when the state store failed and the item should be taken again."""

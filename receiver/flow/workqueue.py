@@ -49,15 +49,23 @@ class WorkQueue:
     async def wait_room(self) -> None:
         await self._room.wait()
 
-    async def put(self, items: list[WorkItem]) -> None:
+    async def put(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Queue ``items`` but those already held here (by ref); returns the ones queued."""
+        held = set(self.in_flight())
+        fresh: dict[str, WorkItem] = {}
+        for item in items:
+            if item.ref not in held:
+                fresh.setdefault(item.ref, item)
+        items = list(fresh.values())
         if not items:
-            return
+            return items
         self._items.extend(items)
         self._idle.clear()
         if self.free() == 0:
             self._room.clear()
         async with self._ready:
             self._ready.notify(len(items))
+        return items
 
     async def get(self) -> WorkItem:
         async with self._ready:
