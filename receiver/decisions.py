@@ -50,6 +50,7 @@ class Reason(StrEnum):
     TEMPORARY_FAILURE = "temporary_failure"
     PERMANENT_FAILURE = "permanent_failure"
     TIMEOUT = "timeout"
+    CRASHED = "crashed"
     SHUTDOWN = "shutdown"
 
 

@@ -20,6 +20,7 @@ from remediations.notifiers import NotifierConfig
 from remediations.targets import TargetConfig
 from rules.alert import Alert
 from rules.errors import RemediatorError
+from rules.templating import render_value
 
 
 class RemediationError(RemediatorError):
@@ -121,6 +122,16 @@ class Action(ABC, Generic[P]):
     target_kinds: ClassVar[frozenset[str]] = frozenset()
     timeout: ClassVar[float] = 30.0
     permissions: ClassVar[tuple[str, ...]] = ()
+
+    def render_params(self, compiled: Mapping[str, Any], alert: Alert) -> dict[str, Any]:
+        """A step's params (``ActionSpec.compiled_params``) rendered for one alert.
+
+        ``TemplateError`` for a missing reference; an action whose params hold a language a
+        label could speak (a URL's path and query) overrides this to check where each
+        label's value lands, and raises :class:`InvalidParams` saying why it refused one.
+        """
+        rendered: dict[str, Any] = render_value(dict(compiled), alert)
+        return rendered
 
     def parse_params(self, raw: Mapping[str, Any]) -> P:
         """Validate rendered params; :class:`InvalidParams` names the first bad field."""

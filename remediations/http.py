@@ -2,8 +2,10 @@
 and ``http.check`` (a read-only health check: status, latency, a bounded body excerpt).
 
 Run by ``receiver.flow.workers``. The URL is the target's ``base_url`` joined with ``path``
-and checked after templating, so no label can point it elsewhere; redirects are not
-followed for the same reason. For ``http.request``, 5xx, 408, 429, timeouts and connection
+and checked after templating and percent-decoding (``remediations.urlpath``): a label's
+value stays one path segment or one query value, or the step is refused, so no label can
+point it elsewhere; the plan shows the exact URL requested; redirects are not followed for
+the same reason. For ``http.request``, 5xx, 408, 429, timeouts and connection
 errors are temporary and any other unexpected status is permanent; ``http.check`` reports
 whatever it finds (an unhealthy or unreachable endpoint is its finding, not its failure).
 """
@@ -11,19 +13,19 @@ whatever it finds (an unhealthy or unreachable endpoint is its finding, not its 
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
-from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from yarl import URL
 
 from remediations.base import (
     Action,
     ActionContext,
+    InvalidParams,
     PermanentError,
     Plan,
     Result,
@@ -31,6 +33,10 @@ from remediations.base import (
     TemporaryError,
 )
 from remediations.targets import HttpTarget
+from remediations.urlpath import PathRefused, exact_url, relative_path, render_path
+from remediations.urlpath import check_inside as inside_check
+from rules.alert import Alert
+from rules.templating import Template, render_value
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _EXCERPT = 2048
@@ -40,14 +46,19 @@ _TEMPORARY_STATUSES = frozenset({408, 425, 429})
 _REFUSED_STATUSES = frozenset({408, 425, 429, 503})
 
 
-def relative_path(value: str) -> str:
-    """A path under a base URL: one leading '/', no '..' segments, no spaces or control characters."""
-    if not value.startswith("/") or value.startswith("//"):
-        raise ValueError("path must start with a single '/'")
-    if "\\" in value or any(ord(c) < 0x21 for c in value):
-        raise ValueError("path must not contain backslashes, spaces or control characters")
-    if ".." in value.split("?", maxsplit=1)[0].split("/"):
-        raise ValueError("path must not contain '..' segments")
+def _path(value: str) -> str:
+    try:
+        return relative_path(value)
+    except PathRefused as exc:
+        raise ValueError(str(exc)) from None
+
+
+def header_value(name: str, value: str) -> str:
+    """A header value as HTTP carries it: visible ASCII, spaces and tabs; nothing a label could
+    use to end the header, start another or break the request at send time."""
+    if any(not (0x20 <= ord(c) < 0x7F or c == "\t") for c in value):
+        raise ValueError(f"header {name} must contain only printable ASCII (no line breaks, "
+                         "control or non-ASCII characters)")
     return value
 
 
@@ -67,7 +78,7 @@ class RequestParams(BaseModel):
     @field_validator("path")
     @classmethod
     def _relative_path(cls, value: str) -> str:
-        return relative_path(value)
+        return _path(value)
 
     @field_validator("headers")
     @classmethod
@@ -78,8 +89,7 @@ class RequestParams(BaseModel):
             if name.lower() in _RESERVED_HEADERS:
                 raise ValueError(f"header {name} is set by remediator, not by rules "
                                  "(Host would leave the target's base_url)")
-            if "\r" in val or "\n" in val:
-                raise ValueError(f"header {name} must not contain line breaks")
+            header_value(name, val)
         return value
 
     @field_validator("expect_status")
@@ -98,8 +108,7 @@ def _scrub(text: str, target: HttpTarget) -> str:
 
 
 def _url(target: HttpTarget, path: str) -> str:
-    # quote() keeps '/', '?', '=', '&' and '%' so a templated path stays a path.
-    return target.base_url + quote(path, safe="/?=&%:@!$'()*+,;~-._")
+    return exact_url(target.base_url, path)
 
 
 def http_target(action: str, ctx: ActionContext) -> HttpTarget:
@@ -111,14 +120,23 @@ def http_target(action: str, ctx: ActionContext) -> HttpTarget:
 
 def check_inside(target: HttpTarget, path: str) -> None:
     """Refuse a rendered path that, resolved as a server would, leaves ``base_url``."""
-    url = urlsplit(_url(target, path))
-    base = urlsplit(target.base_url)
-    # Compare as a server would resolve it: percent-decoded, dot segments collapsed.
-    resolved = posixpath.normpath(unquote(url.path) or "/")
-    prefix = posixpath.normpath(base.path or "/")
-    inside = resolved == prefix or resolved.startswith(prefix.rstrip("/") + "/")
-    if (url.scheme, url.netloc) != (base.scheme, base.netloc) or not inside:
-        raise TargetNotAllowed(f"{url.geturl()} is outside {target.base_url}")
+    outside = inside_check(target.base_url, _url(target, path))
+    if outside is not None:
+        raise TargetNotAllowed(outside)
+
+
+def render_http_params(action: str, compiled: Mapping[str, Any], alert: Alert) -> dict[str, Any]:
+    """``compiled`` rendered, a templated ``path`` through :func:`remediations.urlpath.render_path`."""
+    rendered: dict[str, Any] = render_value({k: v for k, v in compiled.items() if k != "path"}, alert)
+    path = compiled.get("path")
+    if isinstance(path, Template):
+        try:
+            rendered["path"] = render_path(path, alert)
+        except PathRefused as exc:
+            raise InvalidParams(f"{action}: path: {exc}") from None
+    elif "path" in compiled:
+        rendered["path"] = path
+    return rendered
 
 
 class HttpRequest(Action[RequestParams]):
@@ -141,6 +159,9 @@ class HttpRequest(Action[RequestParams]):
 
     def _target(self, ctx: ActionContext) -> HttpTarget:
         return http_target(self.name, ctx)
+
+    def render_params(self, compiled: Mapping[str, Any], alert: Alert) -> dict[str, Any]:
+        return render_http_params(self.name, compiled, alert)
 
     def check_allowed(self, ctx: ActionContext, params: RequestParams) -> None:
         check_inside(self._target(ctx), params.path)
@@ -175,7 +196,7 @@ class HttpRequest(Action[RequestParams]):
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
                 session.request(
-                    params.method, url, headers=headers, json=params.body,
+                    params.method, URL(url, encoded=True), headers=headers, json=params.body,
                     allow_redirects=False, ssl=target.verify_tls,
                 ) as resp,
             ):
@@ -221,7 +242,7 @@ class CheckParams(BaseModel):
     @field_validator("path")
     @classmethod
     def _relative_path(cls, value: str) -> str:
-        return relative_path(value)
+        return _path(value)
 
     @field_validator("expect_status")
     @classmethod
@@ -250,6 +271,9 @@ class HttpCheck(Action[CheckParams]):
 
     def subject(self, ctx: ActionContext, params: CheckParams) -> str:
         return f"{ctx.target_name}/{params.method} {params.path}"
+
+    def render_params(self, compiled: Mapping[str, Any], alert: Alert) -> dict[str, Any]:
+        return render_http_params(self.name, compiled, alert)
 
     def check_allowed(self, ctx: ActionContext, params: CheckParams) -> None:
         check_inside(http_target(self.name, ctx), params.path)
@@ -281,7 +305,7 @@ class HttpCheck(Action[CheckParams]):
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=limit)) as session,
-                session.request(params.method, url, headers=headers, allow_redirects=False,
+                session.request(params.method, URL(url, encoded=True), headers=headers, allow_redirects=False,
                                 ssl=target.verify_tls) as resp,
             ):
                 status, content_type = resp.status, resp.headers.get("Content-Type")

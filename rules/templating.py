@@ -48,7 +48,12 @@ class Template:
 
     def render(self, alert: Alert) -> str:
         """The string with every reference filled from ``alert``."""
-        return "".join(p if isinstance(p, str) else _lookup(p, alert) for p in self.parts)
+        return "".join(text for text, _ in self.pieces(alert))
+
+    def pieces(self, alert: Alert) -> list[tuple[str, Ref | None]]:
+        """The rendered parts in order, each with the reference it came from (None: literal
+        text): for actions that check where a label's value lands (``http.request``'s path)."""
+        return [(p, None) if isinstance(p, str) else (_lookup(p, alert), p) for p in self.parts]
 
     @property
     def refs(self) -> tuple[Ref, ...]:

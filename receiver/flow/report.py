@@ -86,10 +86,11 @@ class Ending:
                    AuditEvent.DECISION_FAILED, extra={"rule": rule})
 
     @classmethod
-    def crashed(cls) -> Ending:
-        """A bug (logged with its traceback where it was caught)."""
-        return cls(Outcome.FAILED, Reason.PERMANENT_FAILURE, "internal error; see the logs",
-                   AuditEvent.DECISION_FAILED)
+    def crashed(cls, names: Mapping[str, str]) -> Ending:
+        """A bug (logged with its traceback where it was caught); ``names``: the rule and
+        fingerprint when the decision was not read (an approved plan, an unreadable item)."""
+        return cls(Outcome.FAILED, Reason.CRASHED, "internal error; see the logs",
+                   AuditEvent.DECISION_FAILED, extra=names, log="decision.failed")
 
     @classmethod
     def interrupted(cls) -> Ending:

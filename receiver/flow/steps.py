@@ -10,7 +10,9 @@ checks to make before each attempt (the kill switch on a retry, the lock's fence
 ``action.started`` is made durable before ``execute()`` runs under its timeout; temporary
 failures are retried with backoff on the injected clock, but a destructive action whose
 outcome is unknown (a timeout, a 5xx after the request went out) is never repeated unless
-it re-reads state first.
+it re-reads state first. An action that crashes (an exception no action should raise) ends
+its attempt as ``action.failed`` with reason ``crashed``, is never repeated, and fails its
+decision like any other failure: every ``action.started`` has its ending.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import structlog
 
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
@@ -45,6 +49,7 @@ from rules.errors import TemplateError
 from rules.model import ActionSpec
 
 BeforeAttempt = Callable[[int], Awaitable[None]]
+_log = structlog.get_logger("remediator.executor")
 
 
 class StepFailed(Stopped):
@@ -108,9 +113,11 @@ class Steps:
         """Step ``number`` of ``d`` (``kind`` diagnose or action) rendered and planned; audited."""
         action = self._action(spec.action)
         try:
-            raw = spec.render_params(d.alert)
+            raw = action.render_params(spec.compiled_params, d.alert)
         except TemplateError as exc:
             raise StepFailed(Reason.TEMPLATE_ERROR, f"{spec.action}: {exc}") from None
+        except InvalidParams as exc:  # a label's value the action refuses where it lands
+            raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
         params = _parse(action, raw)
         ctx = action_context(self._settings, decision=d.id, rule=d.rule.name, alert=d.alert,
                              target=spec.target, dry_run=d.dry_run)
@@ -184,6 +191,13 @@ class Steps:
             except PermanentError as exc:
                 self._failed(step, attempt, started, Reason.PERMANENT_FAILURE, str(exc))
                 raise StepFailed(Reason.PERMANENT_FAILURE, f"{action.name}: {exc}") from None
+            except Exception as exc:  # a bug, or a library failing in a way no action expected
+                _log.exception("action.crashed", **fields)
+                detail = crash_detail(exc)
+                self._failed(step, attempt, started, Reason.CRASHED, detail)
+                # the side effect may have happened: never repeated
+                raise StepFailed(Reason.CRASHED, f"{action.name}: {detail}; not repeated "
+                                 "(see the target before acting by hand)") from None
             else:
                 self._report.attempt_succeeded(fields, action=action.name, attempt=attempt,
                                                seconds=time.perf_counter() - started, result=result)
@@ -235,3 +249,11 @@ async def _plan(action: Action[Any], params: Any, ctx: ActionContext, *, limit: 
         raise StepFailed(Reason.TIMEOUT, f"{action.name}: plan took over {limit}s") from None
     except RemediationError as exc:
         raise StepFailed(Reason.PLAN_FAILED, f"{action.name}: {exc}") from None
+    except Exception as exc:  # a bug, or a library failing in a way the action did not expect
+        _log.exception("action.plan_crashed", action=action.name, decision=ctx.decision_id, rule=ctx.rule)
+        raise StepFailed(Reason.CRASHED, f"{action.name}: plan: {crash_detail(exc)}") from None
+
+
+def crash_detail(exc: BaseException) -> str:
+    """What an unexpected exception says, for the audit record (the traceback is logged)."""
+    return f"internal error ({exc.__class__.__name__}: {str(exc)[:300]}); see the logs"

@@ -3,7 +3,8 @@
 Started and stopped by ``receiver.runtime``; items come from the local buffer the feeder
 fills (``receiver.flow.workqueue``). Each item is read back (``receiver.flow.codec``) and
 handed to ``receiver.flow.decide``; however it ends — run, planned, waiting for an
-approval, stopped by a guard, failed — the end is reported once (``receiver.flow.report``):
+approval, stopped by a guard, failed, crashed (named by its rule and alert, an approved
+plan's read back from its approval) — the end is reported once (``receiver.flow.report``):
 a climbed rung that stopped is told to ``receiver.flow.verify`` (its ladder stops), the
 blast radius stopping one pauses automation, and how an approved plan's run ended is told
 to ``receiver.flow.guards.approvals`` (:meth:`Approvals.ran`: Slack shows the result). Every
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 
 import structlog
@@ -82,7 +84,7 @@ class Executor:
                 raise
             except Exception:  # a bug must not kill the worker; it is logged and audited
                 _log.exception("executor.crashed", decision=item.id)
-                self._report.ended(Ending.crashed(), decision=item.id)
+                self._report.ended(Ending.crashed(_names(item)), decision=item.id)
                 finished = True
             if finished:
                 self._completer.finished(item)
@@ -105,7 +107,8 @@ class Executor:
             return True
         if isinstance(work, ApprovedWork):
             return await self._carry(work.decision, None, self._decide.approved(work),
-                                     ended=partial(self._approvals.ran, work.approval))
+                                     ended=partial(self._approvals.ran, work.approval),
+                                     approval=work.approval)
         if item.deliveries > 1:
             self._audit.record(AuditEvent.DECISION_RESUMED, decision=item.id, rule=work.rule.name,
                                fingerprint=work.alert.fingerprint, deliveries=item.deliveries)
@@ -116,9 +119,11 @@ class Executor:
         return await self._carry(d.id, d, self._decide.decision(d))
 
     async def _carry(self, decision: str, d: Decision | None, work: Awaitable[Ending], *,
-                     ended: Callable[[Outcome, Reason, str], Awaitable[None]] | None = None) -> bool:
-        """Await ``work`` and report how it ended (``d``: the decision's names, when known);
-        ``ended`` is told too (not when the store failed: the item is taken up again)."""
+                     ended: Callable[[Outcome, Reason, str], Awaitable[None]] | None = None,
+                     approval: str | None = None) -> bool:
+        """Await ``work`` and report how it ended (``d``: the decision's names, when known; else
+        ``approval``'s, read back); ``ended`` is told too (not when the store failed: the
+        item is taken up again)."""
         bind = {"decision": decision} | ({} if d is None else {"rule": d.rule.name,
                                                                 "fingerprint": d.alert.fingerprint})
         with structlog.contextvars.bound_contextvars(**bind):
@@ -137,7 +142,29 @@ class Executor:
             except StateError as exc:
                 self._report.ended(Ending.unavailable(exc), decision=decision, d=d)
                 return False
+            except Exception:  # a bug: the decision ends failed, named, and the worker goes on
+                _log.exception("executor.crashed")
+                ending = Ending.crashed({})
+            if d is None and approval is not None and ending.event is not None:
+                # an approved plan's ending names its rule and alert as a decision's does
+                ending = replace(ending, extra={**await self._approval_names(approval), **ending.extra})
             self._report.ended(ending, decision=decision, d=d)
         if ended is not None:
             await ended(ending.outcome, ending.reason, ending.detail)
         return True
+
+    async def _approval_names(self, approval: str) -> dict[str, str]:
+        """The rule and alert of an approved plan, read back from its approval."""
+        try:
+            found = await self._approvals.get(approval)
+        except Exception:  # the record is written without them rather than not at all
+            return {}
+        return {} if found is None else {"rule": found.rule, "fingerprint": found.fingerprint}
+
+
+def _names(item: WorkItem) -> dict[str, str]:
+    """The rule and alert a work item names, as far as it can be read (a crash reading it)."""
+    p = item.payload
+    alert = p.get("alert") if isinstance(p.get("alert"), dict) else {}
+    names = {"rule": p.get("rule"), "fingerprint": alert.get("fingerprint") if alert else None}
+    return {k: v for k, v in names.items() if isinstance(v, str)}

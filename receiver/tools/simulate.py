@@ -176,7 +176,7 @@ class Simulation:
             if action is None:
                 continue
             try:
-                params = action.parse_params(spec.render_params(alert))
+                params = action.parse_params(action.render_params(spec.compiled_params, alert))
             except (TemplateError, RemediationError) as exc:
                 out.append(GuardVerdict("plan", "blocked", f"{spec.action}: {exc}"))
                 continue
