@@ -119,6 +119,8 @@ class Action(ABC, Generic[P]):
     approval_always: ClassVar[bool] = False  # approval even when the rule says auto (redis.flushdb)
     execute_is_idempotent: ClassVar[bool] = False  # execute re-reads state and does nothing twice
     read_only: ClassVar[bool] = False
+    destructive_by: ClassVar[frozenset[str]] = frozenset()
+    """The params ``is_destructive`` reads (``method``, ``replicas``); the others never change it."""
     target_kinds: ClassVar[frozenset[str]] = frozenset()
     timeout: ClassVar[float] = 30.0
     permissions: ClassVar[tuple[str, ...]] = ()

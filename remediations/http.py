@@ -149,6 +149,8 @@ class HttpRequest(Action[RequestParams]):
     target_kinds = frozenset({"http"})
     timeout = 30.0
 
+    destructive_by = frozenset({"method"})
+
     def is_destructive(self, params: RequestParams) -> bool:
         return params.method not in ("GET", "HEAD")
 

@@ -6,10 +6,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from remediations.base import Action
+from remediations.base import Action, PermanentError
 from rules.catalogue import ActionInfo
+from rules.errors import RuleError
+from rules.templating import compile_value, is_templated
 
 
 class Registry:
@@ -47,6 +51,8 @@ class Registry:
             destructive=action.destructive,
             read_only=action.read_only,
             target_kinds=action.target_kinds,
+            approval_always=action.approval_always,
+            destructive_with=partial(_destructive_with, action),
         )
 
     def describe(self) -> list[dict[str, Any]]:
@@ -65,6 +71,19 @@ class Registry:
             }
             for a in (self._actions[n] for n in self.names())
         ]
+
+
+def _destructive_with(action: Action[Any], params: Mapping[str, Any]) -> bool:
+    """``action.is_destructive`` with params as a rule writes them: a templated param is left to
+    its default unless it is one ``is_destructive`` reads (then, or when invalid, the flag)."""
+    try:
+        templated = {k for k, v in params.items() if is_templated(compile_value(v))}
+        if templated & action.destructive_by:
+            return action.destructive
+        literal = {k: v for k, v in params.items() if k not in templated}
+        return action.is_destructive(action.parse_params(literal))
+    except (PermanentError, RuleError):
+        return action.destructive
 
 
 def default_registry() -> Registry:

@@ -8,8 +8,9 @@ is the one that implements it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -24,6 +25,16 @@ class ActionInfo:
     read_only: bool
     target_kinds: frozenset[str]
     """Target kinds the action works on; empty means it takes no ``target``."""
+    approval_always: bool = False
+    """It asks a human whatever the rule says (``redis.flushdb``)."""
+    destructive_with: Callable[[Mapping[str, Any]], bool] | None = None
+    """Whether it is destructive with these params as written (templated ones: ``destructive``)."""
+
+    def needs_approval_by_nature(self, params: Mapping[str, Any]) -> bool:
+        """Destructive with ``params``, and not an action that asks a human anyway."""
+        if self.approval_always:
+            return False
+        return self.destructive_with(params) if self.destructive_with is not None else self.destructive
 
 
 class ActionCatalogue(Protocol):

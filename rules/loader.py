@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from rules.approvalcheck import label_decided_approvals
 from rules.catalogue import ActionCatalogue, ActionInfo
 from rules.errors import Problem, RuleError, RuleLoadError
 from rules.levels import declared_levels, rule_levels
@@ -212,6 +213,8 @@ class _File:
                     self.action(spec, (*loc, *section, j), guaranteed)
         if rule is not None and rule.status == "resolved" and rule.for_:
             self.add((*loc, "for"), "'for' has no effect when status is resolved", "warning")
+        for at, message in label_decided_approvals(rule, self.catalogue, self.priorities, self.written_in):
+            self.add((*loc, *at), message)
         return None if any(f[3] == "error" for f in self.found[before:]) else rule
 
     def schema_errors(self, exc: ValidationError, item: dict[Any, Any], loc: Loc) -> None:

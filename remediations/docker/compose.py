@@ -131,6 +131,8 @@ class DockerComposeScale(DockerAction[ComposeScaleParams]):
     permissions = ("containers:list", "containers:inspect", "images:inspect", "containers:create",
                    "containers:start", "networks:connect", "containers:stop", "containers:remove")
 
+    destructive_by = frozenset({"replicas"})
+
     def is_destructive(self, params: ComposeScaleParams) -> bool:
         return scales_down(params.replicas)
 

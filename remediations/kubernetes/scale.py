@@ -45,6 +45,8 @@ class KubernetesScale(KubernetesAction[ScaleParams]):
     permissions = ("get apps/deployments/scale", "patch apps/deployments/scale",
                    "get apps/statefulsets/scale", "patch apps/statefulsets/scale")
 
+    destructive_by = frozenset({"replicas"})
+
     def is_destructive(self, params: ScaleParams) -> bool:
         return scales_down(params.replicas)
 

@@ -23,12 +23,12 @@ ADMIN = {"Authorization": "Bearer adm"}
 
 
 def approval_settings(make_settings: Any, base_url: str, hook_base: str | None = None, *,
-                      approval: Any = None, action: str = "http.request",
+                      approval: Any = None, action: str = "http.request", method: str = "POST",
                       guards: dict[str, Any] | None = None, **extra: Any) -> Any:
     rule: dict[str, Any] = {
         "name": "purge-cache", "match": ['alertname = "HighErrorRate"', 'namespace =~ ".+"'],
         "actions": [{"action": action, "target": "api",
-                     "params": {"method": "POST", "path": "/purge/{{ labels.namespace }}"}}],
+                     "params": {"method": method, "path": "/purge/{{ labels.namespace }}"}}],
     }
     if approval is not None:
         rule["approval"] = approval

@@ -207,19 +207,23 @@ async def test_an_overdue_approval_cancelled_by_the_resolution_is_audited_as_exp
     assert [r["approval"] for r in expired] == [approval["id"]]
 
 
-@pytest.mark.parametrize(("approval", "severity", "needs"), [
-    pytest.param("auto", "critical", False, id="auto"),
-    pytest.param("required", "info", True, id="required"),
-    pytest.param({"required_for": ["P1"]}, "critical", True, id="by-priority-P1"),
-    pytest.param({"required_for": ["P1"]}, "warning", False, id="by-priority-P3"),
-    pytest.param(None, "warning", True, id="destructive-default"),
+@pytest.mark.parametrize(("approval", "method", "severity", "needs"), [
+    pytest.param("auto", "POST", "critical", False, id="auto"),
+    pytest.param("required", "POST", "info", True, id="required"),
+    pytest.param({"required_for": ["P1"]}, "GET", "critical", True, id="by-priority-P1"),
+    pytest.param({"required_for": ["P1"]}, "GET", "warning", False, id="by-priority-P3"),
+    pytest.param({"required_for": ["P1", "P2", "P3", "P4"]}, "POST", "info", True, id="by-every-priority"),
+    pytest.param(None, "POST", "warning", True, id="destructive-default"),
+    pytest.param(None, "GET", "warning", False, id="read-default"),
 ])
 async def test_when_approval_is_needed(make_client: ClientFactory, make_settings: Any,
-                                       aiohttp_server: ServerFactory, approval: Any, severity: str,
-                                       needs: bool) -> None:
-    """The rule's approval setting and the action's destructiveness decide, by priority."""
+                                       aiohttp_server: ServerFactory, approval: Any, method: str,
+                                       severity: str, needs: bool) -> None:
+    """The rule's approval setting and the action's destructiveness decide, by priority (a
+    destructive step's approval never hangs on the alert's severity: the loader refuses it,
+    tests/hostile/test_rules.py)."""
     target, base = await serve_target(aiohttp_server)
-    client = await make_client(approval_settings(make_settings, base, approval=approval))
+    client = await make_client(approval_settings(make_settings, base, approval=approval, method=method))
     await fire(client, alert(severity=severity))
     assert (len(await pending(client)), len(target.calls)) == ((1, 0) if needs else (0, 1))
 
