@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from receiver.flow.codec import ApprovalRequest
 from receiver.store.values import Approval, ApprovalStatus
 from remediations.notify.blocks import APPROVE, REJECT
-from remediations.notify.notice import Button, Notice
+from remediations.notify.notice import Button, Notice, web_link
 from rules.alert import Alert
 
 _DIAGNOSIS_EXCERPT = 600
@@ -43,8 +43,9 @@ def diagnosis_lines(request: ApprovalRequest) -> list[str]:
 
 
 def alert_source(alert: Alert) -> str | None:
-    """The alert's ``generatorURL`` when it is a link worth following (http or https only)."""
-    return alert.generator_url if alert.generator_url.startswith(("http://", "https://")) else None
+    """The alert's ``generatorURL`` when it is a link worth following (absolute http(s) only,
+    encoded so it cannot name itself or end a link: ``remediations.notify.notice.web_link``)."""
+    return web_link(alert.generator_url)
 
 
 def _alert_text(alert: Alert) -> str:

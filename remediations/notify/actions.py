@@ -26,6 +26,7 @@ from remediations.notify.delivery import (
     deliver,
     one_line,
 )
+from remediations.notify.notice import web_link
 
 __all__ = ["NotifyLog", "NotifyPagerDuty", "NotifySlack", "NotifyWebhook"]
 
@@ -128,7 +129,8 @@ class _NotifyAction(Action[NP]):
     def notice(self, ctx: ActionContext, params: NP) -> Notice:
         """The notice these params send for this alert (plan and execute build the same one)."""
         alert = ctx.alert
-        links = {"source": alert.generator_url} if alert.generator_url else {}
+        source = web_link(alert.generator_url)
+        links = {"source": source} if source is not None else {}
         return Notice(
             title=params.title or alert.name or ctx.rule,
             text=params.text,

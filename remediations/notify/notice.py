@@ -1,4 +1,5 @@
-"""One message to people, independent of where it goes: :class:`Notice` and its :class:`Button`.
+"""One message to people, independent of where it goes: :class:`Notice` and its :class:`Button`;
+:func:`web_link`, the only links a notice carries (absolute http(s), encoded for every format).
 
 Built by the ``notify.*`` actions (``remediations.notify.actions``) and by the guard pipeline
 in ``receiver`` (approval requests, pauses, escalations); rendered per notifier by
@@ -9,10 +10,33 @@ in ``receiver`` (approval requests, pauses, escalations); rendered per notifier 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+from urllib.parse import quote, urlsplit
 
 Severity = Literal["info", "warning", "critical"]
+_URL_KEEP = "/:?#[]@!$&'()*+,;=%~-._"
+"""What a link keeps as written; anything else (``|``, ``<``, ``>``, quotes, spaces,
+non-ASCII) is percent-encoded so no format's link syntax can be ended or re-labelled."""
+
+
+def web_link(url: str) -> str | None:
+    """``url`` as a link safe in every notifier format, or None when it is not an absolute
+    http(s) URL (``javascript:``, ``data:``, scheme-relative, control characters: no link).
+
+    ``https://evil/x|Approve in remediator`` keeps its address and loses the power to name
+    itself: Slack shows it as ``https://evil/x%7CApprove…``, not as "Approve in remediator".
+    """
+    if not url or any(ord(c) < 0x20 or ord(c) == 0x7F for c in url) or url != url.strip():
+        return None
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a bracketed host that is not an IPv6 address
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    return quote(url, safe=_URL_KEEP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +73,14 @@ class Notice:
     """Titled parts of the body (the plan, the diagnosis): Slack sections, PagerDuty details."""
     buttons: tuple[Button, ...] = ()
     """Slack only: the message's buttons (Approve / Reject)."""
+
+    def __post_init__(self) -> None:
+        # Every format renders links from here: only http(s), each made safe once (web_link).
+        links = {name: safe for name, url in self.links.items() if (safe := web_link(url)) is not None}
+        buttons = tuple(b if b.url is None else replace(b, url=web_link(b.url)) for b in self.buttons)
+        object.__setattr__(self, "links", links)
+        object.__setattr__(self, "buttons", tuple(b for b, o in zip(buttons, self.buttons, strict=True)
+                                                  if o.url is None or b.url is not None))
 
 
 def one_line(text: str) -> str:

@@ -37,6 +37,7 @@ from receiver.tools.auditview import (
     summary,
 )
 from receiver.tools.timeline import build_timelines, duration_text, verdict
+from remediations.notify.notice import web_link
 
 SESSIONS = web.AppKey("console_sessions", Sessions)
 PAGE_SIZE = 100
@@ -184,7 +185,7 @@ async def incident(request: web.Request) -> web.StreamResponse:
     said = verdict(t, now).replace("**", "")
     kind = "met" if ": met" in said else "missed" if ": missed" in said else "open"
     urls = {str(e.record.get("generatorURL") or "") for e in entries}
-    sources = sorted(u for u in urls if u.startswith(("http://", "https://")))
+    sources = sorted({link for u in urls if (link := web_link(u)) is not None})
     rows = [{"iso": at.isoformat(), "time": at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
              "text": text.replace("`", ""), "kind": _row_kind(text)}
             for at, text in sorted(t.rows, key=lambda r: r[0])]
