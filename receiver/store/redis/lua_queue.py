@@ -219,11 +219,16 @@ return out
 """
 
 HEARTBEAT = EXTEND + """
--- KEYS[3]: heartbeats (consumer -> clock time it is alive until). ARGV: group, consumer, alive_until,
--- forget_before, gc_ms. Consumers whose heartbeat ended before forget_before are forgotten.
+-- KEYS[1]: stream, KEYS[3]: heartbeats (consumer -> clock time it is alive until).
+-- ARGV: group, consumer, alive_until, forget_before, gc_ms. A consumer whose heartbeat ended before
+-- forget_before and that holds nothing more is forgotten: its heartbeat and its name in the group.
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all, 2 do
-  if tonumber(all[i + 1]) < tonumber(ARGV[4]) then redis.call('HDEL', KEYS[3], all[i]) end
+  if tonumber(all[i + 1]) < tonumber(ARGV[4])
+      and #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, all[i]) == 0 then
+    redis.call('HDEL', KEYS[3], all[i])
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], all[i])
+  end
 end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])

@@ -88,7 +88,9 @@ async def test_every_key_is_under_the_prefix_and_expires(make_store: StoreFactor
         first, second = await store.take("c1", 2, block=0)
         await store.touch("c1", [first.ref])
         clock.advance(120)
+        await store.heartbeat("c2", ttl=6)
         await store.reclaim("c2", idle=60, count=1)
+        await store.reclaim_own("c1", held=[], idle=60, count=1)
         await store.complete([first.ref])
         assert await store.backlog() == 2
         await store.set_pause(Pause(source="admin", actor="a", detail="d", since=clock.now()))
@@ -237,6 +239,29 @@ async def test_completed_work_leaves_nothing_behind(make_store: StoreFactory, ra
     assert await raw.xlen(stream) == 0
     assert (await raw.xpending(stream, f"{prefix}:workers"))["pending"] == 0
     assert not await raw.exists(store._core.key("queue", "work", "touched"))
+
+
+async def test_a_dead_consumer_is_forgotten_a_day_later_once_it_holds_nothing(
+        make_store: StoreFactory, raw: aioredis.Redis, clock: FakeClock) -> None:
+    """Heartbeats of consumers dead for a day leave the hash and their names the group (each restart
+    makes a name), but not while one still holds work (its work is reclaimed first)."""
+    store = await opened(make_store)
+    await store.enqueue([WorkItem(id=f"w{i}", payload={}) for i in range(2)], ttl=60, max_backlog=10)
+    await store.heartbeat("done", ttl=6)
+    await store.heartbeat("holding", ttl=6)
+    (finished,) = await store.take("done", 1, block=0)
+    (held,) = await store.take("holding", 1, block=0)
+    await store.complete([finished.ref])
+    clock.advance(86_400 + 10)
+    await store.heartbeat("new", ttl=6)
+    stream, group = store._core.key("queue", "work"), f"{store._prefix}:workers"
+    beating = store._core.key("queue", "consumers")
+    assert sorted(await store._core.cmd("HKEYS", beating)) == ["holding", "new"]
+    assert sorted(c["name"] for c in await raw.xinfo_consumers(stream, group)) == ["holding"]
+    assert [i.id for i in await store.reclaim("new", idle=60, count=10)] == [held.id]
+    await store.heartbeat("new", ttl=6)
+    assert await store._core.cmd("HKEYS", beating) == ["new"]
+    assert [c["name"] for c in await raw.xinfo_consumers(stream, group)] == ["new"]
 
 
 async def test_delivery_without_a_touch_time_is_reclaimed_after_idle(
