@@ -119,6 +119,7 @@ class Rejection(StrEnum):
     INVALID_ENCODING = "invalid_encoding"
     REQUEST_TIMEOUT = "request_timeout"
     FOREIGN_ORIGIN = "foreign_origin"
+    AMBIGUOUS_CREDENTIALS = "ambiguous_credentials"
 
 
 @dataclass(frozen=True, slots=True)

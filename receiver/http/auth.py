@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +39,20 @@ class Principal:
 
 
 ANONYMOUS = Principal("anonymous", "admin")
+MAX_CREDENTIALS = 4096  # characters of one Authorization header; longer is refused unread
+
+
+@dataclass(frozen=True, slots=True)
+class BadCredentials:
+    """Why a request's credentials were refused: ``status`` 401 (missing, malformed or wrong)
+    or 400 (more than one ``Authorization`` header: which one counts is ambiguous). The
+    ``detail`` never quotes what was sent."""
+
+    status: int
+    detail: str
+
+
+_WRONG = BadCredentials(401, "invalid credentials")
 
 
 def _digest(secret: str) -> bytes:
@@ -76,23 +91,44 @@ class Authenticator:
         return ", ".join(schemes) or 'Bearer realm="remediator"'
 
     def authenticate(self, header: str | None) -> Principal | None:
-        """The caller, or None when the credentials are missing or wrong."""
+        """The caller, or None when the credentials are missing or wrong (the console's sign-in)."""
+        found = self.identify([header] if header else [])
+        return found if isinstance(found, Principal) else None
+
+    def identify(self, headers: Sequence[str]) -> Principal | BadCredentials:
+        """The caller named by a request's ``Authorization`` headers, or why not.
+
+        Exactly one header, one scheme (``Bearer`` or ``Basic``, any case) and one credential:
+        two headers, two schemes in one header, trailing words, more than
+        :data:`MAX_CREDENTIALS` characters or Basic credentials that are not base64 of UTF-8
+        ``user:password`` are refused before any comparison, so no header is half-read.
+        """
         if not self.enabled:
             return ANONYMOUS
+        if len(headers) > 1:
+            return BadCredentials(400, f"{len(headers)} Authorization headers: send exactly one")
+        header = headers[0].strip() if headers else ""
         if not header:
-            return None
-        scheme, _, value = header.strip().partition(" ")
+            return BadCredentials(401, "no credentials: send Authorization: Bearer <token> or Basic")
+        if len(header) > MAX_CREDENTIALS:
+            return BadCredentials(401, f"credentials longer than {MAX_CREDENTIALS} characters")
+        scheme, _, value = header.partition(" ")
         value = value.strip()
         scheme = scheme.lower()
-        if scheme == "bearer" and value:
-            return _find(self._tokens, _digest(value))
-        if scheme == "basic" and value:
-            try:
-                decoded = base64.b64decode(value.encode("ascii"), validate=True).decode("utf-8")
-            except (UnicodeError, binascii.Error):  # not ASCII, not base64, not UTF-8 inside
-                return None
-            return _find(self._basic, _digest(decoded))
-        return None
+        if scheme not in ("bearer", "basic"):
+            return BadCredentials(401, "unknown authorization scheme: send Bearer or Basic")
+        if not value:
+            return BadCredentials(401, f"{scheme.title()} with no credentials after it")
+        if any(c.isspace() or c == "," for c in value):
+            return BadCredentials(401, "one scheme and one credential per header: no spaces or commas "
+                                       "after it")
+        if scheme == "bearer":
+            return _find(self._tokens, _digest(value)) or _WRONG
+        try:
+            decoded = base64.b64decode(value.encode("ascii"), validate=True).decode("utf-8")
+        except (UnicodeError, binascii.Error):  # not ASCII, not base64, not UTF-8 inside
+            return BadCredentials(401, "Basic credentials must be base64 of UTF-8 user:password")
+        return _find(self._basic, _digest(decoded)) or _WRONG
 
 
 def _find(candidates: list[tuple[bytes, Principal]], digest: bytes) -> Principal | None:

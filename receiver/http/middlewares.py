@@ -6,8 +6,9 @@ Installed by ``receiver.http.app.create_app``, in this order: :func:`track` (tel
 :func:`authenticate`, :func:`screen`. A handler declares the role it needs with
 :func:`requires`; routes without it (health, readiness, metrics) are open. :func:`screen`
 refuses what no handler should see: a state-changing request to a route with a role that a
-browser sent from another site (403) or that a form could send (415: urlencoded, multipart
-or ``text/plain``, even empty: what another site's form posts without asking); then it
+browser sent from another site (403) or whose body is not JSON (415: a body of any
+Content-Type but ``application/json``, or none; and what another site's form posts without
+asking, urlencoded, multipart or ``text/plain``, even empty); then it
 reads the body whole (``receiver.http.body``: a body that is not what it claims, too large
 or too slow is refused there, 400, 413, 415 or 408).
 """
@@ -22,7 +23,7 @@ import structlog
 from aiohttp import web
 
 from receiver.decisions import Rejection
-from receiver.http.auth import Authenticator, Need, Principal
+from receiver.http.auth import Authenticator, BadCredentials, Need, Principal
 from receiver.http.body import read_body
 from receiver.http.keys import GATE, RUNTIME
 from receiver.http.origin import ForeignOrigin, check_origin, external_origin
@@ -104,14 +105,17 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse callers without valid credentials (401) or without the role (403)."""
+    """Refuse callers without valid credentials (401, with why), with two ``Authorization``
+    headers (400) or without the role (403)."""
     need: Need | None = getattr(request.match_info.handler, "required_role", None)
     if need is None:
         return await handler(request)
     auth = request.app[AUTHENTICATOR]
-    principal = auth.authenticate(request.headers.get("Authorization"))
-    if principal is None:
-        response = reject(request, 401, Rejection.UNAUTHORIZED, "missing or invalid credentials")
+    principal = auth.identify(request.headers.getall("Authorization", []))
+    if isinstance(principal, BadCredentials):
+        if principal.status == 400:
+            return reject(request, 400, Rejection.AMBIGUOUS_CREDENTIALS, principal.detail)
+        response = reject(request, 401, Rejection.UNAUTHORIZED, principal.detail)
         response.headers["WWW-Authenticate"] = auth.challenge
         return response
     if not principal.may(need):
@@ -122,15 +126,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# What an HTML form on any site can send without asking (a CORS "simple" request).
-_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 
 
 def caller_is_admin(request: web.Request) -> bool:
     """Whether the request carries valid admin credentials (open routes check it themselves)."""
-    principal = request.get(PRINCIPAL) or request.app[AUTHENTICATOR].authenticate(
-        request.headers.get("Authorization"))
-    return principal is not None and principal.may("admin")
+    principal = request.get(PRINCIPAL) or request.app[AUTHENTICATOR].identify(
+        request.headers.getall("Authorization", []))
+    return isinstance(principal, Principal) and principal.may("admin")
 
 
 def public(request: web.Request, detail: str) -> str:
@@ -139,9 +141,21 @@ def public(request: web.Request, detail: str) -> str:
     return detail if caller_is_admin(request) else detail.partition(": ")[0]
 
 
+# What an HTML form on any site can send without asking (a CORS "simple" request).
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+
+
+def _json_or_nothing(request: web.Request) -> bool:
+    """A state change carries a JSON body, or no body and no form's Content-Type."""
+    if request.content_type in _FORM_TYPES:
+        return False
+    return request.content_type == "application/json" or not request.body_exists
+
+
 def _not_json(request: web.Request) -> web.Response:
-    return reject(request, 415, Rejection.UNSUPPORTED_MEDIA_TYPE,
-                  f"Content-Type must be application/json, not {request.content_type!r}")
+    detail = (f"Content-Type must be application/json, not {request.content_type!r}"
+              if "Content-Type" in request.headers else "a body needs Content-Type: application/json")
+    return reject(request, 415, Rejection.UNSUPPORTED_MEDIA_TYPE, detail)
 
 
 def _closing(response: web.Response) -> web.Response:
@@ -159,7 +173,7 @@ async def screen(request: web.Request, handler: Handler) -> web.StreamResponse:
             check_origin(request, external_origin(runtime.settings.console.external_url), required=False)
         except ForeignOrigin as exc:
             return reject(request, 403, Rejection.FOREIGN_ORIGIN, str(exc))
-        if request.content_type in _FORM_TYPES:
+        if not _json_or_nothing(request):
             return _closing(_not_json(request))
     if request.body_exists and request.match_info.http_exception is None:
         settings = runtime.settings

@@ -130,7 +130,14 @@ CASES: dict[str, Case] = {
     "approve-multipart": Case(post(APPROVE, b"--b\r\n\r\nx\r\n--b--\r\n", headers={
         **AUTH, "Content-Type": "multipart/form-data; boundary=b"}), 415, "unsupported_media_type", True),
     "approve-octet-stream-body": Case(post(APPROVE, b'{"comment": "ok"}', headers={
-        **AUTH, "Content-Type": "application/octet-stream"}), 404, "not_found"),  # no form sends it
+        **AUTH, "Content-Type": "application/octet-stream"}), 415, "unsupported_media_type", True),
+    "approve-body-without-content-type": Case(post(APPROVE, b'{"comment": "ok"}', headers=AUTH), 415,
+                                              "unsupported_media_type", True),
+    "approve-json-suffix-type": Case(post(APPROVE, b'{"comment": "ok"}', headers={
+        **AUTH, "Content-Type": "application/merge-patch+json"}), 415, "unsupported_media_type", True),
+    "approve-json-with-charset-passes": Case(post(APPROVE, b'{"comment": "ok"}', headers={
+        **AUTH, "Content-Type": "application/json; charset=utf-8"}), 404, "not_found"),
+    "approve-no-body-no-type-passes": Case(post(APPROVE, headers=AUTH, length=0), 404, "not_found"),
     "approve-foreign-origin": Case(post(APPROVE, headers={**JSON, "Origin": "https://evil.example"},
                                         length=0), 403, "foreign_origin"),
     "approve-null-origin": Case(post(APPROVE, headers={**JSON, "Origin": "null"}, length=0), 403,
