@@ -259,14 +259,20 @@ async def test_approval_always_overrides_the_rules_auto(
     assert len(await pending(client)) == 1
 
 
+ONCALL_JSON = {**ONCALL, "Content-Type": "application/json"}
+
+
 @pytest.mark.parametrize(("method", "path", "headers", "payload", "status"), [
     pytest.param("post", "/api/v1/approvals/nope/approve", ONCALL, None, 404, id="unknown-id"),
     pytest.param("get", "/api/v1/approvals/nope", ONCALL, None, 404, id="unknown-get"),
     pytest.param("get", "/api/v1/approvals?status=maybe", ONCALL, None, 400, id="bad-status"),
-    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL, b"[1]", 400, id="body-not-object"),
-    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL, b"{", 400, id="body-not-json"),
-    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL, b'{"comment": 5}', 400, id="comment-type"),
-    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL, b'{"who": "me"}', 400, id="unknown-key"),
+    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL_JSON, b"[1]", 400, id="body-not-object"),
+    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL_JSON, b"{", 400, id="body-not-json"),
+    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL_JSON, b'{"comment": 5}', 400,
+                 id="comment-type"),
+    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL_JSON, b'{"who": "me"}', 400, id="unknown-key"),
+    pytest.param("post", "/api/v1/approvals/x/approve", ONCALL, b'{"comment": "ok"}', 415,
+                 id="body-without-content-type"),
     pytest.param("get", "/api/v1/approvals", {"Authorization": "Bearer am-secret"}, None, 403,
                  id="webhook-role-may-not-list"),
     pytest.param("post", "/api/v1/approvals/x/approve", {}, None, 401, id="no-credentials"),
