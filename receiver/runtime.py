@@ -43,6 +43,7 @@ from receiver.settings import Settings
 from receiver.store.connect import open_store
 from receiver.store.protocol import StateStore
 from receiver.store.waiting import StoreWaiter
+from remediations.blocking import BlockingCalls
 from remediations.registry import Registry
 from rules.alert import Alert
 
@@ -111,7 +112,10 @@ class Runtime:
         self.pipeline = Pipeline(settings, store=self.state, audit=self.audit, clock=clock,
                                  killswitch=self.killswitch, breakers=self.breakers, approvals=self.approvals,
                                  policies=self.policies, owner=self.consumer)
-        self.steps = Steps(settings, registry=registry, audit=self.audit, report=self.report, clock=clock)
+        # actions' blocking SDK calls: threads of their own, so a slow backend never holds the audit's
+        self.calls = BlockingCalls(settings.queue.sdk_threads, name="remediator-sdk")
+        self.steps = Steps(settings, registry=registry, calls=self.calls, audit=self.audit,
+                           report=self.report, clock=clock)
         self.executor = Executor(
             workers=settings.queue.workers, rules=self.rules, queue=self.queue, store=self.state,
             audit=self.audit, report=self.report, verifier=self.verifier, killswitch=self.killswitch,
@@ -211,6 +215,7 @@ class Runtime:
             await asyncio.gather(self._connecting, return_exceptions=True)
         if not self._working:  # still waiting for the state store: nothing was taken up
             self.registry.close()
+            self.calls.close()
             await self._close_store_and_audit()
             _log.info("remediator.stopped", unstarted=0)
             return
@@ -228,6 +233,7 @@ class Runtime:
         await self.executor.stop()
         await self.feeder.retire()
         self.registry.close()
+        self.calls.close()
         self.audit.record(AuditEvent.ADMIN_STOPPED, unstarted=len(unstarted),
                           detail="unfinished work stays queued in the state store")
         try:

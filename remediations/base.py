@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from remediations.blocking import BlockingCalls
 from remediations.notifiers import NotifierConfig
 from remediations.targets import TargetConfig
 from rules.alert import Alert
@@ -58,7 +59,12 @@ class TargetNotAllowed(PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class ActionContext:
-    """What an action knows about the decision it serves."""
+    """What an action knows about the decision it serves, and the pool its blocking calls run on.
+
+    ``calls``: the process's one :class:`remediations.blocking.BlockingCalls`; an action that
+    calls a synchronous SDK runs it there (``await ctx.calls.run(fn, ...)``), never on
+    asyncio's default executor.
+    """
 
     decision_id: str
     rule: str
@@ -66,6 +72,7 @@ class ActionContext:
     target_name: str | None
     target: TargetConfig | None
     dry_run: bool
+    calls: BlockingCalls
     notifiers: Mapping[str, NotifierConfig] = field(default_factory=dict)
 
 

@@ -20,6 +20,7 @@ from remediations.registry import Registry
 from tests.support.dockerd import Engine, EngineUnavailable, import_busybox, start_engine, stop_engine
 from tests.support.fakeclock import FakeClock
 from tests.support.paths import ALERTMANAGER
+from tests.support.sdkpool import SDK_CALLS
 
 FIXTURES = ALERTMANAGER
 
@@ -118,3 +119,10 @@ def runtime_of(client: TestClient[Any, Any]) -> Runtime:
     assert app is not None
     runtime: Runtime = app[RUNTIME]
     return runtime
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sdk_pool() -> Iterator[None]:
+    """The remediations tests' pool of SDK threads (``tests.support.sdkpool``), closed at the end."""
+    yield
+    SDK_CALLS.close()

@@ -1,11 +1,10 @@
 """The audit log being written: append-only JSON Lines, one record per event, chained with SHA-256.
 
-The webhook handler (``receiver.flow.intake``) and the workers (``receiver.flow.workers``) call
-:meth:`AuditLog.record` (cheap, in memory) and then ``await`` :meth:`AuditLog.sync`, which
-group-commits everything pending with one write + fsync in a worker thread. The line format
-is ``receiver.audit.chain``. One process writes a log at a time (an exclusive ``flock`` while
-it is open); opening it continues the chain from the last complete line (of the newest rotated
-file when the live one is gone) and cuts (and records) a torn one (``receiver.audit.recovery``).
+Intake and the workers call :meth:`AuditLog.record` (in memory), then ``await`` :meth:`AuditLog.sync`:
+one write + fsync for all pending, on the log's own thread (not the default executor, which SDK calls
+may fill). Lines: ``receiver.audit.chain``. One process writes a log at a time (``flock``); opening it
+continues the chain from the last complete line (of the newest rotated file when the live one is
+gone) and cuts (and records) a torn one (``receiver.audit.recovery``).
 
 With a key (``receiver.audit.seal``) every group commit ends in a seal and the anchor
 (``receiver.audit.anchor``) is rewritten after it. With ``rotate_bytes``/``rotate_age`` the live
@@ -23,6 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,7 @@ class AuditLog:
         except BaseException:
             self._close_fds()
             raise
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="remediator-audit")
 
     def _open_live(self) -> int:
         created = not self._path.exists()
@@ -247,7 +248,7 @@ class AuditLog:
                 self._seal_now(self._clock())
             batch, self._done = self._pending[:], 0
             try:
-                await asyncio.to_thread(self.commit, batch)
+                await asyncio.get_running_loop().run_in_executor(self._writer, self.commit, batch)
             finally:
                 done = self._done
                 del self._pending[:done]
@@ -340,6 +341,7 @@ class AuditLog:
                 with contextlib.suppress(OSError):
                     os.fsync(self._anchor_fd)
             self._close_fds()
+            self._writer.shutdown(wait=False)  # idle: the last commit has landed
 
 
 def _retrieve(fut: asyncio.Future[None]) -> None:

@@ -43,6 +43,7 @@ from remediations.base import (
     TargetNotAllowed,
     TemporaryError,
 )
+from remediations.blocking import BlockingCalls
 from remediations.registry import Registry
 from rules.alert import Alert
 from rules.errors import TemplateError
@@ -62,11 +63,12 @@ class StepFailed(Stopped):
 
 
 def action_context(settings: Settings, *, decision: str, rule: str, alert: Alert, target: str | None,
-                   dry_run: bool) -> ActionContext:
-    """What an action knows of the decision it serves (its target's config, if configured)."""
+                   dry_run: bool, calls: BlockingCalls) -> ActionContext:
+    """What an action knows of the decision it serves (its target's config, if configured), and
+    the pool its blocking SDK calls run on."""
     return ActionContext(decision_id=decision, rule=rule, alert=alert, target_name=target,
                          target=None if target is None else settings.targets.get(target), dry_run=dry_run,
-                         notifiers=settings.notifiers)
+                         calls=calls, notifiers=settings.notifiers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +103,11 @@ class PreparedStep:
 class Steps:
     """Prepares and executes steps; one per process, shared by the workers."""
 
-    def __init__(self, settings: Settings, *, registry: Registry, audit: AuditLog, report: Report,
-                 clock: Clock) -> None:
+    def __init__(self, settings: Settings, *, registry: Registry, calls: BlockingCalls, audit: AuditLog,
+                 report: Report, clock: Clock) -> None:
         self._settings = settings
         self._registry = registry
+        self._calls = calls
         self._audit = audit
         self._report = report
         self._clock = clock
@@ -120,7 +123,7 @@ class Steps:
             raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
         params = _parse(action, raw)
         ctx = action_context(self._settings, decision=d.id, rule=d.rule.name, alert=d.alert,
-                             target=spec.target, dry_run=d.dry_run)
+                             target=spec.target, dry_run=d.dry_run, calls=self._calls)
         timeout = spec.timeout.total_seconds() if spec.timeout is not None else action.timeout
         if spec.target is not None and ctx.target is None:
             plan = _plan_missing_target(action, params, ctx)
@@ -139,7 +142,7 @@ class Steps:
         action = self._action(saved.action)
         params = _parse(action, saved.params)
         ctx = action_context(self._settings, decision=d.id, rule=d.rule.name, alert=d.alert,
-                             target=saved.target, dry_run=False)
+                             target=saved.target, dry_run=False, calls=self._calls)
         if saved.target is not None and ctx.target is None:
             raise StepFailed(Reason.TARGET_UNKNOWN, f"target {saved.target!r} is no longer configured")
         _check_allowed(action, ctx, params)

@@ -18,6 +18,7 @@ from typing import Any
 
 from receiver.settings import Settings
 from remediations.base import ActionContext, PermanentError
+from remediations.blocking import BlockingCalls
 from remediations.registry import Registry
 from rules.alert import Alert
 from rules.errors import Problem
@@ -100,10 +101,13 @@ def _refused(spec: ActionSpec, rule: Rule, registry: Registry, settings: Setting
     if action is None or params is None or (spec.target is not None and spec.target not in settings.targets):
         return None
     target = settings.targets.get(spec.target) if spec.target else None
+    calls = BlockingCalls(1)  # check_allowed makes no call: no thread is ever started
     ctx = ActionContext(decision_id="lint", rule=rule.name, alert=_NO_ALERT, target_name=spec.target,
-                        target=target, dry_run=False, notifiers=settings.notifiers)
+                        target=target, dry_run=False, calls=calls, notifiers=settings.notifiers)
     try:
         action.check_allowed(ctx, action.parse_params(params))
     except PermanentError as exc:
         return f"refused by the service config: {exc}"
+    finally:
+        calls.close()
     return None

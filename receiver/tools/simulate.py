@@ -181,7 +181,7 @@ class Simulation:
                 out.append(GuardVerdict("plan", "blocked", f"{spec.action}: {exc}"))
                 continue
             ctx = action_context(settings, decision=_ACTOR, rule=rule.name, alert=alert, target=spec.target,
-                                 dry_run=False)
+                                 dry_run=False, calls=runtime.calls)
             subject = action.subject(ctx, params)
             out += await self._budgets(budget_for(settings, rule, subject, _ACTOR))
             if spec.target is not None:

@@ -5,14 +5,13 @@ bare ``Celery`` on the target's broker (no tasks of its own): remote control
 (``app.control.inspect()``, ``ping``) goes through the broker's pidbox exchange, named by
 the target's ``control_exchange``, and queue sizes and purges through one broker
 connection (:func:`queue_size`, ``queue_purge``), so nothing here needs the
-application's code. Calls are synchronous: each runs in a worker thread. Connection
-failures are temporary; a refused login or a malformed URL permanent. Celery is
+application's code. Calls are synchronous: each runs on the SDK pool's threads
+(``ctx.calls``). Connection failures are temporary; a refused login or a malformed URL permanent. Celery is
 imported on first use, so start-up and ``rules lint`` do not pay for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -128,10 +127,10 @@ class CeleryAction(Action[P]):
             app.close()
 
     async def in_thread(self, ctx: ActionContext, what: str, fn: Callable[[Celery], T]) -> T:
-        """Run ``fn`` with the target's app in a worker thread; classify what it raises."""
+        """Run ``fn`` with the target's app on the SDK pool's threads; classify what it raises."""
         target, app = self.target(ctx), self.app(ctx)
         try:
-            return await asyncio.to_thread(fn, app)
+            return await ctx.calls.run(fn, app)
         except RemediationError:
             raise
         except Exception as exc:  # every broker failure is classified; none escapes raw

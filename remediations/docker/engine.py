@@ -2,18 +2,17 @@
 
 The base of ``remediations.docker.containers`` (and through it of
 ``remediations.docker.restart`` and ``remediations.docker.diagnose``); a new Docker action
-derives from :class:`DockerAction` (or from ``ContainerAction`` when it acts on
-containers chosen by name or label). The ``docker`` SDK is synchronous: every call runs
-in a worker thread with one ``DockerClient`` per engine URL, cached on the action
-instance and closed by :meth:`DockerAction.close`. A missing container, 4xx and a
-refused container are permanent; 5xx, timeouts and an unreachable engine are temporary,
-so the executor retries them (:func:`engine_error`). The SDK is imported on first use,
-so start-up and ``rules lint`` do not pay for it.
+derives from :class:`DockerAction` (or from ``ContainerAction`` when it acts on containers
+chosen by name or label). The ``docker`` SDK is synchronous: every call runs on the SDK
+pool's threads (``ctx.calls``, ``remediations.blocking``) with one ``DockerClient`` per
+engine URL, cached on the action instance and closed by :meth:`DockerAction.close`. A
+missing container, 4xx and a refused container are permanent; 5xx, timeouts and an
+unreachable engine are temporary, so the executor retries them (:func:`engine_error`). The
+SDK is imported on first use, so start-up and ``rules lint`` do not pay for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from collections.abc import Callable
@@ -119,7 +118,7 @@ class DockerAction(Action[P]):
             return client
 
     async def _in_thread(self, ctx: ActionContext, fn: Callable[[docker.DockerClient], T]) -> T:
-        """Run ``fn`` with the target's client in a worker thread; classify what it raises."""
+        """Run ``fn`` with the target's client on the SDK pool's threads; classify what it raises."""
         target = self._target(ctx)
         what = f"{self.name} on {ctx.target_name}"
 
@@ -127,6 +126,6 @@ class DockerAction(Action[P]):
             return fn(self._client(target.url))
 
         try:
-            return await asyncio.to_thread(call)
+            return await ctx.calls.run(call)
         except transport_errors() as exc:
             raise engine_error(exc, what) from None

@@ -2,7 +2,8 @@
 
 Imported only by the action modules beside it (``remediations.kubernetes.rollout``,
 ``.scale``, ``.memory``, ``.env``, ``.diagnose``). The official ``kubernetes`` client is
-synchronous, so every call runs in a worker thread (``asyncio.to_thread``) with a request
+synchronous, so every call runs on the SDK pool's threads (``ctx.calls``,
+``remediations.blocking``; never asyncio's default executor) with a request
 timeout, and answers come back as the API server's own JSON (``_preload_content=False``):
 a pod template is copied field for field, including fields newer than the client's models.
 The SDK is imported lazily, on the first call, so start-up and ``rules lint`` stay fast.
@@ -15,7 +16,6 @@ when set, its ``workloads`` pattern over ``kind/name`` (:meth:`KubernetesAction.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from collections.abc import Mapping
@@ -165,8 +165,8 @@ class KubernetesAction(Action[P]):
     async def api(self, ctx: ActionContext) -> KubeApi:
         """The target's client, built on first use and kept for (kubeconfig, context)."""
         target = self.target(ctx)
-        client = await asyncio.to_thread(self._client, target.kubeconfig, target.context)
-        return KubeApi(client, self.request_timeout)
+        client = await ctx.calls.run(self._client, target.kubeconfig, target.context)
+        return KubeApi(client, self.request_timeout, ctx.calls)
 
     def _client(self, kubeconfig: str, context: str | None) -> Any:
         with self._lock:

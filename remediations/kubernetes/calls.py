@@ -1,7 +1,8 @@
-"""The Kubernetes API calls the actions make: one target's client, each call in a worker thread.
+"""The Kubernetes API calls the actions make: one target's client, each call on the SDK pool's threads.
 
 Used by ``remediations.kubernetes.api`` (``KubernetesAction.api`` builds a :class:`KubeApi`
-per call on the target's cached client). Every call has a timeout, is tried once and
+per call on the target's cached client and the context's ``calls``,
+``remediations.blocking.BlockingCalls``). Every call has a timeout, is tried once and
 answers the API server's own JSON (or text, for pod logs); its failures are
 ``TemporaryError`` or ``PermanentError`` (:func:`api_error`). The ``kubernetes`` SDK is
 imported on first use.
@@ -9,12 +10,12 @@ imported on first use.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from remediations.base import PermanentError, RemediationError, TemporaryError
+from remediations.blocking import BlockingCalls
 
 IN_CLUSTER = "in-cluster"
 FIELD_MANAGER = "remediator"  # who changed a field, as the cluster's managedFields record it
@@ -45,15 +46,16 @@ def api_error(exc: Any, what: str) -> RemediationError:
 
 
 class KubeApi:
-    """One target's calls: each in a worker thread, with a timeout, answering the API's JSON."""
+    """One target's calls: each on the pool's threads, with a timeout, answering the API's JSON."""
 
-    def __init__(self, api_client: Any, timeout: float) -> None:
+    def __init__(self, api_client: Any, timeout: float, calls: BlockingCalls) -> None:
         from kubernetes import client  # noqa: PLC0415 - the SDK is imported on first use
 
         self._apps = client.AppsV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self.timeout = timeout
+        self._calls = calls
 
     async def read_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         method = (self._apps.read_namespaced_deployment if kind == "deployment"
@@ -120,7 +122,7 @@ class KubeApi:
                            limit_bytes: int, previous: bool = False) -> str:
         """``kubectl logs POD -c C --tail=N``: the last lines, as text, at most ``limit_bytes``."""
         what = f"GET pod {namespace}/{name}/log of {container}" + (" (previous)" if previous else "")
-        data = await asyncio.to_thread(self._call_sync, what, self._core.read_namespaced_pod_log, name,
+        data = await self._calls.run(self._call_sync, what, self._core.read_namespaced_pod_log, name,
                                        namespace, container=container, tail_lines=tail_lines,
                                        limit_bytes=limit_bytes, timestamps=True,
                                        **({"previous": True} if previous else {}), _text=True)
@@ -134,7 +136,7 @@ class KubeApi:
         return _items(doc)
 
     async def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        doc: dict[str, Any] = await asyncio.to_thread(self._call_sync, what, method, *args, **kwargs)
+        doc: dict[str, Any] = await self._calls.run(self._call_sync, what, method, *args, **kwargs)
         return doc
 
     def _call_sync(self, what: str, method: Callable[..., Any], *args: Any, _text: bool = False,

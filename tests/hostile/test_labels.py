@@ -39,6 +39,7 @@ from remediations.targets import (
 )
 from rules.alert import Alert
 from rules.templating import compile_value
+from tests.support.sdkpool import SDK_CALLS
 
 Slot = Literal["name", "data", "path", "number"]
 V = "{{ labels.v }}"
@@ -124,7 +125,7 @@ def ctx(case: Case, value: str) -> ActionContext:
     alert = Alert(fingerprint="f00d", status="firing", labels={"alertname": "X", "v": value}, annotations={},
                   starts_at=datetime(2026, 1, 1, tzinfo=UTC), starts_at_raw="2026-01-01T00:00:00Z")
     return ActionContext(decision_id="d", rule="r", alert=alert, target_name="t" if case.target else None,
-                         target=case.target, dry_run=True, notifiers=NOTIFIERS)
+                         target=case.target, dry_run=True, calls=SDK_CALLS, notifiers=NOTIFIERS)
 
 
 def prepared(name: str, case: Case, value: str) -> tuple[Any, ActionContext]:

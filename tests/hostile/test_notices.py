@@ -28,6 +28,7 @@ from remediations.notify.delivery import body_for
 from remediations.notify.notice import Notice
 from rules.alert import Alert
 from tests.support.approvals import stored_request
+from tests.support.sdkpool import SDK_CALLS
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +56,7 @@ def from_action(kind: str, generator_url: str = "", labels: dict[str, str] | Non
                   annotations={}, starts_at=datetime(2026, 1, 1, tzinfo=UTC),
                   starts_at_raw="2026-01-01T00:00:00Z", generator_url=generator_url)
     ctx = ActionContext(decision_id="d", rule="r", alert=alert, target_name=None, target=None, dry_run=True,
-                        notifiers=NOTIFIERS)
+                        calls=SDK_CALLS, notifiers=NOTIFIERS)
     action: Any = ACTIONS[kind]
     params = action.parse_params({"notifier": kind, "text": text})
     notice: Notice = action.notice(ctx, params)

@@ -26,6 +26,7 @@ from remediations.base import (
 from remediations.targets import ArgoCdTarget
 from rules.alert import Alert
 from tests.support.argocdapi import FakeArgoCd
+from tests.support.sdkpool import SDK_CALLS
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 TOKEN = "argocd-t0ken-value"
@@ -40,7 +41,7 @@ class Argo:
     target: ArgoCdTarget
 
     def ctx(self, target: ArgoCdTarget | None = None) -> ActionContext:
-        return ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="argocd",
+        return ActionContext(calls=SDK_CALLS, decision_id="d", rule="r", alert=ALERT, target_name="argocd",
                              target=target or self.target, dry_run=False)
 
 

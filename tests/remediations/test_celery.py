@@ -25,6 +25,7 @@ from remediations.targets import CeleryTarget
 from rules.alert import Alert
 from tests.support.celeryworker import Worker, client_app, start_worker, stop_worker
 from tests.support.redisdb import REDIS_URL, drop_prefix
+from tests.support.sdkpool import SDK_CALLS
 
 ALERT = Alert(fingerprint="f", status="firing", labels={"alertname": "CeleryQueueBacklog"}, annotations={},
               starts_at=datetime(2026, 1, 1, tzinfo=UTC), starts_at_raw="2026-01-01T00:00:00Z")
@@ -39,7 +40,7 @@ class Broker:
     target: CeleryTarget
 
     def ctx(self, target: CeleryTarget | None = None) -> ActionContext:
-        return ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="celery",
+        return ActionContext(calls=SDK_CALLS, decision_id="d", rule="r", alert=ALERT, target_name="celery",
                              target=target or self.target, dry_run=False)
 
     def send(self, queue: str, count: int, seconds: float = 0.0) -> None:

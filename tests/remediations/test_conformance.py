@@ -19,6 +19,7 @@ from remediations.base import Action, ActionContext, PermanentError
 from remediations.registry import default_registry
 from remediations.targets import Target, TargetConfig
 from rules.alert import Alert
+from tests.support.sdkpool import SDK_CALLS
 
 REGISTRY = default_registry()
 NAMES = REGISTRY.names()
@@ -163,7 +164,7 @@ def test_a_target_of_the_wrong_kind_is_refused(name: str, monkeypatch: pytest.Mo
     params = unvalidated_params(action)
     for kind in sorted(KNOWN_KINDS - action.target_kinds):
         target = TypeAdapter(Target).validate_python(TARGET_SAMPLES[kind])
-        ctx = ActionContext(decision_id="d", rule="r", alert=ALERT, target_name=f"a-{kind}",
+        ctx = ActionContext(calls=SDK_CALLS, decision_id="d", rule="r", alert=ALERT, target_name=f"a-{kind}",
                             target=target, dry_run=True)
         try:
             action.check_allowed(ctx, params)

@@ -40,6 +40,7 @@ from tests.support.dockerd import (
     remove_prefixed,
     wait_until,
 )
+from tests.support.sdkpool import SDK_CALLS
 
 # PID 1 ignores SIGTERM unless it traps it: this one stops at once, as a real service would.
 SERVICE = ["sh", "-c", "echo started; trap 'exit 0' TERM; sleep 3600 & wait"]
@@ -53,7 +54,8 @@ def alert(**labels: str) -> Alert:
 
 
 def context(target: DockerTarget | HttpTarget, **labels: str) -> ActionContext:
-    return ActionContext(decision_id="d", rule="r", alert=alert(**labels), target_name="compose",
+    return ActionContext(calls=SDK_CALLS,
+                         decision_id="d", rule="r", alert=alert(**labels), target_name="compose",
                          target=target, dry_run=False)
 
 

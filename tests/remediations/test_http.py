@@ -13,6 +13,7 @@ from remediations.base import ActionContext, InvalidParams, TargetNotAllowed, Te
 from remediations.http import HttpCheck, HttpRequest
 from remediations.targets import HttpTarget
 from rules.alert import Alert
+from tests.support.sdkpool import SDK_CALLS
 
 TARGET = HttpTarget(kind="http", base_url="http://svc.internal:8080/api")
 ALERT = Alert(fingerprint="abc", status="firing", labels={"alertname": "X"}, annotations={},
@@ -20,7 +21,8 @@ ALERT = Alert(fingerprint="abc", status="firing", labels={"alertname": "X"}, ann
 
 
 def ctx() -> ActionContext:
-    return ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", target=TARGET,
+    return ActionContext(calls=SDK_CALLS,
+                         decision_id="d", rule="r", alert=ALERT, target_name="api", target=TARGET,
                          dry_run=True)
 
 
@@ -59,7 +61,8 @@ def test_allow_list_resolves_dot_segments_as_a_server_would() -> None:
     """A path that climbs out of the base prefix, plainly or percent-encoded, is refused."""
     action = HttpRequest()
     params = action.parse_params({"path": "/x"})
-    other = ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", dry_run=True,
+    other = ActionContext(calls=SDK_CALLS,
+                          decision_id="d", rule="r", alert=ALERT, target_name="api", dry_run=True,
                           target=HttpTarget(kind="http", base_url="http://svc.internal:8080/api"))
     action.check_allowed(other, params)
     for sneaky in ("/../../other", "/%2e%2e/%2E%2E/other", "/x/..%2f..%2fother"):
@@ -81,7 +84,8 @@ async def test_plan_lists_the_exact_call_without_secret_values() -> None:
     """The plan shows method, URL, header names, body and expected status, never header values."""
     target = HttpTarget.model_validate({"kind": "http", "base_url": "http://svc:1",
                                         "headers": {}})
-    c = ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", target=target, dry_run=True)
+    c = ActionContext(calls=SDK_CALLS,
+                      decision_id="d", rule="r", alert=ALERT, target_name="api", target=target, dry_run=True)
     action = HttpRequest()
     params = action.parse_params({"method": "PUT", "path": "/p", "headers": {"X-A": "1"},
                                   "json": {"k": "v"}, "expect_status": [204]})
@@ -134,7 +138,8 @@ async def test_a_server_echoing_the_request_does_not_leak_a_secret_header(
     monkeypatch.setenv("TEST_API_AUTH", "Bearer s3cr3t-value")
     target = HttpTarget.model_validate({"kind": "http", "base_url": str(server.make_url("/")),
                                         "headers": {"Authorization": "env:TEST_API_AUTH"}})
-    context = ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", target=target,
+    context = ActionContext(calls=SDK_CALLS,
+                            decision_id="d", rule="r", alert=ALERT, target_name="api", target=target,
                             dry_run=False)
     action = HttpRequest()
     params = action.parse_params({"path": "/x"})
@@ -177,7 +182,8 @@ async def health_server(aiohttp_server: Any, status: int, body: str) -> tuple[st
 
 
 def check_ctx(target: HttpTarget) -> ActionContext:
-    return ActionContext(decision_id="d", rule="r", alert=ALERT, target_name="api", target=target,
+    return ActionContext(calls=SDK_CALLS,
+                         decision_id="d", rule="r", alert=ALERT, target_name="api", target=target,
                          dry_run=False)
 
 

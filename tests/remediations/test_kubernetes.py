@@ -44,6 +44,7 @@ from rules.loader import load_rules
 from rules.model import ActionSpec
 from tests.support.kubeapi import JSON_PATCH, STRATEGIC, FakeKube, container
 from tests.support.paths import REPO
+from tests.support.sdkpool import SDK_CALLS
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 WEB = {"namespace": "prod", "deployment": "web"}
@@ -95,7 +96,8 @@ class Cluster:
     actions: list[KubernetesAction[Any]]
 
     def ctx(self, target: Any = None, **labels: str) -> ActionContext:
-        return ActionContext(decision_id="d1", rule="r1", alert=alert(**labels), target_name="prod-cluster",
+        return ActionContext(calls=SDK_CALLS,
+                             decision_id="d1", rule="r1", alert=alert(**labels), target_name="prod-cluster",
                              target=target or self.target, dry_run=False)
 
     def action(self, cls: type[A], **kwargs: Any) -> A:
@@ -267,7 +269,8 @@ def test_allow_list_is_checked_after_templating(
                               **extra.get(cls.name, {})})
     action = cls()
     target = KubernetesTarget(kind="kubernetes", namespaces=["prod", "staging"])
-    ctx = ActionContext(decision_id="d", rule="r", alert=alert(namespace=namespace, app="web"),
+    ctx = ActionContext(calls=SDK_CALLS,
+                        decision_id="d", rule="r", alert=alert(namespace=namespace, app="web"),
                         target_name="prod-cluster", target=target, dry_run=True)
     if outcome is None:
         action.check_allowed(ctx, action.parse_params(spec.render_params(ctx.alert)))
@@ -284,7 +287,8 @@ def test_a_target_of_another_kind_is_a_permanent_error(cls: type[KubernetesActio
         **WEB, **({"replicas": 2} if cls is KubernetesScale else {}),
         **({"container": "app", "limit": "1Gi", "max": "2Gi"} if cls is KubernetesSetMemoryLimit else {}),
         **({"container": "app", "env": "X", "value": "1"} if cls is KubernetesSetEnv else {})}
-    ctx = ActionContext(decision_id="d", rule="r", alert=alert(), target_name="api", dry_run=True,
+    ctx = ActionContext(calls=SDK_CALLS,
+                        decision_id="d", rule="r", alert=alert(), target_name="api", dry_run=True,
                         target=HttpTarget(kind="http", base_url="http://x"))
     with pytest.raises(PermanentError, match="needs a kubernetes target") as caught:
         action.check_allowed(ctx, action.parse_params(raw))
@@ -293,7 +297,8 @@ def test_a_target_of_another_kind_is_a_permanent_error(cls: type[KubernetesActio
 
 def test_subject_names_the_object_so_actions_on_it_share_a_lock() -> None:
     """A restart and a scale of one Deployment have one subject; a pod has its own."""
-    ctx = ActionContext(decision_id="d", rule="r", alert=alert(), target_name="prod-cluster", dry_run=True,
+    ctx = ActionContext(calls=SDK_CALLS,
+                        decision_id="d", rule="r", alert=alert(), target_name="prod-cluster", dry_run=True,
                         target=KubernetesTarget(kind="kubernetes", namespaces=["prod"]))
     restart, scale = KubernetesRolloutRestart(), KubernetesScale()
     assert restart.subject(ctx, restart.parse_params({"namespace": "prod", "deployment": "web"})) == \
@@ -916,7 +921,8 @@ async def test_in_cluster_outside_a_cluster_is_permanent(monkeypatch: pytest.Mon
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     action = KubernetesRolloutRestart()
     target = KubernetesTarget(kind="kubernetes", namespaces=["prod"])
-    ctx = ActionContext(decision_id="d", rule="r", alert=alert(), target_name="c", target=target,
+    ctx = ActionContext(calls=SDK_CALLS,
+                        decision_id="d", rule="r", alert=alert(), target_name="c", target=target,
                         dry_run=True)
     with pytest.raises(PermanentError, match="cannot load the in-cluster service account"):
         await action.plan(ctx, action.parse_params({"namespace": "prod", "deployment": "web"}))

@@ -41,6 +41,7 @@ from remediations.notify.delivery import Notice, deliver, pagerduty_body, slack_
 from remediations.targets import HttpTarget
 from rules.alert import Alert
 from rules.model import ActionSpec
+from tests.support.sdkpool import SDK_CALLS
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -110,7 +111,7 @@ def notifiers(*, timeout: float = 5.0, **urls: str) -> dict[str, NotifierConfig]
 def ctx(notifier_map: Mapping[str, NotifierConfig], *, alert: Alert = ALERT,
         target_name: str | None = None) -> ActionContext:
     target = HttpTarget(kind="http", base_url="http://svc:1") if target_name else None
-    return ActionContext(decision_id="d1", rule="cpu", alert=alert, target_name=target_name,
+    return ActionContext(calls=SDK_CALLS, decision_id="d1", rule="cpu", alert=alert, target_name=target_name,
                          target=target, dry_run=False, notifiers=notifier_map)
 
 

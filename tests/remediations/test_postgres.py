@@ -37,6 +37,7 @@ from remediations.secrets import Secret
 from remediations.targets import PostgresTarget, RedisTarget
 from rules.alert import Alert
 from rules.model import ActionSpec
+from tests.support.sdkpool import SDK_CALLS
 
 HOST, PORT = "127.0.0.1", 5432
 ADMIN_DSN = make_conninfo(host=HOST, port=PORT, user="postgres", dbname="test")
@@ -63,7 +64,8 @@ def target(databases: list[str], flags: dict[str, bool] | None = None, *, user: 
 
 
 def ctx(tgt: PostgresTarget | RedisTarget, labels: dict[str, str] | None = None) -> ActionContext:
-    return ActionContext(decision_id="d", rule="r", alert=alert(**(labels or {})), target_name="main",
+    return ActionContext(calls=SDK_CALLS,
+                         decision_id="d", rule="r", alert=alert(**(labels or {})), target_name="main",
                          target=tgt, dry_run=False)
 
 

@@ -30,6 +30,7 @@ from remediations.secrets import Secret
 from remediations.targets import PostgresTarget, RedisTarget
 from rules.alert import Alert
 from rules.model import ActionSpec
+from tests.support.sdkpool import SDK_CALLS
 
 URL = "redis://127.0.0.1:6379/0"  # the URL names db 0: the action's db param must still win
 OWNED_DB = 15
@@ -43,7 +44,8 @@ def target(dbs: list[int], url: str = URL) -> RedisTarget:
 def ctx(tgt: RedisTarget | PostgresTarget, **labels: str) -> ActionContext:
     alert = Alert(fingerprint="abc", status="firing", labels={"alertname": "X", **labels}, annotations={},
                   starts_at=datetime(2026, 1, 1, tzinfo=UTC), starts_at_raw="2026-01-01T00:00:00Z")
-    return ActionContext(decision_id="d", rule="r", alert=alert, target_name="cache", target=tgt,
+    return ActionContext(calls=SDK_CALLS,
+                         decision_id="d", rule="r", alert=alert, target_name="cache", target=tgt,
                          dry_run=False)
 
 
