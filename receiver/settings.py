@@ -92,11 +92,8 @@ class TlsSettings(_Strict):
 class QueueSettings(_Strict):
     size: int = Field(default=10_000, ge=1, le=1_000_000, description="Work accepted and not finished")
     workers: int = Field(default=8, ge=1, le=256)
-    sdk_threads: int = Field(
-        default=8, ge=1, le=256,
-        description="Threads for actions' blocking SDK calls (Docker, Kubernetes, Celery); "
-                    "more calls wait for one, within their step's timeout",
-    )
+    sdk_threads: int = Field(default=8, ge=1, le=256, description="Threads for actions' blocking SDK calls "
+                             "(Docker, Kubernetes, Celery); more calls wait, within their step's timeout")
     visibility_timeout: Duration = Field(
         default=timedelta(seconds=60),
         description="Work a replica took and stopped touching this long is taken over by another",
