@@ -20,6 +20,7 @@ from receiver.auditconfig import AuditSettings
 from receiver.clock import Clock
 from receiver.errors import StateError
 from receiver.flow.announce import Announcer
+from receiver.flow.cancel import stop_tasks
 from receiver.flow.completer import Completer
 from receiver.flow.decide import Decide
 from receiver.flow.enqueue import Enqueuer
@@ -49,6 +50,7 @@ from rules.alert import Alert
 
 _log = structlog.get_logger("remediator")
 _HOUSEKEEPING_EVERY = 10.0
+_STOP_WITHIN = 10.0  # seconds for a task of ours to end once cancelled (cancelled again meanwhile)
 
 
 def open_audit(config: AuditSettings, *, clock: Clock) -> AuditLog:
@@ -126,6 +128,7 @@ class Runtime:
         self.store_waiter = StoreWaiter(self.state, url=settings.state_url)
         self._connecting: asyncio.Task[None] | None = None
         self._working = False
+        self._drained = False
         self.draining = False
 
     async def _resolved(self, alert: Alert) -> None:
@@ -203,32 +206,44 @@ class Runtime:
         """Stop taking webhooks (they get 503 from now on)."""
         self.draining = True
 
-    async def stop(self) -> None:
-        """Stop taking work, drain within the bounded time, flush, close.
+    async def drain(self) -> None:
+        """Stop intake and taking work; let running work finish within ``drain_timeout``. Once.
 
-        Work not finished stays in the state store's queue: taken up at the next start
-        (SQLite) or by another replica at once (Redis: this process ends its heartbeat).
+        ``receiver.http.server`` calls it while the listener is still open (webhooks answered 503
+        with ``Retry-After``, ``/ready`` 503), then closes the listener; :meth:`stop` calls it too.
+        Every task stopped here ends within a bound (``receiver.flow.cancel``).
         """
         self.begin_drain()
+        if self._drained:
+            return
+        self._drained = True
         if self._connecting is not None:
-            self._connecting.cancel()
-            await asyncio.gather(self._connecting, return_exceptions=True)
-        if not self._working:  # still waiting for the state store: nothing was taken up
-            self.registry.close()
-            self.calls.close()
-            await self._close_store_and_audit()
-            _log.info("remediator.stopped", unstarted=0)
+            await stop_tasks([self._connecting], within=_STOP_WITHIN)
+        if not self._working:
             return
         await self.feeder.stop()
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            await asyncio.gather(self._housekeeping, return_exceptions=True)
+            await stop_tasks([self._housekeeping], within=_STOP_WITHIN)
         timeout = self.settings.drain_timeout.total_seconds()
         try:
             async with asyncio.timeout(timeout):
                 await self.queue.wait_idle()
         except TimeoutError:
             _log.warning("remediator.drain_timeout", unfinished=self.queue.unfinished, timeout=timeout)
+
+    async def stop(self) -> None:
+        """Drain (:meth:`drain`, when serve has not already), flush, close.
+
+        Work not finished stays in the state store's queue: taken up at the next start
+        (SQLite) or by another replica at once (Redis: this process ends its heartbeat).
+        """
+        await self.drain()
+        if not self._working:  # still waiting for the state store: nothing was taken up
+            self.registry.close()
+            self.calls.close()
+            await self._close_store_and_audit()
+            _log.info("remediator.stopped", unstarted=0)
+            return
         unstarted = self.queue.drain_unstarted()
         await self.executor.stop()
         await self.feeder.retire()

@@ -21,6 +21,7 @@ import structlog
 from receiver.audit import AuditError, AuditLog
 from receiver.decisions import CompletionFailure
 from receiver.errors import StateError
+from receiver.flow.cancel import stop_tasks
 from receiver.flow.workqueue import WorkQueue
 from receiver.store.protocol import StateStore
 from receiver.store.values import WorkItem
@@ -63,8 +64,8 @@ class Completer:
     async def stop(self) -> None:
         """Stop retrying; one last try for what is left (what fails stays in the store's queue)."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            if await stop_tasks([self._task], within=ATTEMPT_TIMEOUT):  # cancelled again until it ends
+                _log.error("completer.stop_unfinished")
             self._task = None
         await self.complete_once()
 

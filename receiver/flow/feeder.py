@@ -7,7 +7,9 @@ that stopped touching an item for ``queue.visibility_timeout``, and takes up aga
 process's own items that nothing here holds any more (a worker gone; not the completer's:
 those are held until removed). Every ``visibility_timeout / 3`` it touches what this process
 holds. At start-up it takes every item a previous process left unfinished (after a crash).
-At stop it ends its heartbeat, so what it leaves is taken over at once.
+At stop it ends its heartbeat, so what it leaves is taken over at once. Stopping is bounded:
+its loops check a stop flag (a wait for work blocks ``_BLOCK`` at most) and its tasks are
+cancelled again until they end (``receiver.flow.cancel``: redis-py can lose a cancellation).
 Cadences are real waits (asyncio); liveness and idle times are the store's clock.
 """
 
@@ -19,6 +21,7 @@ from collections.abc import Callable
 import structlog
 
 from receiver.errors import StateError
+from receiver.flow.cancel import stop_tasks
 from receiver.flow.workqueue import WorkQueue
 from receiver.store.protocol import StateStore
 from receiver.store.values import WorkItem
@@ -26,6 +29,7 @@ from receiver.store.values import WorkItem
 _log = structlog.get_logger("remediator.feeder")
 _BATCH = 256
 _BLOCK = 1.0
+_STOP_WITHIN = 10.0  # seconds for the feeder's tasks to end once stopped
 DEAD_AFTER = 3  # heartbeats missed before a consumer counts as dead
 
 
@@ -42,6 +46,7 @@ class Feeder:
         self._on_reclaimed = on_reclaimed
         self._tasks: list[asyncio.Task[None]] = []
         self._touched_at = 0.0  # loop time of the last touch
+        self._stopping = False
 
     async def resume_orphans(self, *, idle: float) -> list[WorkItem]:
         """Take over every item other consumers hold idle for ``idle`` seconds (or whose heartbeat
@@ -67,13 +72,16 @@ class Feeder:
         await self._store.heartbeat(self.consumer, ttl=self._heartbeat * DEAD_AFTER)
 
     def start(self) -> None:
+        self._stopping = False
         self._tasks = [asyncio.create_task(self._feed(), name="remediator-feeder"),
                        asyncio.create_task(self._maintain(), name="remediator-feeder-maintain")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop taking work: the tasks end within ``_STOP_WITHIN`` (or are named in the log)."""
+        self._stopping = True
+        left = await stop_tasks(self._tasks, within=_STOP_WITHIN)
+        if left:
+            _log.error("feeder.stop_unfinished", tasks=[task.get_name() for task in left])
         self._tasks.clear()
 
     async def retire(self) -> None:
@@ -84,7 +92,7 @@ class Feeder:
             _log.warning("feeder.retire_failed", error=str(exc))
 
     async def _feed(self) -> None:
-        while True:
+        while not self._stopping:
             await self._queue.wait_room()
             try:
                 items = await self._store.take(self.consumer, min(self._queue.free() or 1, _BATCH),
@@ -112,7 +120,7 @@ class Feeder:
         return await self.resume_orphans(idle=self._visibility) + await self.resume_own()
 
     async def _maintain(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 reclaimed = await self.maintain_once()
             except StateError as exc:

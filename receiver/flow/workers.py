@@ -25,6 +25,7 @@ import structlog
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.decisions import Decision, Guard, Outcome, Reason
 from receiver.errors import StateError
+from receiver.flow.cancel import stop_tasks
 from receiver.flow.codec import ApprovedWork, RuleGone, read_work
 from receiver.flow.completer import Completer
 from receiver.flow.decide import Decide
@@ -39,6 +40,7 @@ from receiver.store.values import WorkItem
 
 _log = structlog.get_logger("remediator.executor")
 _STATE_RETRY = 5.0  # seconds before work stopped by a state store failure is tried again
+_STOP_WITHIN = 10.0  # seconds for the workers to end once cancelled (cancelled again meanwhile)
 
 
 class Executor:
@@ -66,9 +68,9 @@ class Executor:
         self._completer.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        left = await stop_tasks(self._tasks, within=_STOP_WITHIN)
+        if left:
+            _log.error("executor.stop_unfinished", tasks=[task.get_name() for task in left])
         self._tasks.clear()
         await self._completer.stop()
 

@@ -1,7 +1,9 @@
 """Running the service: listen (TLS when configured), handle signals, shut down cleanly.
 
-Called by ``remediator serve``. SIGTERM and SIGINT stop intake (503), let running work
-drain within ``drain_timeout``, flush the audit and exit; SIGHUP reloads the rules.
+Called by ``remediator serve``. SIGTERM and SIGINT stop intake, let running work drain
+within ``drain_timeout`` while the listener stays open (a webhook is answered 503 with
+``Retry-After``, ``/ready`` 503: never a refused connection), then close it, flush the audit
+and exit; SIGHUP reloads the rules.
 Every connection goes through a :class:`receiver.http.connections.ConnectionGate`: header,
 idle and send timeouts, and a cap on connections below the open-file limit.
 When ``$REMEDIATOR_ENDPOINT_FILE`` names a file (the image sets it), the URL serve answers
@@ -158,6 +160,8 @@ async def serve(settings: Settings) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await asyncio.gather(*reloads, return_exceptions=True)
+        await runtime.drain()  # still listening: what arrives meanwhile is told to come back
+        _log.info("remediator.drained")
     finally:
         await runner.cleanup()
         if endpoint is not None:

@@ -81,9 +81,8 @@ def test_serve_waits_for_a_redis_that_comes_up_late(tmp_path: Path) -> None:
         status, _, body = request(f"{url}/webhook", HIGH_CPU_BODY)
         assert status == 202, body
         assert body == {"received": 2, "matched": 2, "queued": 2}
-        # the accepted work is done before SIGTERM: a SIGTERM in the very first moments of
-        # the Redis feeder can hang the shutdown under heavy I/O (it happens with a Redis
-        # that was up from the start too; reported, not this test's subject)
+        # the accepted work is done before SIGTERM (a SIGTERM under load, which used to hang
+        # the Redis feeder, is tests/receiver/http/test_drain.py's subject)
         deadline = time.monotonic() + READY_DEADLINE
         while sum(r["event"] == "action.planned" for r in read_audit(tmp_path / "audit.jsonl")) < 2:
             assert time.monotonic() < deadline, "the accepted alerts were not planned"
