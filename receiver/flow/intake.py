@@ -4,7 +4,7 @@ Called by ``receiver.http.handlers.webhook`` once per request, after the body is
 Nothing here waits for a remediation. The order keeps promises to Alertmanager: every
 record of the request (``alert.received``, ``rule.matched``) is made durable in the audit
 log in one group first; then the decisions' dedup keys are claimed and their work queued
-in the state store in one transaction (``receiver.flow.enqueue``), so a claim never exists
+in the state store in one transaction (per 200, ``receiver.flow.enqueue``), so a claim never exists
 without its work; the duplicates it found are recorded and made durable; only then is 202
 returned. If any step fails (store down, queue full, audit disk failing), the caller
 answers 503 and the resend that follows is handled as if this request had never come —
@@ -17,12 +17,21 @@ the re-send finds it claimed), so the resolution comes again.
 While the backlog is known to be full, a request whose work does not fit is refused before
 its alerts are recorded (one ``intake.failed`` record names them): under overload, refused
 re-sends must not cost as much as accepted requests, or the overload feeds itself.
+A large request gives the event loop a turn every :data:`YIELD_EVERY` alerts (matching,
+then recording) and between store transactions of at most :data:`QUEUE_BATCH` decisions:
+12,000 alerts in one request otherwise held every other request, ``/health`` included, for
+half a second or more. Rules and time are read once, at the start, so what happens
+meanwhile (a reload) does not split one request between two rule sets. Each decision's
+claim and work stay one transaction; when the store fails after some batches, those are
+queued (they run, and the resend finds them claimed) and only the rest are refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 
@@ -42,6 +51,17 @@ from rules.alert import Alert
 from rules.priority import classify
 
 _log = structlog.get_logger("remediator.intake")
+YIELD_EVERY = 250  # alerts handled between turns of the event loop (a few ms of work)
+QUEUE_BATCH = 200  # decisions claimed and queued per store transaction
+_T = TypeVar("_T")
+
+
+async def in_turns(items: Sequence[_T]) -> AsyncIterator[_T]:
+    """``items``, letting the event loop run after each :data:`YIELD_EVERY` of them."""
+    for i, item in enumerate(items):
+        if i and not i % YIELD_EVERY:
+            await asyncio.sleep(0)
+        yield item
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +111,14 @@ class Intake:
         now = as_datetime(self._clock)
         candidates: list[Decision] = []
         matched = 0
-        found = [(alert, index.match(alert, now)) for alert in alerts]
-        for alert, _ in found:
+        found = []
+        async for alert in in_turns(alerts):
+            found.append((alert, index.match(alert, now)))
             self._metrics.alerts_received.labels(alert.status).inc()
         work = sum(not m.waiting for _, matches in found for m in matches)  # at most this many queued
         if self._backlog_full and work:
             await self._refuse_while_full(message, alerts, work)
-        for alert, matches in found:
+        async for alert, matches in in_turns(found):
             self._record_alert(message, alert, actor)
             for match in matches:
                 matched += 1
@@ -154,14 +175,22 @@ class Intake:
                                matched: int) -> IntakeSummary:
         ids = [d.id for d in candidates]
         await self._sync_or_unavailable(ids)  # the request's records land before its work is queued
-        try:
-            fresh, duplicates = await self._enqueue.decisions(candidates)
-        except StateError as exc:
-            self._backlog_full = isinstance(exc, BacklogFull)
-            why = str(exc) if isinstance(exc, BacklogFull) else f"state store unavailable: {exc}"
-            self._refuse(candidates, why)
-            await self._sync_quietly()
-            raise Unavailable(why) from None
+        fresh: list[Decision] = []
+        duplicates: list[Decision] = []
+        for start in range(0, len(candidates), QUEUE_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            try:
+                queued, found = await self._enqueue.decisions(candidates[start:start + QUEUE_BATCH])
+            except StateError as exc:  # batches before this one are queued: they run (and are
+                self._backlog_full = isinstance(exc, BacklogFull)  # the resend's duplicates)
+                why = str(exc) if isinstance(exc, BacklogFull) else f"state store unavailable: {exc}"
+                self._metrics.decisions.labels(Outcome.QUEUED.value, Reason.QUEUED.value).inc(len(fresh))
+                self._refuse(candidates[start:], why)
+                await self._sync_quietly()
+                raise Unavailable(why) from None
+            fresh += queued
+            duplicates += found
         for d in duplicates:
             self._report.ended(Ending.at_intake(Guard.DEDUP, Reason.DUPLICATE,
                                                 "this firing was already handled by this rule",
