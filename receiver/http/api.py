@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from receiver.audit import AuditError
 from receiver.errors import Conflict, NotFound, StateError
 from receiver.http.body import body_of
 from receiver.http.keys import RUNTIME
@@ -54,9 +55,13 @@ def _pause_data(pause: Pause | None) -> dict[str, Any]:
             "since": pause.since}
 
 
-def _unavailable(request: web.Request, exc: StateError) -> web.Response:
+def _unavailable(request: web.Request, exc: StateError | AuditError) -> web.Response:
+    """503: the store or the audit log failed. A change the store took stays made; its audit
+    record is kept and written with the next write that succeeds (an approved plan is queued
+    again by ``Approvals.requeue_approved`` if its queueing was cut short)."""
+    what = "audit log" if isinstance(exc, AuditError) else "state store"
     _log.warning("request.unavailable", path=request.path, detail=str(exc))
-    response = error_response(503, "unavailable", public(request, f"state store unavailable: {exc}"))
+    response = error_response(503, "unavailable", public(request, f"{what} unavailable: {exc}"))
     response.headers["Retry-After"] = "5"
     return response
 
@@ -72,7 +77,7 @@ async def list_approvals(request: web.Request) -> web.Response:
                               f"status must be one of {', '.join(s.value for s in ApprovalStatus)}")
     try:
         approvals = await request.app[RUNTIME].approvals.list(statuses)
-    except StateError as exc:
+    except (StateError, AuditError) as exc:
         return _unavailable(request, exc)
     return web.json_response({"approvals": [a.as_dict() for a in approvals]})
 
@@ -84,7 +89,7 @@ async def get_approval(request: web.Request) -> web.Response:
         approval = await request.app[RUNTIME].approvals.get(request.match_info["id"])
     except NotFound as exc:
         return error_response(404, "not_found", str(exc))
-    except StateError as exc:
+    except (StateError, AuditError) as exc:
         return _unavailable(request, exc)
     return web.json_response(approval.as_dict())
 
@@ -99,7 +104,7 @@ async def _decide(request: web.Request, *, approve: bool) -> web.Response:
         return error_response(404, "not_found", str(exc))
     except Conflict as exc:
         return error_response(409, "conflict", str(exc))
-    except StateError as exc:
+    except (StateError, AuditError) as exc:
         return _unavailable(request, exc)
     return web.json_response(approval.as_dict())
 
@@ -121,7 +126,7 @@ async def pause_state(request: web.Request) -> web.Response:
     """``GET /api/v1/pause``: whether automation is paused, by whom and why."""
     try:
         return web.json_response(_pause_data(await request.app[RUNTIME].killswitch.state()))
-    except StateError as exc:
+    except (StateError, AuditError) as exc:
         return _unavailable(request, exc)
 
 
@@ -133,7 +138,7 @@ async def pause(request: web.Request) -> web.Response:
     try:
         changed = await runtime.killswitch.pause(actor=request[PRINCIPAL].name, detail=reason)
         state = await runtime.killswitch.state()
-    except StateError as exc:
+    except (StateError, AuditError) as exc:
         return _unavailable(request, exc)
     return web.json_response({"changed": changed, **_pause_data(state)})
 
@@ -143,7 +148,7 @@ async def resume(request: web.Request) -> web.Response:
     """``POST /api/v1/resume``: lift the pause (the admin's or the blast radius's)."""
     try:
         lifted = await request.app[RUNTIME].killswitch.resume(actor=request[PRINCIPAL].name)
-    except StateError as exc:
+    except (StateError, AuditError) as exc:
         return _unavailable(request, exc)
     return web.json_response({"changed": lifted is not None, "paused": False,
                               "lifted": _pause_data(lifted) if lifted else None})
@@ -158,7 +163,7 @@ async def reset_circuit(request: web.Request) -> web.Response:
         return error_response(404, "not_found", f"no target {target!r} in the service config")
     try:
         before = await runtime.breakers.reset(target, actor=request[PRINCIPAL].name)
-    except StateError as exc:
+    except (StateError, AuditError) as exc:
         return _unavailable(request, exc)
     return web.json_response({"target": target, "failures_before": before.failures})
 

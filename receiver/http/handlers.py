@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from receiver.audit import AuditError
 from receiver.decisions import Rejection
 from receiver.errors import Unavailable
 from receiver.flow.payload import PayloadError, parse_webhook
@@ -104,7 +105,10 @@ async def ready(request: web.Request) -> web.Response:
 async def reload_rules(request: web.Request) -> web.Response:
     """``POST /-/reload``: load the rules again; on failure the old ones stay in force."""
     runtime = request.app[RUNTIME]
-    report = await runtime.rules.reload(runtime.audit, actor=request[PRINCIPAL].name)
+    try:
+        report = await runtime.rules.reload(runtime.audit, actor=request[PRINCIPAL].name)
+    except AuditError as exc:  # the reload is done; its record waits for the audit log
+        return _unavailable(request, f"audit log unavailable: {exc}")
     problems = [str(p) for p in report.problems]
     if not report.ok:
         return error_response(422, "rules_invalid",
