@@ -34,7 +34,7 @@ from remediations.targets import Target
 from rules.errors import Problem
 from rules.model import Duration
 from rules.priority import PriorityPolicy
-from rules.yamldoc import located_errors, read_yaml
+from rules.yamldoc import located_errors, read_yaml_bytes
 
 Role = Literal["webhook", "approver", "admin"]
 
@@ -329,12 +329,10 @@ def load_settings(path: Path | None, *, overrides: dict[str, Any] | None = None)
     if path is None:
         return settings_from_mapping(dict(overrides or {}), source="command line")
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read config {path}: not UTF-8 text (byte {exc.start})") from None
-    document = read_yaml(text, str(path))  # with the alias and depth budget every YAML read has
+    document = read_yaml_bytes(raw, str(path))  # the alias and depth budget every YAML read has
     if document.found:
         raise ConfigError("\n".join(_yaml_problem(p) for p in document.problems()))
     data = document.data

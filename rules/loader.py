@@ -28,7 +28,7 @@ from rules.matchers import parse_matcher
 from rules.model import ActionSpec, ApprovalByPriority, Limit, Rule, RuleSet, Rung, Verify
 from rules.priority import PriorityPolicy
 from rules.templating import Template, compile_template
-from rules.yamldoc import Loc, YamlDocument, dotted, read_yaml
+from rules.yamldoc import Loc, YamlDocument, dotted, read_yaml_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +145,8 @@ class _File:
 
     def load(self, path: Path) -> list[Rule]:
         try:
-            self.document = read_yaml(path.read_text(encoding="utf-8"), self.name)
-        except (OSError, UnicodeDecodeError) as exc:
+            self.document = read_yaml_bytes(path.read_bytes(), self.name)
+        except OSError as exc:
             self.add((), f"cannot read the file: {exc}")
             return []
         data = self.document.data

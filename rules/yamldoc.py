@@ -90,6 +90,19 @@ def read_yaml(text: str, name: str) -> YamlDocument:
     return YamlDocument(name, data, reader.lines, tuple(reader.found))
 
 
+def read_yaml_bytes(raw: bytes, name: str) -> YamlDocument:
+    """:func:`read_yaml` of a file's bytes: bytes that are not UTF-8 are a problem at their line
+    and column (not a decoding error that names no line)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return YamlDocument(name, None, {}, (Found((), line, f"not UTF-8: byte 0x{raw[exc.start]:02x} at "
+                                                          f"column {column}; YAML files are UTF-8 text"),))
+    return read_yaml(text, name)
+
+
 class _OverBudget(Exception):
     def __init__(self, node: yaml.Node, message: str, loc: Loc = ()) -> None:
         super().__init__(message)
@@ -159,6 +172,10 @@ class _Reader:
             where = f" (line {exc.context_mark.line + 1})" if exc.context_mark else ""
             what = f"{exc.context}{where}: {exc.problem}" if exc.context else exc.problem
             self.found.append(Found((), mark.line + 1 if mark else None, f"YAML: {what}"))
+        except yaml.reader.ReaderError as exc:  # a control character: at its line, without PyYAML's
+            line = text.count("\n", 0, exc.position) + 1  # "<unicode string>" and offset
+            self.found.append(Found((), line, f"YAML: character #x{exc.character:04x}: control "
+                                              "characters are not allowed"))
         except yaml.YAMLError as exc:
             self.found.append(Found((), None, f"YAML: {exc}"))
         finally:

@@ -30,7 +30,7 @@ from receiver.store.connect import sqlite_path
 from remediations.registry import default_registry
 from rules.errors import RuleLoadError
 from rules.loader import default_pack_paths, load_rules
-from rules.yamldoc import located_errors, read_yaml
+from rules.yamldoc import located_errors, read_yaml_bytes
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -49,11 +49,11 @@ def listen_refusal(settings: Settings, *, insecure_no_auth: bool) -> str | None:
 def _settings(path: Path, problems: list[str]) -> Settings | None:
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = path.read_bytes()
+    except OSError as exc:
         problems.append(f"{name}: cannot read the config: {exc}")
         return None
-    document = read_yaml(text, name)
+    document = read_yaml_bytes(raw, name)
     if document.found:
         problems += [str(p) for p in document.problems()]
         return None

@@ -40,7 +40,7 @@ from receiver.tools.rulecases import (
 )
 from receiver.tools.sandbox import Observer, Sandbox, Seen, sandbox_settings
 from rules.errors import RuleLoadError
-from rules.yamldoc import Loc, located_errors, read_yaml
+from rules.yamldoc import Loc, located_errors, read_yaml_bytes
 
 _ACTOR = "rules-test"
 
@@ -220,12 +220,12 @@ async def run_file(path: Path) -> FileResult:
     name = str(path)
     result = FileResult(name)
     try:
-        text = await asyncio.to_thread(path.read_text, encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        raw = await asyncio.to_thread(path.read_bytes)
+    except OSError as exc:
         result.errors.append(f"{name}: cannot read the test file: {exc}")
         result.unusable = True
         return result
-    document = read_yaml(text, name)
+    document = read_yaml_bytes(raw, name)
     data, line, problems = document.data, document.line, document.problems()
     if problems or data is None:
         result.errors += [str(p) for p in problems] or [f"{name}: the test file is empty"]

@@ -67,7 +67,8 @@ DOCUMENTS: dict[str, tuple[str, int | None, str]] = {
     "merge-of-a-scalar": ("a: &a 1\nrules: {<<: *a}\n", None, "for merging"),
     "tab-indentation": ("rules:\n\t- name: x\n", 2, "YAML"),
     "unclosed-quote": ('rules: "open\n', None, "YAML"),
-    "nul-byte": ("rules: [a\x00b]\n", None, "control characters"),
+    "nul-byte": ("rules: [a\x00b]\n", 1, "control characters"),
+    "nul-byte-line-3": ("a: 1\nb: 2\nrules: [a\x00b]\n", 3, "control characters"),
     "undefined-alias": ("rules: *nowhere\n", 1, "undefined alias"),
 }
 READERS = ("rules-lint", "config-check", "serve", "rules-test", "reload")
