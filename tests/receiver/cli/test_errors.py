@@ -20,8 +20,8 @@ def _not_utf8(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
-    (["config", "check", "{bin}"], 1, "cannot read the config"),
-    (["rules", "lint", "--config", "{bin}", "{pack}"], 2, "not UTF-8 text"),
+    (["config", "check", "{bin}"], 1, "binary.yaml:1: error: not UTF-8: byte 0xff at column 1"),
+    (["rules", "lint", "--config", "{bin}", "{pack}"], 2, "binary.yaml:1: not UTF-8: byte 0xff at column 1"),
     (["approvals", "list", "--url", "notaurl"], 2, "--url: 'notaurl' is not an http(s) URL"),
     (["pause", "--url", "ftp://example.invalid"], 2, "--url: 'ftp://example.invalid' is not an http(s) URL"),
     (["config", "check", "{tmp}"], 2, "a directory, not a config file"),
