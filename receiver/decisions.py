@@ -38,7 +38,10 @@ class Reason(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     TARGET_LOCKED = "target_locked"
     LOCK_LOST = "lock_lost"
-    ALREADY_STARTED = "already_started"
+    ALREADY_DONE = "already_done"
+    STEP_RUNNING = "step_running"
+    TAKEN_OVER = "taken_over"
+    OUTCOME_UNKNOWN = "outcome_unknown"
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
@@ -81,6 +84,7 @@ class Escalation(StrEnum):
     P2_RECURRING = "p2_recurring"
     CIRCUIT_OPEN = "circuit_open"
     BLAST_RADIUS = "blast_radius"
+    OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class Outcome(StrEnum):

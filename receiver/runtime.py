@@ -112,6 +112,7 @@ class Runtime:
                              heartbeat=settings.queue.heartbeat.total_seconds(),
                              on_reclaimed=lambda whose, n: self.metrics.reclaimed.labels(whose).inc(n))
         self.pipeline = Pipeline(settings, store=self.state, audit=self.audit, clock=clock,
+                                 escalations=self.escalations,
                                  killswitch=self.killswitch, breakers=self.breakers, approvals=self.approvals,
                                  policies=self.policies, owner=self.consumer)
         # actions' blocking SDK calls: threads of their own, so a slow backend never holds the audit's

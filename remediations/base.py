@@ -113,6 +113,16 @@ class Result:
         return {"summary": self.summary, "details": dict(self.details)}
 
 
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """What an action read on its target about an execution whose outcome was lost (a crash
+    while its request was out): ``done`` True (the change is there), False (it is not), None
+    (it cannot tell); ``evidence``: what it read, for the audit log and a human."""
+
+    done: bool | None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -168,6 +178,12 @@ class Action(ABC, Generic[P]):
         """
         rendered = json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True)
         return f"{ctx.target_name or '-'}/{self.name}:{rendered}"
+
+    async def read_back(self, ctx: ActionContext, params: P, plan: Plan, *, since: float) -> ReadBack | None:
+        """Read the target: did an execution of ``plan`` whose request went out at ``since``
+        (epoch seconds) and whose outcome was lost take effect? Read-only. None (the default):
+        this action cannot tell, and a human is asked. Called by ``receiver.flow.guards.once``."""
+        return None
 
     def close(self) -> None:
         """Release what the action keeps between calls (cached clients); it may be used again."""

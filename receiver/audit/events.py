@@ -30,6 +30,8 @@ class AuditEvent(StrEnum):
     ACTION_SUCCEEDED = "action.succeeded"
     ACTION_FAILED = "action.failed"
     ACTION_SKIPPED = "action.skipped"
+    ACTION_READ_BACK = "action.read_back"
+    ACTION_OUTCOME_UNKNOWN = "action.outcome_unknown"
     DECISION_RESUMED = "decision.resumed"
     ALERT_RESOLVED = "alert.resolved"
     CIRCUIT_OPENED = "circuit.opened"

@@ -1,7 +1,8 @@
 """Escalations: tell people that automation did not, or must not, carry on.
 
 Built by ``receiver.runtime``; called by ``receiver.flow.verify`` (a remediation whose alert did
-not resolve in time, a ladder that stopped), ``receiver.flow.policies`` (a P1 still firing, a
+not resolve in time, a ladder that stopped), ``receiver.flow.guards.once`` (a step whose
+outcome was lost with the process that sent it), ``receiver.flow.policies`` (a P1 still firing, a
 P2 that keeps coming back), the circuit breakers and the blast radius. One notice per
 escalation, to the rule's ``escalate_to`` notifiers, else ``escalation.notifiers``, else
 the announcing ones, through ``receiver.flow.announce`` (which audits a notifier's failure).
@@ -47,6 +48,7 @@ _TITLES = {
     Escalation.P2_RECURRING: "recurring: root-cause review",
     Escalation.CIRCUIT_OPEN: "circuit breaker open",
     Escalation.BLAST_RADIUS: "blast radius reached, automation paused",
+    Escalation.OUTCOME_UNKNOWN: "outcome of an action unknown after a restart",
 }
 
 

@@ -5,9 +5,12 @@ plans one step of a rule (``action.planned`` audited); :meth:`PreparedStep.saved
 an approval keeps of an action step and :meth:`Steps.restore` makes it a step again
 (validated and allow-listed again, the plan as approved): the one place a step, and its
 ``ActionContext``, is built. :meth:`Steps.execute` runs a step — directly for diagnostics
-(read-only), through ``receiver.flow.guards.pipeline`` for action steps, which passes the
-checks to make before each attempt (the kill switch on a retry, the lock's fence).
-``action.started`` is made durable before ``execute()`` runs under its timeout; temporary
+(read-only), through ``receiver.flow.guards.pipeline`` for action steps, which passes what
+the guards hold (``receiver.flow.attempts.AttemptHooks``): checked before each attempt (the
+kill switch on a retry, the lock's fence), told just before a request may go out (the
+execute-once marker becomes ``sending``) and when an attempt failed with nothing sent (the
+marker is claimed again while the worker waits to retry). ``action.started`` is made
+durable before ``execute()`` runs under its timeout; temporary
 failures are retried with backoff on the injected clock, but a destructive action whose
 outcome is unknown (a timeout, a 5xx after the request went out) is never repeated unless
 it re-reads state first. An action that crashes (an exception no action should raise) ends
@@ -18,6 +21,7 @@ decision like any other failure: every ``action.started`` has its ending.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +33,7 @@ import structlog
 from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.clock import Clock
 from receiver.decisions import Decision, Reason
+from receiver.flow.attempts import AttemptHooks
 from receiver.flow.codec import SavedStep
 from receiver.flow.report import Ending, Report, Stopped
 from receiver.settings import Settings
@@ -156,20 +161,23 @@ class Steps:
             raise StepFailed(Reason.INVALID_PARAMS, f"unknown action {name!r}")
         return action
 
-    async def execute(self, step: PreparedStep, checks: Sequence[BeforeAttempt] = ()) -> Result:
-        """Execute with retries, each of ``checks`` awaited before every attempt; :class:`StepFailed`
-        when it finally fails."""
+    async def execute(self, step: PreparedStep, hooks: Sequence[AttemptHooks] = ()) -> Result:
+        """Execute with retries, ``hooks`` told around every attempt; :class:`StepFailed` when it
+        finally fails."""
         action, fields = step.action, step.fields()
         retries = self._settings.guards.retries
         backoff = self._settings.guards.retry_backoff.total_seconds()
         for attempt in range(1, retries + 2):
-            for check in checks:
-                await check(attempt)
+            for hook in hooks:
+                await hook.before_attempt(attempt)
             self._audit.record(AuditEvent.ACTION_STARTED, attempt=attempt, **fields)
             try:
                 await self._audit.sync()  # the record of a side effect lands before it starts
             except AuditError as exc:
+                await _nothing_sent(hooks)
                 raise StepFailed(Reason.TEMPORARY_FAILURE, f"audit log unavailable: {exc}") from None
+            for hook in hooks:
+                await hook.sending()
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(step.timeout):
@@ -185,10 +193,14 @@ class Steps:
                     raise StepFailed(Reason.TEMPORARY_FAILURE,
                                      f"{action.name}: {exc}; not repeated: the change may have happened "
                                      "(see the target before acting by hand)") from None
+                if exc.nothing_sent:
+                    await _nothing_sent(hooks)
                 if attempt > retries:
                     raise StepFailed(Reason.TEMPORARY_FAILURE,
                                      f"{action.name}: gave up after {attempt} attempts: {exc}") from None
                 delay = exc.retry_after if exc.retry_after is not None else backoff * 2 ** (attempt - 1)
+                with contextlib.suppress(AuditError):  # what failed is on disk before the wait
+                    await self._audit.sync()
                 await self._clock.sleep(delay)
                 continue
             except PermanentError as exc:
@@ -211,6 +223,11 @@ class Steps:
     def _failed(self, step: PreparedStep, attempt: int, started: float, reason: Reason, detail: str) -> None:
         self._report.attempt_failed(step.fields(), action=step.action.name, attempt=attempt,
                                     seconds=time.perf_counter() - started, reason=reason, detail=detail)
+
+
+async def _nothing_sent(hooks: Sequence[AttemptHooks]) -> None:
+    for hook in hooks:
+        await hook.nothing_sent()
 
 
 def _parse(action: Action[Any], raw: Any) -> Any:

@@ -150,8 +150,9 @@ class Verifier:
 
     async def stopped(self, d: Decision, *, reason: Reason, detail: str) -> None:
         """A climbed rung ended blocked or failed: the ladder stops there, and people hear of it."""
-        if d.rung == 0 or d.dry_run or reason is Reason.ALREADY_STARTED:
-            return  # already started: a replica that died mid-rung ran it; its outcome is audited
+        if d.rung == 0 or d.dry_run or reason in (Reason.ALREADY_DONE, Reason.STEP_RUNNING, Reason.TAKEN_OVER,
+                                                  Reason.OUTCOME_UNKNOWN):
+            return  # another run of the rung ended it, runs it, or asked a human already
         await self._escalations.send(Case(
             reason=Escalation.LADDER_STOPPED, key=incident_key(d.rule.name, d.alert),
             detail=f"rung {d.rung} of {d.rule.name} did not run to the end ({reason.value}): {detail}",

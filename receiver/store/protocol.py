@@ -21,6 +21,7 @@ from receiver.store.values import (
     Budget,
     Circuit,
     Pause,
+    StepMark,
     Timer,
     Transition,
     WorkItem,
@@ -38,7 +39,7 @@ class StateStore(Protocol):
         """Raise :class:`StateError` when the store cannot be used."""
         ...
 
-    # -- dedup: one key per firing; also the execute-once marker of each step
+    # -- dedup: one key per firing
     async def claim(self, keys: Sequence[str], *, ttl: float) -> list[bool]:
         """Claim each key for ``ttl`` seconds; True where this call claimed it first."""
         ...
@@ -49,6 +50,22 @@ class StateStore(Protocol):
 
     async def release(self, keys: Sequence[str]) -> None:
         """Give claims back (intake could not complete what it claimed them for)."""
+        ...
+
+    # -- the execute-once marker of each step: what is known of its execution
+    async def step_mark(self, key: str) -> StepMark | None:
+        """Step ``key``'s marker; None when there is none (never set, given back, or lapsed)."""
+        ...
+
+    async def mark_step(self, key: str, mark: StepMark | None, *, ttl: float, if_absent: bool = False,
+                        if_claimed: bool = False,
+                        if_holder: str | None = None) -> tuple[bool, StepMark | None]:
+        """Replace step ``key``'s marker by ``mark`` (None: remove it; kept ``ttl`` seconds), at once,
+        when the marker there now is missing (``if_absent``), is ``claimed`` by any run
+        (``if_claimed``: it has sent nothing), or is held by ``if_holder``.
+
+        Returns whether it was replaced, and the marker that was there before the call.
+        """
         ...
 
     # -- the work queue
@@ -140,8 +157,10 @@ class StateStore(Protocol):
         ...
 
     # -- target locks with fencing tokens
-    async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
-        """A fencing token (larger than any before for ``key``), or None when held by another."""
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float,
+                           breaking: str | None = None) -> int | None:
+        """A fencing token (larger than any before for ``key``), or None when held by another
+        (``breaking``: an owner whose hold is taken over, a run that can no longer act)."""
         ...
 
     async def lock_valid(self, key: str, token: int) -> bool:

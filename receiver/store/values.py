@@ -1,4 +1,5 @@
-"""The values the state store keeps and returns: pauses, budgets, circuits, approvals, work, timers.
+"""The values the state store keeps and returns: pauses, budgets, circuits, approvals, work, timers,
+the execute-once markers of steps.
 
 Plain frozen data shared by ``receiver.store.protocol`` (what a store must do), both stores
 and the guards and flow that read them; with the one JSON form of each value both stores
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -176,6 +177,36 @@ def decode_timers(rows: Iterable[tuple[str, int | str]]) -> list[Timer]:
     """Timers from the (JSON body, claims) pairs a store kept, earliest due first (then by id)."""
     found = [Timer.from_dict(json.loads(body), claims=int(claims)) for body, claims in rows]
     return sorted(found, key=lambda t: (t.due_at, t.id))
+
+
+class StepState(StrEnum):
+    """What is known of a step's execution, kept in its execute-once marker (``StepMark``)."""
+
+    CLAIMED = "claimed"  # a run holds the step and has sent nothing yet
+    SENDING = "sending"  # a request is about to go or went out; its outcome is not recorded
+    DONE = "done"        # its outcome is recorded in the audit log (``StepMark.outcome``)
+
+
+@dataclass(frozen=True, slots=True)
+class StepMark:
+    """A step's execute-once marker: its state, the run that holds it (``holder``, unique per
+    run), since when (the clock's seconds), how it ended once ``done`` (``succeeded``,
+    ``failed`` or ``unknown``) and what was found on the way (``evidence``)."""
+
+    state: StepState
+    holder: str
+    since: float
+    outcome: str = ""
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state.value, "holder": self.holder, "since": self.since,
+                "outcome": self.outcome, "evidence": dict(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StepMark:
+        return cls(state=StepState(data["state"]), holder=data["holder"], since=data["since"],
+                   outcome=data.get("outcome", ""), evidence=data.get("evidence", {}))
 
 
 class BacklogFull(StateError):

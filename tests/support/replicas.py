@@ -1,10 +1,11 @@
 """Real ``remediator serve`` replicas for multi-process tests, and the HTTP target that counts what they do.
 
 Used by ``tests/receiver/flow/test_replicas.py`` (two replicas on one Redis, SIGKILL,
-restarts) and ``tests/receiver/store/test_failover.py`` (two replicas through a Sentinel
-failover). A ``Replica`` is one ``serve`` process in its own directory (config, rules,
-audit file); ``CountingTarget`` a threaded HTTP server in the test process that records
-every request an ``http.request`` action sends, so a test can count executions per path.
+restarts), ``tests/receiver/flow/test_once_restart.py`` (SIGKILL mid-step, restart) and
+``tests/receiver/store/test_failover.py`` (two replicas through a Sentinel failover). A
+``Replica`` is one ``serve`` process in its own directory (config, rules, audit file);
+``CountingTarget`` a threaded HTTP server in the test process that records every request
+an ``http.request`` action sends, so a test can count executions per path.
 """
 
 from __future__ import annotations
@@ -31,17 +32,19 @@ from tests.support.serveproc import DEADLINE, listening_url, reap, start_serve
 
 
 class CountingTarget:
-    """A threaded HTTP server: counts requests per path; ``/slow/…`` waits for ``gate``."""
+    """A threaded HTTP server: counts requests per path (their bodies in ``bodies``); ``/slow/…``
+    waits for ``gate``. ``port``: listen there (0: any free one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[str] = []
+        self.bodies: list[bytes] = []
         self.gate = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
+                outer.bodies.append(self.rfile.read(length))
                 outer.calls.append(self.path)
                 if self.path.startswith("/svc/slow"):
                     outer.gate.wait(DEADLINE)
@@ -57,7 +60,7 @@ class CountingTarget:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/svc"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

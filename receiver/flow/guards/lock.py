@@ -4,10 +4,14 @@
 before a step's budgets are spent and holds it while the step executes. The lock has a
 TTL (so a crashed holder cannot block a target for ever) and a fencing token; before each
 attempt the holder checks its token still holds, so a holder whose lock expired and was
-taken over never acts after the new holder started.
+taken over never acts after the new holder started. A run that took over a step's
+execute-once marker from a run that sent nothing (``receiver.flow.guards.once``) takes over
+that run's lock too, rather than waiting out its TTL.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import structlog
 
@@ -53,9 +57,11 @@ class Fence(Hold):
         await self.release()
 
 
-async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float) -> Fence:
-    """Hold the lock on ``key`` or raise :class:`Blocked` (``target_locked``) at once."""
-    token = await store.acquire_lock(key, owner, ttl=ttl)
+async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float,
+                         breaking: str | None = None) -> Fence:
+    """Hold the lock on ``key`` or raise :class:`Blocked` (``target_locked``) at once (a hold of
+    ``breaking``, a run that can no longer act, is taken over)."""
+    token = await store.acquire_lock(key, owner, ttl=ttl, breaking=breaking)
     if token is None:
         raise Blocked(Guard.TARGET_LOCK, Reason.TARGET_LOCKED,
                       f"another action is running on {key}; not running two at once")
@@ -63,15 +69,20 @@ async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float)
 
 
 class TargetLock:
-    """The stage: the lock on the step's subject, held by ``owner`` (this process)."""
+    """The stage: the lock on the step's subject, held by the run (this process, ``owner``, and the
+    run, as its execute-once marker names it). The lock of a run whose marker this run took over
+    (``taken_from``, by run: it died, or waits to retry and can no longer send) is taken over too."""
 
-    def __init__(self, settings: Settings, *, store: StateStore, owner: str) -> None:
+    def __init__(self, settings: Settings, *, store: StateStore, owner: str,
+                 taken_from: Mapping[str, str]) -> None:
         self._settings = settings
         self._store = store
         self._owner = owner
+        self._taken_from = taken_from
 
     async def enter(self, run: StepRun) -> Hold:
-        return await acquire_target(self._store, run.step.subject, owner=self._owner, ttl=self._ttl(run.step))
+        return await acquire_target(self._store, run.step.subject, owner=run.holder(self._owner),
+                                    ttl=self._ttl(run.step), breaking=self._taken_from.get(run.run))
 
     def _ttl(self, step: PreparedStep) -> float:
         """``guards.lock_ttl``, or longer when every attempt and backoff could take longer:

@@ -9,11 +9,14 @@ and a line in :class:`Pipeline`'s lists.
 For a live decision (a dry run plans and stops before ``admission``, spending nothing):
 ``opening`` before its plan, ``admission`` once planned (its action steps peeked without
 spending anything, so no budget is used up while a human decides), then each action step
-through ``step``: the execute-once marker before the lock (so a step whose holder crashed
-mid-action is recognised as started), budgets spent only once the lock is held (a locked
-or broken target uses up no cooldown), and the marker and the lock given back when anything
-stops the step before it executes. An approved plan meets ``approved``, then each of its
-steps ``step``.
+through ``step``: the execute-once marker before the lock (``claimed``; ``sending`` just
+before each request, given back while a retry that sent nothing waits, ``done`` with the
+outcome; a marker left ``sending`` by a run that died is resolved there, by reading the
+target back or asking a human: ``receiver.flow.guards.once``), budgets spent only once the
+lock is held (a locked or broken target uses up no cooldown), and the marker and the lock
+given back when anything stops the step before a request goes out. A stage that finds the
+step's outcome known already settles it (``Settled``): it is not executed. An approved
+plan meets ``approved``, then each of its steps ``step``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from typing import Any
 from receiver.audit import AuditLog
 from receiver.clock import Clock
 from receiver.decisions import Reason
+from receiver.flow.attempts import AttemptHooks
+from receiver.flow.escalation import Escalations
 from receiver.flow.guards.approvals import Approvals
 from receiver.flow.guards.budget import Budgets
 from receiver.flow.guards.circuit import Breakers
@@ -39,16 +44,17 @@ from receiver.flow.guards.stages import (
     DecisionStage,
     Hold,
     Peek,
+    Settled,
     StepRun,
     StepStage,
 )
 from receiver.flow.policies import Policies
-from receiver.flow.steps import BeforeAttempt, PreparedStep, StepFailed
+from receiver.flow.steps import PreparedStep, StepFailed
 from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from remediations.base import Result
 
-Execute = Callable[[PreparedStep, Sequence[BeforeAttempt]], Awaitable[Result]]
+Execute = Callable[[PreparedStep, Sequence[AttemptHooks]], Awaitable[Result]]
 
 
 class Pipeline:
@@ -56,9 +62,11 @@ class Pipeline:
 
     def __init__(self, settings: Settings, *, store: StateStore, audit: AuditLog, clock: Clock,
                  killswitch: KillSwitch, breakers: Breakers, approvals: Approvals, policies: Policies,
-                 owner: str) -> None:
+                 escalations: Escalations, owner: str) -> None:
         window = Window(settings, clock=clock)
         budgets = Budgets(settings, store=store)
+        once = ExecuteOnce(settings, store=store, audit=audit, clock=clock, escalations=escalations,
+                           owner=owner)
         self.opening: tuple[DecisionStage, ...] = (  # a live decision, before its plan
             window,                      # maintenance: a window holds the alert
             _P1Timer(policies),          # not a guard: a P1 arms its timer, so it escalates even while paused
@@ -82,8 +90,9 @@ class Pipeline:
         self.step: tuple[StepStage, ...] = (  # each action step, just before it executes
             killswitch,                  # kill switch (again before every retry)
             breakers,                    # circuit breaker (told the outcome)
-            ExecuteOnce(settings, store=store, audit=audit),  # execute-once marker
-            TargetLock(settings, store=store, owner=owner),   # target lock, fenced before every attempt
+            once,                        # execute-once marker
+            TargetLock(settings, store=store, owner=owner,  # target lock, fenced before every attempt
+                       taken_from=once.taken_from),
             budgets,                     # cooldown, rate limit, blast radius: spent
         )
 
@@ -109,13 +118,17 @@ class Pipeline:
         try:
             for stage in self.step:
                 holds.append(await stage.enter(run))  # noqa: PERF401 - one at a time, in order
+        except Settled as settled:  # its outcome is known: nothing to execute
+            for give_back in _hooks(holds, "give_back"):
+                await give_back()
+            return settled.result
         except BaseException:
             for give_back in _hooks(holds, "give_back"):
                 await give_back()
             raise
         outcome: Result | StepFailed | None = None
         try:
-            outcome = await execute(run.step, _hooks(holds, "before_attempt"))
+            outcome = await execute(run.step, holds)
             return outcome
         except StepFailed as failed:
             outcome = failed

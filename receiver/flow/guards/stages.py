@@ -10,13 +10,16 @@ package implements the kinds it takes part in, and stops a decision by raising
   (:class:`StepRun`), and spends nothing;
 - :class:`StepStage` lets one action step through just before it executes: it may take
   something (a marker, a lock, budgets) and returns a :class:`Hold`, which gives it back
-  when a later stage stops the step, checks again before each attempt, and hears the outcome;
+  when a later stage stops the step, checks again before each attempt, hears when a request
+  is about to go out and when an attempt sent nothing, and hears the outcome; or raises
+  :class:`Settled` when the step's outcome is known already;
 - :class:`ApprovedStage` looks at an approved plan before its steps run (:class:`ApprovedRun`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from receiver.decisions import Decision
@@ -38,12 +41,19 @@ class DecisionRun:
 
 @dataclass(frozen=True, slots=True)
 class StepRun:
-    """One action step of ``decision`` (its ``rule`` and ladder ``rung``)."""
+    """One action step of ``decision`` (its ``rule`` and ladder ``rung``); ``run`` names this
+    run of it (the holder of its execute-once marker and of its target lock)."""
 
     decision: str
     rule: Rule
     rung: int
     step: PreparedStep
+    run: str = field(default_factory=lambda: secrets.token_hex(6))
+
+    def holder(self, owner: str) -> str:
+        """Who holds the step's marker and its target lock for this run: the process ``owner``
+        and the run."""
+        return f"{owner}/{self.run}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +81,26 @@ class Hold:
     async def before_attempt(self, attempt: int) -> None:
         """Before each attempt to execute (1, then each retry after its backoff)."""
 
+    async def sending(self) -> None:
+        """``action.started`` is durable and the request is about to go out."""
+
+    async def nothing_sent(self) -> None:
+        """An attempt failed before anything reached the backend (a retry may follow its backoff)."""
+
     async def finish(self, outcome: Result | StepFailed | None) -> None:
         """The step executed: its result, its failure, or None when something else stopped it."""
 
 
 NOTHING = Hold()
+
+
+class Settled(Exception):
+    """A stage found the step's outcome already (it ran to its end before, or reading the
+    target showed it took effect): the step is not executed, and ``result`` is its result."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.summary)
+        self.result = result
 
 
 class DecisionStage(Protocol):

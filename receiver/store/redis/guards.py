@@ -98,11 +98,11 @@ class RedisGuards:
         return _circuit(failures, open_until)
 
     # -- target locks
-    async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float, breaking: str | None) -> int | None:
         now = self._core.clock.now()
         with self._core.errors():
             token = await self._core.run("ACQUIRE_LOCK", [self._key("lock", key), self._key("fence")],
-                                         [num(now), owner, num(now + ttl), gc_ms(ttl)])
+                                         [num(now), owner, num(now + ttl), gc_ms(ttl), breaking or ""])
         return int(token) if token is not None else None
 
     async def lock_valid(self, key: str, token: int) -> bool:

@@ -78,9 +78,12 @@ return held
 
 ACQUIRE_LOCK = """
 -- KEYS[1]: lock hash, KEYS[2]: fencing counter (never expires, never resets).
--- ARGV: now, owner, expires_at, gc_ms. Returns the token, or nil when held by another.
+-- ARGV: now, owner, expires_at, gc_ms, breaking (an owner whose hold is taken over; '' none).
+-- Returns the token, or nil when held by another.
 local held = redis.call('HMGET', KEYS[1], 'owner', 'expires_at')
-if held[1] and tonumber(held[2]) > tonumber(ARGV[1]) then return false end
+if held[1] and tonumber(held[2]) > tonumber(ARGV[1]) and (ARGV[5] == '' or held[1] ~= ARGV[5]) then
+  return false
+end
 local token = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'token', token, 'expires_at', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])

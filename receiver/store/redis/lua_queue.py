@@ -1,8 +1,9 @@
-"""The Lua scripts of the Redis store's queue part: dedup claims and the work stream.
+"""The Lua scripts of the Redis store's queue part: dedup claims, the work stream, the steps' markers.
 
-Run by ``receiver.store.redis.queue``; registered with the others under their names in
-``receiver.store.redis.lua.SCRIPTS`` (whose conventions they follow). ``EXTEND`` is the
-helper every part's scripts that keep a key alive share.
+Run by ``receiver.store.redis.queue`` (``MARK_STEP`` by ``receiver.store.redis.marks``);
+registered with the others under their names in ``receiver.store.redis.lua.SCRIPTS``
+(whose conventions they follow). ``EXTEND`` is the helper every part's scripts that keep a
+key alive share.
 """
 
 from __future__ import annotations
@@ -246,7 +247,32 @@ extend(KEYS[2], ARGV[4])
 return 0
 """
 
+MARK_STEP = """
+-- KEYS[1]: a step's execute-once marker (hash: state, holder, expires_at, body).
+-- ARGV: now, if_absent, if_claimed, if_holder ('' none), body ('' to remove it), state, holder,
+-- expires_at, gc_ms. A marker past its expires_at counts as absent. Replaces it when allowed;
+-- returns {1 or 0, the body there before the call ('' none)}.
+local now = tonumber(ARGV[1])
+local held = redis.call('HMGET', KEYS[1], 'state', 'holder', 'expires_at', 'body')
+local ok
+if not held[3] or tonumber(held[3]) <= now then
+  held[4] = false
+  ok = ARGV[2] == '1'
+else
+  ok = (ARGV[3] == '1' and held[1] == 'claimed') or (ARGV[4] ~= '' and held[2] == ARGV[4])
+end
+if not ok then return {0, held[4] or ''} end
+if ARGV[5] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'state', ARGV[6], 'holder', ARGV[7], 'expires_at', ARGV[8], 'body', ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], ARGV[9])
+end
+return {1, held[4] or ''}
+"""
+
 QUEUE_SCRIPTS = {
+    "MARK_STEP": MARK_STEP,
     "CLAIM": CLAIM,
     "UNCLAIM": UNCLAIM,
     "RELEASE": RELEASE,

@@ -12,7 +12,8 @@ when the store opens (``receiver.store.redis.migrate``).
 This class is the ``StateStore`` as one object; the work is done by its parts, each
 given the one ``receiver.store.redis.core.RedisCore`` (connections, keys, scripts,
 errors) and each naming its keys: ``receiver.store.redis.queue`` (dedup claims, the
-work stream), ``receiver.store.redis.guards`` (pause, budgets, circuits, locks),
+work stream), ``receiver.store.redis.marks`` (the steps' execute-once markers),
+``receiver.store.redis.guards`` (pause, budgets, circuits, locks),
 ``receiver.store.redis.approvals`` and ``receiver.store.redis.timers`` (timers and
 occurrence counts). Their Lua is ``receiver.store.redis.lua``.
 """
@@ -25,6 +26,7 @@ from receiver.clock import Clock
 from receiver.store.redis.approvals import RedisApprovals
 from receiver.store.redis.core import RedisCore
 from receiver.store.redis.guards import RedisGuards
+from receiver.store.redis.marks import RedisMarks
 from receiver.store.redis.migrate import migrate
 from receiver.store.redis.queue import RedisQueue
 from receiver.store.redis.timers import RedisTimers
@@ -35,6 +37,7 @@ from receiver.store.values import (
     Budget,
     Circuit,
     Pause,
+    StepMark,
     Timer,
     Transition,
     WorkItem,
@@ -48,6 +51,7 @@ class RedisStateStore:
         self._prefix = prefix
         self._core = RedisCore(url, clock=clock, prefix=prefix)
         self._queue = RedisQueue(self._core)
+        self._marks = RedisMarks(self._core)
         self._guards = RedisGuards(self._core)
         self._approvals = RedisApprovals(self._core)
         self._timers = RedisTimers(self._core)
@@ -78,6 +82,16 @@ class RedisStateStore:
 
     async def release(self, keys: Sequence[str]) -> None:
         await self._queue.release(keys)
+
+    # -- execute-once markers
+    async def step_mark(self, key: str) -> StepMark | None:
+        return await self._marks.step_mark(key)
+
+    async def mark_step(self, key: str, mark: StepMark | None, *, ttl: float, if_absent: bool = False,
+                        if_claimed: bool = False,
+                        if_holder: str | None = None) -> tuple[bool, StepMark | None]:
+        return await self._marks.mark_step(key, mark, ttl=ttl, if_absent=if_absent, if_claimed=if_claimed,
+                                           if_holder=if_holder)
 
     async def claim_and_enqueue(self, items: Sequence[WorkItem], *, ttl: float,
                                 max_backlog: int) -> list[bool]:
@@ -133,8 +147,9 @@ class RedisStateStore:
     async def reset_circuit(self, target: str) -> Circuit:
         return await self._guards.reset_circuit(target)
 
-    async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
-        return await self._guards.acquire_lock(key, owner, ttl=ttl)
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float,
+                           breaking: str | None = None) -> int | None:
+        return await self._guards.acquire_lock(key, owner, ttl=ttl, breaking=breaking)
 
     async def lock_valid(self, key: str, token: int) -> bool:
         return await self._guards.lock_valid(key, token)

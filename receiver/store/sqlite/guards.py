@@ -100,11 +100,11 @@ class SqliteGuards:
         return Circuit(row[0], row[1]) if row else Circuit()
 
     # -- target locks
-    async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float, breaking: str | None) -> int | None:
         now = self._core.clock.now()
         with self._core.tx() as db:
             row = db.execute("SELECT owner, token, expires_at FROM lock WHERE key = ?", (key,)).fetchone()
-            if row is not None and row[0] is not None and row[2] > now:
+            if row is not None and row[0] is not None and row[2] > now and row[0] != breaking:
                 return None
             token = (row[1] if row else 0) + 1
             db.execute("INSERT INTO lock (key, owner, token, expires_at) VALUES (?, ?, ?, ?) "

@@ -22,6 +22,11 @@ CREATE TABLE IF NOT EXISTS work (
 );
 CREATE INDEX IF NOT EXISTS work_owner ON work (owner, seq);
 CREATE TABLE IF NOT EXISTS consumer (name TEXT PRIMARY KEY, alive_until REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS step_mark (
+    key TEXT PRIMARY KEY, state TEXT NOT NULL, holder TEXT NOT NULL, expires_at REAL NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS step_mark_expiry ON step_mark (expires_at);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cooldown (
     key TEXT PRIMARY KEY, until REAL NOT NULL, member TEXT NOT NULL
@@ -69,10 +74,11 @@ PURGE_EVERY = 1000
 
 
 def purge(db: sqlite3.Connection, now: float) -> None:
-    """Delete what has expired: dedup claims, cooldowns, approvals decided ``KEEP_DECIDED`` ago,
-    timers (tombstones or armed) past their expiry, occurrences past their window (a key
+    """Delete what has expired: dedup claims, execute-once markers, cooldowns, approvals decided
+    ``KEEP_DECIDED`` ago, timers (tombstones or armed) past their expiry, occurrences past their window (a key
     counted once and never again would otherwise stay forever)."""
     db.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM step_mark WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM cooldown WHERE until <= ?", (now,))
     # lock rows stay: the next fencing token must be larger than any handed out before
     db.execute("DELETE FROM approval WHERE status != 'pending' AND created_at <= ?",

@@ -6,6 +6,7 @@ replica, whose one process is both producer and consumer of the work queue.
 This class is the ``StateStore`` as one object; the work is done by its parts, each
 given the one ``receiver.store.sqlite.core.SqliteCore`` (connection, transactions,
 errors): ``receiver.store.sqlite.queue`` (dedup claims, the work queue),
+``receiver.store.sqlite.marks`` (the steps' execute-once markers),
 ``receiver.store.sqlite.guards`` (pause, budgets, circuits, locks),
 ``receiver.store.sqlite.approvals`` and ``receiver.store.sqlite.timers`` (timers and
 occurrence counts). The tables and their purge are ``receiver.store.sqlite.schema``.
@@ -21,6 +22,7 @@ from receiver.clock import Clock
 from receiver.store.sqlite.approvals import SqliteApprovals
 from receiver.store.sqlite.core import SqliteCore
 from receiver.store.sqlite.guards import SqliteGuards
+from receiver.store.sqlite.marks import SqliteMarks
 from receiver.store.sqlite.queue import SqliteQueue
 from receiver.store.sqlite.timers import SqliteTimers
 from receiver.store.values import (
@@ -30,6 +32,7 @@ from receiver.store.values import (
     Budget,
     Circuit,
     Pause,
+    StepMark,
     Timer,
     Transition,
     WorkItem,
@@ -42,6 +45,7 @@ class SqliteStateStore:
     def __init__(self, path: Path, *, clock: Clock) -> None:
         self._core = SqliteCore(path, clock=clock)
         self._queue = SqliteQueue(self._core)
+        self._marks = SqliteMarks(self._core)
         self._guards = SqliteGuards(self._core)
         self._approvals = SqliteApprovals(self._core)
         self._timers = SqliteTimers(self._core)
@@ -69,6 +73,16 @@ class SqliteStateStore:
 
     async def release(self, keys: Sequence[str]) -> None:
         await self._queue.release(keys)
+
+    # -- execute-once markers
+    async def step_mark(self, key: str) -> StepMark | None:
+        return await self._marks.step_mark(key)
+
+    async def mark_step(self, key: str, mark: StepMark | None, *, ttl: float, if_absent: bool = False,
+                        if_claimed: bool = False,
+                        if_holder: str | None = None) -> tuple[bool, StepMark | None]:
+        return await self._marks.mark_step(key, mark, ttl=ttl, if_absent=if_absent, if_claimed=if_claimed,
+                                           if_holder=if_holder)
 
     async def claim_and_enqueue(self, items: Sequence[WorkItem], *, ttl: float,
                                 max_backlog: int) -> list[bool]:
@@ -124,8 +138,9 @@ class SqliteStateStore:
     async def reset_circuit(self, target: str) -> Circuit:
         return await self._guards.reset_circuit(target)
 
-    async def acquire_lock(self, key: str, owner: str, *, ttl: float) -> int | None:
-        return await self._guards.acquire_lock(key, owner, ttl=ttl)
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float,
+                           breaking: str | None = None) -> int | None:
+        return await self._guards.acquire_lock(key, owner, ttl=ttl, breaking=breaking)
 
     async def lock_valid(self, key: str, token: int) -> bool:
         return await self._guards.lock_valid(key, token)

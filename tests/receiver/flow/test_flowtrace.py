@@ -15,8 +15,9 @@ ORDER = [
     # planned: the P2 count (policies) → budgets and circuit peeked → approval
     "policies", "budget", "circuit", "approvals",
     # its action step: kill switch → circuit → execute-once marker → lock → budgets spent,
-    # then before the attempt: the kill switch's and the fence's checks
-    "killswitch", "circuit", "once", "lock", "budget", "killswitch", "lock",
+    # then before the attempt: the kill switch's and the fence's checks, and the marker
+    # says `sending` (after action.started is durable); then it hears the outcome
+    "killswitch", "circuit", "once", "lock", "budget", "killswitch", "lock", "once",
 ]
 
 

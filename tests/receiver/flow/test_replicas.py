@@ -116,7 +116,8 @@ def test_two_approvals_through_two_replicas_run_once(
 def test_work_of_a_killed_replica_is_run_once_by_the_other(
         replicas: Callable[..., Replica], target: CountingTarget, prefix: str) -> None:
     """SIGKILL of a replica with one action in flight and one accepted but not started: the
-    other replica runs the unstarted one once and does not repeat the one that had started."""
+    other replica runs the unstarted one once and does not repeat the one that was sending
+    (its outcome unknown: escalated)."""
     a = replicas("a", config(target, REDIS_URL, prefix=prefix, queue={"workers": 1,
                                                                       "visibility_timeout": "2s"})).start()
     assert a.request("POST", "/webhook", body(alert(namespace="slow-1")))[0] == 202
@@ -126,11 +127,13 @@ def test_work_of_a_killed_replica_is_run_once_by_the_other(
     a.kill()
     b = replicas("b", config(target, REDIS_URL, prefix=prefix)).start()
     until(lambda: target.count("/svc/act/prod-2") == 1, "replica b to take over and act")
-    until(lambda: bool(events(b, name="action.skipped")), "b to refuse repeating the started action")
+    until(lambda: bool(events(b, name="action.outcome_unknown")), "b to refuse repeating the started action")
     time.sleep(0.5)
     assert target.count("/svc/act/prod-2") == 1
     assert target.count("/svc/slow/slow-1") == 1
-    assert [r["reason"] for r in events(b, name="action.skipped")] == ["already_started"]
+    [unknown] = events(b, name="action.outcome_unknown")  # it was sending: a human is asked, not told
+    assert unknown["evidence"]["marker"] == "sending"     # "its outcome is in the audit log"
+    assert [r["reason"] for r in events(b, name="escalation.sent")] == ["outcome_unknown"]
 
 
 def test_pending_approval_and_cooldown_survive_sigkill(

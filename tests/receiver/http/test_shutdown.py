@@ -93,7 +93,8 @@ async def test_running_work_finishes_and_new_webhooks_get_503(
 async def test_unfinished_work_is_resumed_once_after_restart(
         aiohttp_server: ServerFactory, make_settings: Any) -> None:
     """Work not finished by the drain deadline stays queued; the next process runs what had not
-    started, never repeats the step that had, and treats Alertmanager's re-send as a duplicate."""
+    started, never repeats the step that was sending (it asks a human: its outcome is unknown),
+    and treats Alertmanager's re-send as a duplicate."""
     gate, app = await gated_app(aiohttp_server, make_settings, queue={"size": 10, "workers": 1},
                                 drain_timeout="0")
     runner, url = await start(app)
@@ -116,8 +117,12 @@ async def test_unfinished_work_is_resumed_once_after_restart(
     finally:
         await runner2.cleanup()
     assert gate2.calls == 1  # only the decision that had not started runs
-    skipped = _events(runtime, "action.skipped")
-    assert [s["reason"] for s in skipped] == ["already_started"]
+    # the one that was sending when shutdown cut it: its outcome is unknown, and a human is asked
+    [unknown] = _events(runtime, "action.outcome_unknown")
+    assert unknown["evidence"]["marker"] == "sending"
+    assert unknown["evidence"]["read_back"] is None  # http.request cannot read its target back
+    escalated = _events(runtime, "escalation.sent")
+    assert [(e["reason"], e["decision"]) for e in escalated] == [("outcome_unknown", unknown["decision"])]
     duplicates = [r for r in read_audit(runtime.settings.audit)
                   if r["event"] == "guard.blocked" and r.get("reason") == "duplicate"]
     assert len(duplicates) == 2  # both firings were accepted before; the re-send adds nothing

@@ -28,7 +28,7 @@ from receiver.flow.guards.stages import ApprovedRun, DecisionRun, StepRun
 from receiver.flow.payload import parse_webhook
 from receiver.flow.steps import PreparedStep, StepFailed
 from receiver.runtime import Runtime
-from receiver.store.values import Approval, ApprovalStatus, Verdict
+from receiver.store.values import Approval, ApprovalStatus, StepMark, StepState, Verdict
 from remediations.registry import default_registry
 from rules.priority import Priority
 from tests.conftest import rules_yaml
@@ -48,7 +48,12 @@ class Env:
 
     @property
     def marker(self) -> str:
-        return f"exec\x1f{self.d.id}\x1f{self.step.number}"
+        return f"{self.d.id}\x1f{self.step.number}"
+
+    async def marked(self) -> tuple[str, str] | None:
+        """The step's marker now: (state, outcome), None when there is none."""
+        mark = await self.runtime.state.step_mark(self.marker)
+        return None if mark is None else (mark.state.value, mark.outcome)
 
     def run(self) -> StepRun:
         return StepRun(decision=self.d.id, rule=self.d.rule, rung=self.d.rung, step=self.step)
@@ -109,8 +114,22 @@ async def circuit_open(e: Env) -> None:
         await e.runtime.breakers.record("api", ok=False, decision="earlier", detail="down")
 
 
-async def started_before(e: Env) -> None:
-    await e.runtime.state.claim([e.marker], ttl=3600)
+async def sending_before(e: Env) -> None:
+    """A run of another process was sending the step when it died."""
+    mark = StepMark(StepState.SENDING, "dead-replica/1", e.runtime.clock.now() - 5)
+    assert (await e.runtime.state.mark_step(e.marker, mark, ttl=3600, if_absent=True))[0]
+
+
+async def done_before(e: Env) -> None:
+    """A run ran the step to its end (and its work item was not completed)."""
+    mark = StepMark(StepState.DONE, "dead-replica/1", e.runtime.clock.now() - 5, "succeeded")
+    assert (await e.runtime.state.mark_step(e.marker, mark, ttl=3600, if_absent=True))[0]
+
+
+async def claimed_before(e: Env) -> None:
+    """A run of another process held the step, and sent nothing, when it died."""
+    mark = StepMark(StepState.CLAIMED, "dead-replica/1", e.runtime.clock.now() - 5)
+    assert (await e.runtime.state.mark_step(e.marker, mark, ttl=3600, if_absent=True))[0]
 
 
 async def locked(e: Env) -> None:
@@ -125,18 +144,27 @@ async def cooling_down(e: Env) -> None:
 Condition = Callable[[Env], Awaitable[None]]
 
 
-@pytest.mark.parametrize(("conditions", "stopped_by", "marker_kept", "spent"), [
-    pytest.param((paused, circuit_open), Guard.KILL_SWITCH, False, False, id="kill-switch-before-circuit"),
-    pytest.param((circuit_open, started_before), Guard.CIRCUIT_BREAKER, True, False,
+SENDING, DONE = "sending", "done"
+
+
+@pytest.mark.parametrize(("conditions", "stopped_by", "calls", "marker", "spent"), [
+    pytest.param((paused, circuit_open), Guard.KILL_SWITCH, 0, None, False, id="kill-switch-before-circuit"),
+    pytest.param((circuit_open, sending_before), Guard.CIRCUIT_BREAKER, 0, (SENDING, ""), False,
                  id="circuit-before-execute-once"),
-    pytest.param((started_before, locked), Guard.EXECUTE_ONCE, True, False, id="execute-once-before-lock"),
-    pytest.param((locked,), Guard.TARGET_LOCK, False, False, id="lock-before-budgets-marker-given-back"),
-    pytest.param((cooling_down,), Guard.COOLDOWN, False, True, id="budgets-last-marker-and-lock-given-back"),
-    pytest.param((), None, True, True, id="all-pass-executes-once"),
+    pytest.param((sending_before, locked), Guard.EXECUTE_ONCE, 0, (DONE, "unknown"), False,
+                 id="execute-once-before-lock-unknown-outcome-escalated"),
+    pytest.param((done_before, locked), None, 0, (DONE, "succeeded"), False,
+                 id="done-before-is-settled-not-run"),
+    pytest.param((claimed_before,), None, 1, (DONE, "succeeded"), True,
+                 id="claimed-by-a-dead-run-is-taken-over-and-run"),
+    pytest.param((locked,), Guard.TARGET_LOCK, 0, None, False, id="lock-before-budgets-marker-given-back"),
+    pytest.param((cooling_down,), Guard.COOLDOWN, 0, None, True,
+                 id="budgets-last-marker-and-lock-given-back"),
+    pytest.param((), None, 1, (DONE, "succeeded"), True, id="all-pass-executes-once"),
 ])
 async def test_a_step_meets_its_guards_in_order(env: Factory, conditions: tuple[Condition, ...],
-                                                stopped_by: Guard | None, marker_kept: bool,
-                                                spent: bool) -> None:
+                                                stopped_by: Guard | None, calls: int,
+                                                marker: tuple[str, str] | None, spent: bool) -> None:
     e = await env()
     for condition in conditions:
         await condition(e)
@@ -147,19 +175,19 @@ async def test_a_step_meets_its_guards_in_order(env: Factory, conditions: tuple[
             await e.runtime.pipeline.run_step(e.run(), e.runtime.steps.execute)
         assert caught.value.guard is stopped_by
     state = e.runtime.state
-    assert len(e.target.calls) == (1 if stopped_by is None else 0)
-    marker_free = (await state.claim([e.marker], ttl=60))[0]
-    assert marker_free is not marker_kept
+    assert len(e.target.calls) == calls
+    assert await e.marked() == marker
     lock_free = await state.acquire_lock(e.step.subject, "probe", ttl=60) is not None
     assert lock_free is (locked not in conditions)
     assert await e.cooling() is spent
 
 
-async def test_a_lock_lost_during_the_backoff_stops_the_retry_and_keeps_the_marker(
+async def test_a_lock_lost_during_the_backoff_stops_the_retry_and_gives_the_marker_back(
         env: Factory, aiohttp_server: ServerFactory, clock: FakeClock) -> None:
     """The fence is checked before every attempt: the first attempt's answer says "again later"
     (503), meanwhile the lock expires and another replica takes it; the retry does not go
-    out. The step has begun, so its marker stays; the other replica's lock is not touched."""
+    out. The 503 said nothing was done, so the marker was given back for the backoff and stays
+    so; the other replica's lock is not touched."""
     calls: list[str] = []
     holder: list[Env] = []
 
@@ -179,7 +207,7 @@ async def test_a_lock_lost_during_the_backoff_stops_the_retry_and_keeps_the_mark
         await e.runtime.pipeline.run_step(e.run(), e.runtime.steps.execute)
     assert (caught.value.guard, caught.value.reason.value) == (Guard.TARGET_LOCK, "lock_lost")
     assert calls == ["/svc/purge/prod"]
-    assert not (await e.runtime.state.claim([e.marker], ttl=60))[0]
+    assert await e.marked() is None
     assert await e.runtime.state.acquire_lock(e.step.subject, "probe", ttl=60) is None
 
 
