@@ -8,11 +8,12 @@ restarts only if the containers are still the ones the plan named.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from remediations.base import ActionContext, PermanentError, Plan, Result
+from remediations.base import ActionContext, PermanentError, Plan, ReadBack, Result
 from remediations.docker.containers import ContainerAction, ContainerSelector, brief, describe
 from remediations.docker.engine import engine_error, transport_errors
 
@@ -89,3 +90,31 @@ class DockerRestart(ContainerAction[RestartParams]):
         summary = "restarted " + ", ".join(f"{d['name']} ({d['state']}, started {d['started_at']})"
                                            for d in done)
         return Result(summary=summary, details={"containers": done})
+
+    async def read_back(self, ctx: ActionContext, params: RestartParams, plan: Plan, *,
+                        since: float) -> ReadBack | None:
+        """The planned containers' ``StartedAt`` now: all started at or after ``since``, done;
+        none, not done; some, or other containers than planned, cannot tell."""
+        target = self._target(ctx)
+        planned = [c["id"] for c in plan.details.get("containers", [])]
+
+        def read(client: docker.DockerClient) -> list[dict[str, Any]]:
+            return [brief(c) for c in self._select(client, target, params, limit=params.max_containers)]
+
+        now = await self._in_thread(ctx, read)
+        evidence: dict[str, Any] = {
+            "sending_since": datetime.fromtimestamp(since, UTC).isoformat(),
+            "containers": [{"name": b["name"], "id": b["id"], "started_at": b["started_at"]} for b in now]}
+        started = [_started(b["started_at"]) for b in now]
+        if [b["id"] for b in now] != planned or None in started:
+            return ReadBack(None, evidence)
+        after = [at is not None and at >= since for at in started]
+        return ReadBack(True if all(after) else False if not any(after) else None, evidence)
+
+
+def _started(value: object) -> float | None:
+    """Docker's ``StartedAt`` (RFC 3339, nanoseconds) as epoch seconds; None when unreadable."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

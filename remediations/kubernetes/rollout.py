@@ -11,13 +11,14 @@ annotation. The other actions: ``remediations.kubernetes.undo`` (``rollout_undo`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field
 
-from remediations.base import ActionContext, PermanentError, Plan, Result
+from remediations.base import ActionContext, PermanentError, Plan, ReadBack, Result
 from remediations.kubernetes.api import (
     KubernetesAction,
     NamespacedParams,
@@ -109,6 +110,25 @@ class KubernetesRolloutRestart(KubernetesAction[WorkloadParams]):
             details={"restartedAt": restarted_at,
                      "generation": (updated.get("metadata") or {}).get("generation")},
         )
+
+    async def read_back(self, ctx: ActionContext, params: WorkloadParams, plan: Plan, *,
+                        since: float) -> ReadBack | None:
+        """The pod template's ``restartedAt`` now (the value execute would have written): a time
+        at or after ``since`` (to the second, as it is written) is a restart that happened then;
+        an older one, or none, is not."""
+        api = await self.api(ctx)
+        workload = await api.read_workload(params.kind, params.namespace, params.name)
+        template = (workload.get("spec") or {}).get("template") or {}
+        value = ((template.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_AT)
+        evidence = {RESTARTED_AT: value,
+                    "sending_since": datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if not value:
+            return ReadBack(False, evidence)
+        try:
+            at = datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return ReadBack(None, evidence)
+        return ReadBack(at >= math.floor(since), evidence)
 
 
 class PodParams(NamespacedParams):

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from remediations.base import ActionContext, PermanentError, Plan, Result
+from remediations.base import ActionContext, PermanentError, Plan, ReadBack, Result
 from remediations.kubernetes.api import KubernetesAction, WorkloadParams
 from remediations.replicas import Replicas, asked, compute, scales_down
 
@@ -99,3 +99,16 @@ class KubernetesScale(KubernetesAction[ScaleParams]):
         await api.patch_scale(params.kind, params.namespace, params.name, {"spec": {"replicas": planned_to}})
         return Result(summary=f"scaled {where} from {planned_from} to {planned_to} replicas",
                       details={"from": planned_from, "replicas": planned_to, "patched": True})
+
+    async def read_back(self, ctx: ActionContext, params: ScaleParams, plan: Plan, *,
+                        since: float) -> ReadBack | None:
+        """The scale subresource now: at the planned count, done; still at the count it was
+        planned from, not done; any other count, someone else changed it (cannot tell)."""
+        planned_from, planned_to = plan.details["from"], plan.details["to"]
+        api = await self.api(ctx)
+        scale = await api.read_scale(params.kind, params.namespace, params.name)
+        current = int((scale.get("spec") or {}).get("replicas") or 0)
+        evidence = {"replicas_now": current, "planned_from": planned_from, "planned_to": planned_to}
+        if current == planned_to:
+            return ReadBack(True, evidence)
+        return ReadBack(False if current == planned_from else None, evidence)

@@ -7,6 +7,7 @@ end. Params, the allow-list and error classification are tables; the rest runs f
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -265,6 +266,28 @@ async def test_restart_restarts_the_named_container_and_nothing_else(
     }]
     assert after["started_at"] in result.summary
     assert state(client, f"{prefix}web-2") == neighbour
+
+
+async def test_restart_reads_back_whether_the_container_started_after_the_request(
+    engine: Engine, client: docker.DockerClient, prefix: str, restart: DockerRestart,
+) -> None:
+    """read_back (a step found ``sending`` after a crash): StartedAt before the request went out,
+    not done; a restart since, done; evidence names the container and its StartedAt."""
+    run(client, f"{prefix}web-1")
+    ctx = context(docker_target(engine.url, f"{prefix}web-.*"))
+    params = restart.parse_params({"container": f"{prefix}web-1", "timeout": 1})
+    plan = await restart.plan(ctx, params)
+    sent_at = time.time()
+    before = await restart.read_back(ctx, params, plan, since=sent_at)
+    assert before is not None
+    assert before.done is False
+    await restart.execute(ctx, params, plan)
+    after = await restart.read_back(ctx, params, plan, since=sent_at)
+    assert after is not None
+    assert after.done is True
+    [seen] = after.evidence["containers"]
+    assert seen["name"] == f"{prefix}web-1"
+    assert seen["started_at"] == state(client, f"{prefix}web-1")["started_at"]
 
 
 async def test_plan_lists_the_containers_and_changes_nothing(
