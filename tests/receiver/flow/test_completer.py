@@ -89,7 +89,7 @@ async def test_own_work_nothing_holds_is_taken_up_and_not_repeated(
         clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """An item this process acted on whose removal was lost (the store answered, the delete did not
     last) stays in this consumer's pending list with nothing here holding it: once untouched for 3
-    heartbeats it is taken up again, ends at once (its execute-once marker: already_started), and
+    heartbeats it is taken up again, ends at once (its execute-once marker: done, already_done), and
     is completed; the action is not sent again."""
     t, base = target
     settings = live_settings(make_settings, base)
@@ -120,7 +120,8 @@ async def test_own_work_nothing_holds_is_taken_up_and_not_repeated(
     await runtime.audit.sync()
     records = read_audit(settings.audit)
     assert [r["event"] for r in records].count("action.started") == 1
-    assert [r["reason"] for r in records if r["event"] == "action.skipped"] == ["already_started"]
+    assert [(r["reason"], r["outcome"]) for r in records if r["event"] == "action.skipped"] == [
+        ("already_done", "succeeded")]
     assert [r["deliveries"] for r in records if r["event"] == "decision.resumed"] == [2]
 
 

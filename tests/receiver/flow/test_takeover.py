@@ -27,7 +27,8 @@ def test_work_of_a_killed_process_is_taken_up_within_seconds_and_runs_once(
         replicas: Callable[..., Replica], target: CountingTarget, prefix: str, by: str) -> None:  # noqa: F811
     """A holds one action in flight (a slow target) and one accepted, not started; SIGKILL. The
     other replica (already running), or A started again under a new consumer name, runs the
-    unstarted one once within seconds and does not repeat the started one (already_started)."""
+    unstarted one once within seconds and does not repeat the one that was sending (its outcome
+    unknown: a human is asked)."""
     a = replicas("a", config(target, REDIS_URL, prefix=prefix, queue=QUEUE)).start()
     assert a.request("POST", "/webhook", body(alert(namespace="slow-1")))[0] == 202
     until(lambda: target.count("/svc/slow/slow-1") == 1, "replica a to start the slow action")
@@ -45,10 +46,11 @@ def test_work_of_a_killed_process_is_taken_up_within_seconds_and_runs_once(
         rescuer = replicas("a", config(target, REDIS_URL, prefix=prefix, queue=QUEUE)).start()
     until(lambda: target.count("/svc/act/prod-2") == 1, "the killed process's work", deadline=PROMPT)
     took = time.monotonic() - killed_at
-    until(lambda: bool(events(rescuer, name="action.skipped")), "the started action not repeated")
+    until(lambda: bool(events(rescuer, name="action.outcome_unknown")), "the started action not repeated")
     time.sleep(1.0)  # a second execution, if there were one, would land by now
     assert target.count("/svc/act/prod-2") == 1
     assert target.count("/svc/slow/slow-1") == 1
-    assert [r["reason"] for r in events(rescuer, name="action.skipped")] == ["already_started"]
+    assert [r["reason"] for r in events(rescuer, name="action.outcome_unknown")] == ["outcome_unknown"]
+    assert [r["reason"] for r in events(rescuer, name="escalation.sent")] == ["outcome_unknown"]
     assert took < PROMPT
     print(f"taken up {took:.2f} s after SIGKILL ({by})")
