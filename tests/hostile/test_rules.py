@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.cli.main import main
 from remediations.registry import default_registry
 from rules.errors import RuleLoadError
 from rules.loader import load_rules
@@ -112,3 +113,23 @@ def test_a_destructive_step_whose_approval_a_label_decides_is_refused(
     assert words in problem.message
     assert "priority:" in problem.message
     assert "approval: required" in problem.message
+
+
+@pytest.mark.parametrize("command", ["rules lint", "config check"])
+def test_lint_and_config_check_name_the_rule_and_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         command: str) -> None:
+    """The finding's rule as the issue found it (lint said nothing): both commands refuse it."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(flat(P12, DELETE))
+    if command == "rules lint":
+        code = main(["rules", "lint", str(rules)])
+    else:
+        config = tmp_path / "remediator.yaml"
+        config.write_text(f"rules: ['{rules}']\naudit: '{tmp_path / 'audit.jsonl'}'\n"
+                          "targets: {api: {kind: http, base_url: 'http://svc.example'}}\n")
+        code = main(["config", "check", str(config)])
+    said = "".join(capsys.readouterr())
+    assert code != 0
+    assert f"{rules}:4" in said
+    assert "'purge'" in said
+    assert "approval: {required_for: [P1, P2]} lets the alert's 'severity' label decide" in said
