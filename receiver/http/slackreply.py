@@ -26,7 +26,7 @@ from receiver.flow.notices import approval_notice
 from receiver.flow.timers import TimerKind
 from receiver.runtime import Runtime
 from receiver.store.values import Approval, Timer
-from remediations.notify.blocks import slack_body
+from remediations.notify.blocks import SLACK_SECTION_MAX, mrkdwn, slack_body
 
 _log = structlog.get_logger("remediator.slack")
 REPLY_WINDOW = 1800.0  # Slack takes posts to a response_url for 30 minutes
@@ -67,8 +67,10 @@ class SlackReplies:
         return True
 
     async def ephemeral(self, response_url: str, text: str) -> bool:
-        """A message only the user who pressed the button sees; the original stays as it was."""
-        return await self._post(response_url, response_type="ephemeral", replace_original=False, text=text)
+        """A message only the user who pressed the button sees; the original stays as it was.
+        Its text is mrkdwn: escaped, as what it quotes (an approval id, an error) came with the press."""
+        return await self._post(response_url, response_type="ephemeral", replace_original=False,
+                                text=mrkdwn(text, SLACK_SECTION_MAX))
 
     async def show(self, response_url: str, approval: Approval, outcome: list[str], *,
                    buttons: bool = False) -> bool:
