@@ -34,6 +34,9 @@ class Fault(StrEnum):
     """The target answers 500 for 2–3 s."""
     TARGET_HANG = "target-hang"
     """The target holds every request for 2–3 s (the step's timeout is shorter)."""
+    TARGET_DOWN_SIGKILL = "target-503-sigkill"
+    """The target refuses every request with 503 for 3 s (retried: nothing was done); 1–1.5 s
+    into it, with steps waiting in their retry backoff, a replica is SIGKILLed and restarted."""
 
     @property
     def opens_breaker(self) -> bool:
@@ -56,9 +59,14 @@ class Case:
     target_delay: float = 0.0
     workers: int = 8
     drain_timeout: str = "2s"
+    retries: int = 2
+    retry_backoff: str = "300ms"
     known: str = ""
     """A cause of issue #17 not fixed on this commit that makes the case fail: it is then
     ``xfail(strict=True)`` with this reason, and the fix that makes it pass removes it."""
+    sometimes: bool = False
+    """``known`` makes the case fail in some runs only (a kill must land in a narrow window):
+    ``xfail`` not strict, so a lucky run is not a failure; the fix removes it all the same."""
 
 
 MARKER_BEFORE_SEND = (
@@ -71,10 +79,10 @@ BREAKER_DROPS = (
 
 CASES = (
     Case("sqlite-1-sigkill", Store.SQLITE, 1, Fault.SIGKILL, strikes=3, seed=1701),
-    Case("redis-1-sigkill", Store.REDIS, 1, Fault.SIGKILL, strikes=4, seed=1702, firings=300,
-         known=MARKER_BEFORE_SEND),
-    Case("redis-2-sigkill", Store.REDIS, 2, Fault.SIGKILL, strikes=5, seed=1703, firings=300,
-         known=MARKER_BEFORE_SEND),
+    Case("redis-1-sigkill", Store.REDIS, 1, Fault.SIGKILL, strikes=3, seed=1702, known=MARKER_BEFORE_SEND,
+         sometimes=True),
+    Case("redis-2-sigkill", Store.REDIS, 2, Fault.SIGKILL, strikes=4, seed=1703, known=MARKER_BEFORE_SEND,
+         sometimes=True),
     Case("sqlite-1-sigterm", Store.SQLITE, 1, Fault.SIGTERM, strikes=2, seed=1704, target_delay=0.4),
     Case("redis-2-sigterm", Store.REDIS, 2, Fault.SIGTERM, strikes=2, seed=1705, target_delay=0.4),
     Case("redis-1-redis-kill", Store.OWN_REDIS, 1, Fault.REDIS_KILL, strikes=2, seed=1706),
@@ -84,4 +92,6 @@ CASES = (
          known=BREAKER_DROPS),
     Case("redis-2-target-hang", Store.REDIS, 2, Fault.TARGET_HANG, strikes=1, seed=1710, step_timeout="1s",
          known=BREAKER_DROPS),
+    Case("sqlite-1-target-503-sigkill", Store.SQLITE, 1, Fault.TARGET_DOWN_SIGKILL, strikes=1, seed=1711,
+         retries=4, retry_backoff="1s", known=MARKER_BEFORE_SEND),
 )

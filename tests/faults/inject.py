@@ -113,6 +113,17 @@ def _target_hang(stage: Stage) -> None:
     stage.note("target answers again")
 
 
+def _target_down_sigkill(stage: Stage) -> None:
+    down = time.monotonic()
+    stage.target.refuse()
+    stage.note("target refuses with 503 for 3s")
+    time.sleep(stage.rng.uniform(1.0, 1.5))
+    _sigkill(stage)
+    time.sleep(max(0.0, down + 3.0 - time.monotonic()))
+    stage.target.heal()
+    stage.note("target answers 200")
+
+
 _FAULTS = {
     Fault.SIGKILL: _sigkill,
     Fault.SIGTERM: _sigterm,
@@ -120,6 +131,7 @@ _FAULTS = {
     Fault.REDIS_FREEZE: _redis_freeze,
     Fault.TARGET_FAIL: _target_fail,
     Fault.TARGET_HANG: _target_hang,
+    Fault.TARGET_DOWN_SIGKILL: _target_down_sigkill,
 }
 
 

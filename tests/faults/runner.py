@@ -103,7 +103,8 @@ def run(case: Case, root: Path) -> Figures:
     redis, port = _own_redis(root) if case.store is Store.OWN_REDIS else (None, 0)
     fleet = Fleet(root, case.replicas, service_config(
         target_url=target.url, state=_state(case, root, redis, port), prefix=prefix, workers=case.workers,
-        drain_timeout=case.drain_timeout), case.step_timeout)
+        drain_timeout=case.drain_timeout, retries=case.retries, retry_backoff=case.retry_backoff),
+        case.step_timeout)
     try:
         fleet.start()
         batch = notifications(case.name, case.firings, rng)

@@ -4,7 +4,9 @@ The rule's ``http.request`` posts to ``/svc/hit/<firing id>``; every request is 
 arrival (before it is answered), so a request that the action gave up on (a timeout, a 500)
 still counts as a side effect that may have happened. The target can be switched to answer
 500 (``fail``), to hold every request until healed or for at most ``hang_cap`` seconds
-(``hang``), and back (``heal``); ``delay`` slows every answer (actions stay in flight).
+(``hang``), to refuse every request with 503 as a proxy with no backend does (``refuse``:
+nothing was done, so nothing is counted; ``http.request`` retries it), and back (``heal``);
+``delay`` slows every answer (actions stay in flight).
 Used by ``tests.faults.runner`` and ``tests.faults.inject``.
 """
 
@@ -26,6 +28,7 @@ class Mode(StrEnum):
     OK = "ok"
     FAIL = "fail"
     HANG = "hang"
+    REFUSE = "refuse"
 
 
 class HitTarget:
@@ -70,14 +73,14 @@ class HitTarget:
     def arrived(self, path: str) -> int:
         """Count one call; wait as the mode says; the status to answer."""
         with self._lock:
-            if path.startswith(HIT_PREFIX):
-                self.hits[path.removeprefix(HIT_PREFIX)] += 1
             mode = self.mode
+            if path.startswith(HIT_PREFIX) and mode is not Mode.REFUSE:
+                self.hits[path.removeprefix(HIT_PREFIX)] += 1
         if mode is Mode.HANG:
             self._healed.wait(self.hang_cap)
         elif self.delay:
             time.sleep(self.delay)
-        status = 500 if mode is Mode.FAIL else 200
+        status = {Mode.FAIL: 500, Mode.REFUSE: 503}.get(mode, 200)
         with self._lock:
             self.answered[status] += 1
         return status
@@ -92,6 +95,11 @@ class HitTarget:
         with self._lock:
             self.mode = Mode.HANG
             self._healed.clear()
+
+    def refuse(self) -> None:
+        """Answer 503 from now on, counting nothing: no side effect happened."""
+        with self._lock:
+            self.mode = Mode.REFUSE
 
     def heal(self) -> None:
         """Answer 200 again; held requests are answered now."""
