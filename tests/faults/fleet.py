@@ -42,13 +42,14 @@ def rules(step_timeout: str) -> dict[str, Any]:
 
 def service_config(*, target_url: str, state: str, prefix: str, workers: int, drain_timeout: str,
                    retries: int = 2, retry_backoff: str = "300ms") -> dict[str, Any]:
-    """What every replica of a case runs with: live, no blast radius, short breaker cool-off."""
+    """What every replica of a case runs with: live, no blast radius, short breaker cool-off; the
+    queue's defaults (a killed replica's work is taken over once its heartbeat is silent)."""
     return {
         "dry_run": False, "state": state, "state_prefix": prefix, "audit": "audit.jsonl",
         "rules": ["rules.yaml"], "targets": {"api": {"kind": "http", "base_url": target_url}},
         "guards": {"retries": retries, "retry_backoff": retry_backoff, "blast_radius": None,
                    "circuit_breaker": {"failures": 3, "cooloff": "3s"}},
-        "queue": {"workers": workers, "visibility_timeout": "5s"},
+        "queue": {"workers": workers},
         "escalation": {"p1_unresolved": None, "p2_recurring": None},
         "drain_timeout": drain_timeout, "log": {"format": "json"},
     }
