@@ -69,9 +69,6 @@ class Case:
     ``xfail`` not strict, so a lucky run is not a failure; the fix removes it all the same."""
 
 
-MARKER_BEFORE_SEND = (
-    "issue #17 cause (b): the execute-once marker is claimed before the request is sent and never "
-    "given back, so a SIGKILL in between ends the step already_started with nothing sent")
 BREAKER_DROPS = (
     "issue #17 cause (c): an open circuit breaker ends accepted work (guard.blocked circuit_open) "
     "instead of deferring it until the breaker half-opens")
@@ -79,10 +76,8 @@ BREAKER_DROPS = (
 
 CASES = (
     Case("sqlite-1-sigkill", Store.SQLITE, 1, Fault.SIGKILL, strikes=3, seed=1701),
-    Case("redis-1-sigkill", Store.REDIS, 1, Fault.SIGKILL, strikes=3, seed=1702, known=MARKER_BEFORE_SEND,
-         sometimes=True),
-    Case("redis-2-sigkill", Store.REDIS, 2, Fault.SIGKILL, strikes=4, seed=1703, known=MARKER_BEFORE_SEND,
-         sometimes=True),
+    Case("redis-1-sigkill", Store.REDIS, 1, Fault.SIGKILL, strikes=3, seed=1702),
+    Case("redis-2-sigkill", Store.REDIS, 2, Fault.SIGKILL, strikes=4, seed=1703),
     Case("sqlite-1-sigterm", Store.SQLITE, 1, Fault.SIGTERM, strikes=2, seed=1704, target_delay=0.4),
     Case("redis-2-sigterm", Store.REDIS, 2, Fault.SIGTERM, strikes=2, seed=1705, target_delay=0.4),
     Case("redis-1-redis-kill", Store.OWN_REDIS, 1, Fault.REDIS_KILL, strikes=2, seed=1706),
@@ -93,5 +88,5 @@ CASES = (
     Case("redis-2-target-hang", Store.REDIS, 2, Fault.TARGET_HANG, strikes=1, seed=1710, step_timeout="1s",
          known=BREAKER_DROPS),
     Case("sqlite-1-target-503-sigkill", Store.SQLITE, 1, Fault.TARGET_DOWN_SIGKILL, strikes=1, seed=1711,
-         retries=4, retry_backoff="1s", known=MARKER_BEFORE_SEND),
+         retries=4, retry_backoff="1s"),
 )

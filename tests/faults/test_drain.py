@@ -43,9 +43,6 @@ def probe(url: str) -> str:
         return "connection"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue #17 cause (a): SIGTERM closes the listener first, so requests during the drain are "
-    "refused instead of answered 503 + Retry-After"))
 def test_sigterm_keeps_answering_503_while_actions_drain(tmp_path: Path) -> None:
     target = HitTarget(delay=1.5)
     state = f"sqlite:///{tmp_path / 'state.db'}"
