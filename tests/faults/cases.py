@@ -62,11 +62,10 @@ class Case:
     retries: int = 2
     retry_backoff: str = "300ms"
     known: str = ""
-    """A cause of issue #17 not fixed on this commit that makes the case fail: it is then
-    ``xfail(strict=True)`` with this reason, and the fix that makes it pass removes it."""
-    sometimes: bool = False
-    """``known`` makes the case fail in some runs only (a kill must land in a narrow window):
-    ``xfail`` not strict, so a lucky run is not a failure; the fix removes it all the same."""
+    """A cause of issue #17 not fixed on this commit that makes the case fail: the case is then
+    ``xfail`` with this reason (not strict: the fix is on its way through the merge train, and
+    a strict mark would fail the train that carries it; an XPASS shows in the summary), and the
+    fix that makes it pass removes it."""
 
 
 BREAKER_DROPS = (
