@@ -37,6 +37,12 @@ class Reason(StrEnum):
     BLAST_RADIUS = "blast_radius"
     CIRCUIT_OPEN = "circuit_open"
     TARGET_LOCKED = "target_locked"
+    CIRCUIT_TRIAL = "circuit_trial"
+    """Half-open: another decision's attempt is the one trial; this one waits for its outcome."""
+    ALERT_RESOLVED = "alert_resolved"
+    """Deferred work whose alert resolved while it waited: it does not run."""
+    DEFER_EXHAUSTED = "defer_exhausted"
+    """Deferred work that waited its bound (``guards.defer``): a human is asked instead."""
     LOCK_LOST = "lock_lost"
     ALREADY_DONE = "already_done"
     STEP_RUNNING = "step_running"
@@ -85,6 +91,8 @@ class Escalation(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     BLAST_RADIUS = "blast_radius"
     OUTCOME_UNKNOWN = "outcome_unknown"
+    DEFER_EXHAUSTED = "defer_exhausted"
+    """Accepted work waited its bound behind an open circuit or a held lock and did not run."""
 
 
 class Outcome(StrEnum):

@@ -54,6 +54,10 @@ class Metrics:
         self.guard_blocks = Counter(
             "remediator_guard_blocks", "Decisions stopped by a guard", ["guard"], registry=registry
         )
+        self.deferrals = Counter(
+            "remediator_deferrals", "Decisions a transient guard sent back to wait, by guard and reason",
+            ["guard", "reason"], registry=registry,
+        )
         self.requests_rejected = Counter(
             "remediator_requests_rejected", "Requests refused before intake, by reason",
             ["reason"], registry=registry,

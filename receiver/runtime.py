@@ -23,6 +23,7 @@ from receiver.flow.announce import Announcer
 from receiver.flow.cancel import stop_tasks
 from receiver.flow.completer import Completer
 from receiver.flow.decide import Decide
+from receiver.flow.deferral import Deferrals
 from receiver.flow.enqueue import Enqueuer
 from receiver.flow.escalation import Escalations
 from receiver.flow.feeder import Feeder
@@ -123,6 +124,9 @@ class Runtime:
             workers=settings.queue.workers, rules=self.rules, queue=self.queue, store=self.state,
             audit=self.audit, report=self.report, verifier=self.verifier, killswitch=self.killswitch,
             approvals=self.approvals, completer=self.completer,
+            deferrals=Deferrals(settings, store=self.state, audit=self.audit, report=self.report,
+                                escalations=self.escalations, clock=clock, approvals=self.approvals,
+                                rules=self.rules),
             decide=Decide(rules=self.rules, pipeline=self.pipeline, steps=self.steps,
                           approvals=self.approvals, verifier=self.verifier))
         self._housekeeping: asyncio.Task[None] | None = None

@@ -123,6 +123,18 @@ class CircuitSettings(_Strict):
     cooloff: Duration = Field(default=timedelta(minutes=30), description="Open this long, then retry")
 
 
+class DeferSettings(_Strict):
+    """How long accepted work waits behind an open circuit or a held target lock
+    (``receiver.flow.deferral``); past either bound it is escalated, never dropped silently."""
+
+    max_wait: Duration = Field(default=timedelta(hours=4),
+                               description="Longest one decision waits, from its first deferral")
+    max_attempts: int = Field(default=100, ge=1, le=10_000, description="Most deferrals of one decision")
+    retry: Duration = Field(default=timedelta(seconds=1),
+                            description="First wait for a held lock or a half-open trial; doubles each time")
+    max_delay: Duration = Field(default=timedelta(seconds=30), description="Longest one of those waits")
+
+
 class GuardSettings(_Strict):
     dedup_ttl: Duration = Field(default=timedelta(days=7))
     retries: int = Field(default=3, ge=0, le=10, description="Retries of a temporary failure")
@@ -132,6 +144,7 @@ class GuardSettings(_Strict):
     blast_radius: Window | None = Field(default_factory=lambda: Window(max=10, per=timedelta(minutes=10)),
                                         description="Global cap on actions; null turns it off")
     circuit_breaker: CircuitSettings = Field(default_factory=CircuitSettings)
+    defer: DeferSettings = Field(default_factory=DeferSettings)
     approval_ttl: Duration = Field(default=timedelta(minutes=30))
     lock_ttl: Duration = Field(default=timedelta(minutes=15),
                                description="Longest a target stays locked by one action")

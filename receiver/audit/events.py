@@ -19,6 +19,7 @@ class AuditEvent(StrEnum):
     ALERT_RECEIVED = "alert.received"
     RULE_MATCHED = "rule.matched"
     GUARD_BLOCKED = "guard.blocked"
+    GUARD_DEFERRED = "guard.deferred"
     DECISION_FAILED = "decision.failed"
     APPROVAL_REQUESTED = "approval.requested"
     APPROVAL_APPROVED = "approval.approved"

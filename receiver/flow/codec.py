@@ -2,7 +2,8 @@
 
 What crosses the store as data is a typed value here, each with one way to become data
 and one way back: decisions (:func:`decision_item` / :func:`read_work`) and approved
-plans (:class:`ApprovedWork`) as work items, an approval's request (:class:`ApprovalRequest`:
+plans (:class:`ApprovedWork`) as work items (a deferred one carrying its :class:`Deferral`),
+an approval's request (:class:`ApprovalRequest`:
 its :class:`SavedStep` plans, :class:`Diagnostic` results and alert), and the payloads of
 timers (:class:`VerifyWatch`, :class:`P1Watch`, :class:`SlackReply`). Nothing else builds or
 reads those dicts. Written by ``receiver.flow.enqueue``, ``receiver.flow.guards.approvals``,
@@ -102,6 +103,34 @@ def read_work(item: WorkItem, index: RuleIndex) -> Decision | ApprovedWork:
                     alert=_alert(p["alert"]), priority=str(p["priority"]),
                     response_target=timedelta(seconds=p["response_target"]), dry_run=bool(p["dry_run"]),
                     rung=int(p.get("rung", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Deferral:
+    """How long a decision has waited behind a transient guard (``receiver.flow.deferral``):
+    carried in its work item's payload while it is deferred and when it comes back."""
+
+    attempts: int
+    since: float
+    guard: str
+    reason: str
+
+    def as_data(self) -> dict[str, Any]:
+        return {"attempts": self.attempts, "since": self.since, "guard": self.guard, "reason": self.reason}
+
+    @classmethod
+    def of(cls, item: WorkItem) -> Deferral | None:
+        """The deferral ``item`` carries; None when it was never deferred."""
+        data = item.payload.get("deferred")
+        if not isinstance(data, Mapping):
+            return None
+        return cls(attempts=int(data["attempts"]), since=float(data["since"]), guard=str(data["guard"]),
+                   reason=str(data["reason"]))
+
+    def onto(self, item: WorkItem) -> WorkItem:
+        """``item`` carrying this deferral (same id and dedup key)."""
+        return WorkItem(id=item.id, dedup_key=item.dedup_key,
+                        payload={**item.payload, "deferred": self.as_data()})
 
 
 # --- an approval's request -------------------------------------------------------------------

@@ -49,6 +49,7 @@ _TITLES = {
     Escalation.CIRCUIT_OPEN: "circuit breaker open",
     Escalation.BLAST_RADIUS: "blast radius reached, automation paused",
     Escalation.OUTCOME_UNKNOWN: "outcome of an action unknown after a restart",
+    Escalation.DEFER_EXHAUSTED: "waited too long behind a guard, not run",
 }
 
 

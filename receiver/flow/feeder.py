@@ -10,6 +10,10 @@ holds. At start-up it takes every item a previous process left unfinished (after
 At stop it ends its heartbeat, so what it leaves is taken over at once. Stopping is bounded:
 its loops check a stop flag (a wait for work blocks ``_BLOCK`` at most) and its tasks are
 cancelled again until they end (``receiver.flow.cancel``: redis-py can lose a cancellation).
+Before each take it queues again the deferred work whose time has come
+(``StateStore.release_deferred``, ``receiver.flow.deferral``): while any wait, it waits for
+new work at most ``_BLOCK_DEFERRED`` at a time, so a deferred decision is back in the queue
+within a fifth of a second of its ``not_before``.
 Cadences are real waits (asyncio); liveness and idle times are the store's clock.
 """
 
@@ -30,6 +34,7 @@ _log = structlog.get_logger("remediator.feeder")
 _BATCH = 256
 _BLOCK = 1.0
 _STOP_WITHIN = 10.0  # seconds for the feeder's tasks to end once stopped
+_BLOCK_DEFERRED = 0.2
 DEAD_AFTER = 3  # heartbeats missed before a consumer counts as dead
 
 
@@ -95,8 +100,9 @@ class Feeder:
         while not self._stopping:
             await self._queue.wait_room()
             try:
+                _, waiting = await self._store.release_deferred(limit=_BATCH)
                 items = await self._store.take(self.consumer, min(self._queue.free() or 1, _BATCH),
-                                               block=_BLOCK)
+                                               block=_BLOCK_DEFERRED if waiting else _BLOCK)
             except StateError as exc:
                 _log.warning("feeder.take_failed", error=str(exc))
                 await asyncio.sleep(_BLOCK)

@@ -4,8 +4,9 @@ Every way a decision ends is an :class:`Ending` (the table of them is its constr
 blocked by a guard, failed, waiting for an approval, run or planned, ...), and
 :meth:`Report.ended` counts it, records it and logs it under the same words
 (``receiver.decisions``); an action's attempt ends through :meth:`Report.attempt_succeeded`
-or :meth:`Report.attempt_failed`. A stage that stops a decision raises :class:`Stopped`
-carrying its ending. Built by ``receiver.runtime``; called by ``receiver.flow.intake``
+or :meth:`Report.attempt_failed`; a decision a transient guard sent back to wait through
+:meth:`Report.deferred` (``receiver.flow.deferral``). A stage that stops a decision raises
+:class:`Stopped` carrying its ending. Built by ``receiver.runtime``; called by ``receiver.flow.intake``
 (``for`` and dedup), ``receiver.flow.workers`` (every end of a work item) and
 ``receiver.flow.steps`` (every attempt).
 """
@@ -58,6 +59,11 @@ class Ending:
         extra = {} if retry_after is None else {"retry_after": round(retry_after, 3)}
         return cls(Outcome.BLOCKED, reason, detail, AuditEvent.GUARD_BLOCKED, guard, extra,
                    log="decision.blocked")
+
+    def with_extra(self, **extra: Any) -> Ending:
+        """This ending with more fields on its record."""
+        return Ending(self.outcome, self.reason, self.detail, self.event, self.guard,
+                      {**self.extra, **extra}, self.log, self.counted, self.names)
 
     @classmethod
     def held(cls, approval: str) -> Ending:
@@ -145,6 +151,20 @@ class Report:
         if ending.log is not None:
             guard = {} if ending.guard is None else {"guard": ending.guard}
             _log.warning(ending.log, **guard, reason=ending.reason, detail=ending.detail)
+
+    def deferred(self, ending: Ending, *, d: Decision, attempt: int, not_before: float,
+                 waited: float) -> None:
+        """A transient guard sent ``d`` back to wait (``receiver.flow.deferral``): counted by guard
+        and reason (not as an end: it ends later), ``guard.deferred``, a log line."""
+        assert ending.guard is not None
+        self._metrics.deferrals.labels(ending.guard.value, ending.reason.value).inc()
+        self._audit.record(AuditEvent.GUARD_DEFERRED, decision=d.id, rule=d.rule.name,
+                           fingerprint=d.alert.fingerprint, **({"rung": d.rung} if d.rung else {}),
+                           guard=ending.guard, reason=ending.reason, detail=ending.detail, attempt=attempt,
+                           not_before=round(not_before, 3), waited=round(waited, 3),
+                           **{k: v for k, v in ending.extra.items() if k == "waits_for"})
+        _log.info("decision.deferred", guard=ending.guard, reason=ending.reason, attempt=attempt,
+                  not_before=round(not_before, 3))
 
     def attempt_succeeded(self, fields: Mapping[str, Any], *, action: str, attempt: int, seconds: float,
                           result: Result) -> None:

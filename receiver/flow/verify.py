@@ -56,7 +56,7 @@ def incident_key(rule: str, alert: Alert) -> str:
     return f"{rule}\x1f{alert.fingerprint}\x1f{alert.starts_at_raw}"
 
 
-def _resolved_marker(alert: Alert) -> str:
+def resolved_marker(alert: Alert) -> str:
     """The dedup key a resolved notification claims for one firing of one alert."""
     return f"resolved\x1f{alert.fingerprint}\x1f{alert.starts_at_raw}"
 
@@ -115,7 +115,7 @@ class Verifier:
         """The alert resolved: mark the firing resolved, take its timers (watches are verified,
         failed ones late). The marker comes first: a watch armed after the take then sees it."""
         ttl = self._settings.guards.dedup_ttl.total_seconds()
-        await self._store.claim([_resolved_marker(alert)], ttl=ttl)
+        await self._store.claim([resolved_marker(alert)], ttl=ttl)
         self._record_resolution(await self._timers.take(alert.fingerprint))
 
     async def _settle_if_resolved(self, alert: Alert) -> bool:
@@ -123,7 +123,7 @@ class Verifier:
 
         Taking the timers is atomic, so a resolution and this settle record each watch once.
         """
-        if not await self._store.claimed(_resolved_marker(alert)):
+        if not await self._store.claimed(resolved_marker(alert)):
             return False
         self._record_resolution(await self._timers.take(alert.fingerprint))
         return True
@@ -189,7 +189,7 @@ class Verifier:
             due_at=now + _LATE_FOR, expires_at=now + _LATE_FOR + _DAY, payload=w.as_data()))
         # A resolution that came while this replica held the due watch (so could not take
         # it) left its marker: no verify.failed; the settle below records it late, once.
-        if first and not await self._store.claimed(_resolved_marker(w.alert)):
+        if first and not await self._store.claimed(resolved_marker(w.alert)):
             self._metrics.verifications.labels("failed").inc()
             self._audit.record(AuditEvent.VERIFY_FAILED, decision=w.decision, rule=w.rule,
                                fingerprint=timer.fingerprint, rung=w.rung, resolved_within=w.window,

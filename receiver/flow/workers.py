@@ -7,10 +7,13 @@ approval, stopped by a guard, failed, crashed (named by its rule and alert, an a
 plan's read back from its approval) — the end is reported once (``receiver.flow.report``):
 a climbed rung that stopped is told to ``receiver.flow.verify`` (its ladder stops), the
 blast radius stopping one pauses automation, and how an approved plan's run ended is told
-to ``receiver.flow.guards.approvals`` (:meth:`Approvals.ran`: Slack shows the result). Every
-finished item goes to the completer (``receiver.flow.completer``), which removes it from the
-store, retried until that succeeds; an item the store failed on while it ran is tried again
-after a pause.
+to ``receiver.flow.guards.approvals`` (:meth:`Approvals.ran`: Slack shows the result). A
+decision (or approved plan) an open circuit or a held lock stopped is deferred instead
+(``receiver.flow.deferral``: it leaves the queue to wait in the store, or, past its bound,
+ends escalated), and one that comes back from waiting ends at once if its alert resolved
+meanwhile. Every finished item goes to the completer (``receiver.flow.completer``), which
+removes it from the store, retried until that succeeds; an item the store failed on while
+it ran is tried again after a pause.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from receiver.audit import AuditError, AuditEvent, AuditLog
 from receiver.decisions import Decision, Guard, Outcome, Reason
 from receiver.errors import StateError
 from receiver.flow.cancel import stop_tasks
-from receiver.flow.codec import ApprovedWork, RuleGone, read_work
+from receiver.flow.codec import ApprovedWork, Deferral, RuleGone, read_work
 from receiver.flow.completer import Completer
 from receiver.flow.decide import Decide
+from receiver.flow.deferral import Deferrals, Wait
 from receiver.flow.guards.approvals import Approvals
 from receiver.flow.guards.killswitch import KillSwitch
 from receiver.flow.reload import RulesCoordinator
@@ -48,7 +52,8 @@ class Executor:
 
     def __init__(self, *, workers: int, rules: RulesCoordinator, queue: WorkQueue, store: StateStore,
                  audit: AuditLog, report: Report, decide: Decide, verifier: Verifier,
-                 killswitch: KillSwitch, approvals: Approvals, completer: Completer) -> None:
+                 killswitch: KillSwitch, approvals: Approvals, completer: Completer,
+                 deferrals: Deferrals | None = None) -> None:
         self._workers = workers
         self._rules = rules
         self._queue = queue
@@ -60,6 +65,7 @@ class Executor:
         self._killswitch = killswitch
         self._approvals = approvals
         self._completer = completer
+        self._deferrals = deferrals
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -100,6 +106,22 @@ class Executor:
         finally:
             self._tasks.remove(asyncio.current_task())  # type: ignore[arg-type]
 
+    async def _wait_or_end(self, item: WorkItem, d: Decision | None, approved: ApprovedWork | None,
+                           ending: Ending) -> Ending | None:
+        """Defer ``item`` when its stop is transient (None), or how it ends: as it was stopped, or
+        given up past its bound (escalated: a decision's climbed rung as its ladder stopping)."""
+        assert self._deferrals is not None
+        verdict = self._deferrals.plan(ending, item)
+        if verdict is None:
+            return ending
+        d = d if approved is None else await self._deferrals.approved(approved)
+        if d is None:  # an approved plan whose approval or rule is gone: it ends as it was stopped
+            return ending
+        if isinstance(verdict, Wait):
+            await self._deferrals.defer(item, d, ending, verdict)
+            return None
+        return await self._deferrals.give_up(d, ending, verdict, escalate=d.rung == 0 or approved is not None)
+
     async def run_item(self, item: WorkItem) -> bool:
         """Run one item; False when the state store failed and the item should be taken again."""
         try:
@@ -108,24 +130,54 @@ class Executor:
             self._report.ended(Ending.rule_gone(gone.rule), decision=item.id)
             return True
         if isinstance(work, ApprovedWork):
-            return await self._carry(work.decision, None, self._decide.approved(work),
-                                     ended=partial(self._approvals.ran, work.approval),
-                                     approval=work.approval)
+            ran = partial(self._approvals.ran, work.approval)
+            back = await self._back(item, work)
+            if isinstance(back, Ending):  # its alert resolved while it waited: the approver hears
+                await ran(back.outcome, back.reason, back.detail)
+                return True
+            if back is False:
+                return False
+            return await self._carry(work.decision, None, self._decide.approved(work), ended=ran,
+                                     approval=work.approval, item=item, approved=work)
         if item.deliveries > 1:
             self._audit.record(AuditEvent.DECISION_RESUMED, decision=item.id, rule=work.rule.name,
                                fingerprint=work.alert.fingerprint, deliveries=item.deliveries)
-        return await self.run(work)
+        back = await self._back(item, work)
+        if back is not True:
+            return back is not False
+        return await self.run(work, item)
 
-    async def run(self, d: Decision) -> bool:
-        """Carry one decision to its end; False when the state store failed."""
-        return await self._carry(d.id, d, self._decide.decision(d))
+    async def _back(self, item: WorkItem, work: Decision | ApprovedWork) -> Ending | bool:
+        """A deferred item back from waiting: its ending (reported) when its alert resolved meanwhile;
+        True to run it (or when it never waited), False when the store failed."""
+        if self._deferrals is None or Deferral.of(item) is None:
+            return True
+        d = work if isinstance(work, Decision) else None
+        try:
+            if isinstance(work, ApprovedWork):
+                d = await self._deferrals.approved(work)
+            resolved = None if d is None else await self._deferrals.resolved(item, d)
+        except StateError as exc:
+            self._report.ended(Ending.unavailable(exc), decision=item.id, d=d)
+            return False
+        if resolved is None:
+            return True
+        self._report.ended(resolved, decision=d.id if d is not None else item.id, d=d)
+        return resolved
+
+    async def run(self, d: Decision, item: WorkItem | None = None) -> bool:
+        """Carry one decision to its end (``item``: the work that carries it, which a transient
+        guard defers); False when the state store failed."""
+        return await self._carry(d.id, d, self._decide.decision(d), item=item)
 
     async def _carry(self, decision: str, d: Decision | None, work: Awaitable[Ending], *,
                      ended: Callable[[Outcome, Reason, str], Awaitable[None]] | None = None,
-                     approval: str | None = None) -> bool:
+                     approval: str | None = None, item: WorkItem | None = None,
+                     approved: ApprovedWork | None = None) -> bool:
         """Await ``work`` and report how it ended (``d``: the decision's names, when known; else
         ``approval``'s, read back); ``ended`` is told too (not when the store failed: the
-        item is taken up again)."""
+        item is taken up again). A transient stop of ``item``'s decision (or ``approved`` plan)
+        defers it: nothing is reported as its end."""
         bind = {"decision": decision} | ({} if d is None else {"rule": d.rule.name,
                                                                 "fingerprint": d.alert.fingerprint})
         with structlog.contextvars.bound_contextvars(**bind):
@@ -133,6 +185,15 @@ class Executor:
                 ending = await work
             except Stopped as stop:
                 ending = stop.ending
+                if item is not None and self._deferrals is not None:
+                    try:
+                        waits = await self._wait_or_end(item, d, approved, ending)
+                    except StateError as exc:
+                        self._report.ended(Ending.unavailable(exc), decision=decision, d=d)
+                        return False
+                    if waits is None:
+                        return True  # not an end: it comes back when due
+                    ending = waits
                 if d is not None and stop.stops_ladder:
                     await self._verifier.stopped(d, reason=ending.reason, detail=ending.detail)
                 if ending.guard is Guard.BLAST_RADIUS:  # it stays paused until an admin resumes

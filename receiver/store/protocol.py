@@ -125,6 +125,33 @@ class StateStore(Protocol):
         None when there is none (or it was enqueued by a version that did not keep the time)."""
         ...
 
+    # -- deferred work: waits out an open circuit or a held lock, then is queued again
+    async def defer(self, ref: str, item: WorkItem, *, not_before: float, wake: str | None = None,
+                    rank: float = 0.0) -> bool:
+        """Take the queued entry ``ref`` off the queue and keep ``item`` (the same work, its
+        deferral noted in its payload) until ``not_before``, at once.
+
+        False, keeping nothing, when ``ref`` is no longer queued (completed meanwhile). Kept by
+        ``item.id``: deferring an id that is already deferred replaces it (never twice).
+        ``wake``: what it waits for (a lock's subject, a circuit), by which :meth:`wake_deferred`
+        brings it forward, lowest ``rank`` first.
+        """
+        ...
+
+    async def wake_deferred(self, wake: str, *, count: int) -> int:
+        """Make the ``count`` lowest-ranked items deferred under ``wake`` due now (each once: it
+        no longer waits under ``wake``); how many."""
+        ...
+
+    async def release_deferred(self, *, limit: int) -> tuple[int, int]:
+        """Queue up to ``limit`` deferred items whose time has come (each removed as it is
+        queued, at once; one replica gets each); (how many, how many still wait)."""
+        ...
+
+    async def deferred(self) -> list[tuple[WorkItem, float]]:
+        """Every deferred item with its ``not_before``, soonest first (for tests and the console)."""
+        ...
+
     # -- kill switch and blast-radius pause
     async def get_pause(self) -> Pause | None: ...
 

@@ -178,6 +178,9 @@ class Observer:
             s.outcome = "awaiting_approval" if waiting else str(rec["reason"])
             s.detail = str(rec.get("detail", ""))
             s.approval = rec.get("approval") or s.approval
+        elif event == AuditEvent.GUARD_DEFERRED:  # waiting in the store: the guard holds it for now
+            s.outcome = str(rec["reason"])
+            s.detail = str(rec.get("detail", ""))
         elif event in _CLOSED:
             s.outcome = _CLOSED[event]
             s.detail = str(rec.get("comment") or "")
@@ -248,6 +251,7 @@ class Sandbox:
 
     async def _drain(self) -> Delivery:
         state = self.runtime.state
+        await state.release_deferred(limit=1024)  # deferred work whose time came, as the feeder does
         while items := await state.take(_CONSUMER, 64, block=0):
             for item in items:
                 await self.runtime.executor.run_item(item)

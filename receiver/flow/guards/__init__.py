@@ -7,7 +7,9 @@ kill switch (``maintenance``, ``killswitch``) → cooldown, rate limit and blast
 for approved plans) → target lock (``lock``) → execute. What a stage is and what it looks
 at is ``receiver.flow.guards.stages``. Each stop is a :class:`Blocked` naming its
 :class:`receiver.decisions.Guard` and :class:`receiver.decisions.Reason`, counted, audited
-and logged under the same words (``receiver.flow.report``).
+and logged under the same words (``receiver.flow.report``); a transient one (an open
+circuit, a half-open circuit's trial, a held lock: ``waits_for`` names what it waits for)
+defers the decision instead of ending it (``receiver.flow.deferral``).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ class Blocked(Stopped):
     """A guard stopped a decision (internal to the receiver)."""
 
     def __init__(self, guard: Guard, reason: Reason, detail: str, *,
-                 retry_after: float | None = None) -> None:
-        super().__init__(Ending.blocked(guard, reason, detail, retry_after=retry_after))
+                 retry_after: float | None = None, waits_for: str | None = None) -> None:
+        ending = Ending.blocked(guard, reason, detail, retry_after=retry_after)
+        super().__init__(ending if waits_for is None else ending.with_extra(waits_for=waits_for))
         self.guard = guard
         self.reason = reason
         self.detail = detail

@@ -1,10 +1,16 @@
 """Circuit breakers per target: after N consecutive failures there, automatic attempts stop.
 
 A stage of ``receiver.flow.guards.pipeline``: peeked before an approval is asked, checked
-again before execute, and told every final outcome of an execution. When a breaker opens it is audited
-(``circuit.opened``) and escalated (``receiver.flow.escalation``, reason ``circuit_open``; a
-plain announcement when ``escalation.circuit_open`` is off); it closes after the cool-off
-or when an admin resets it (``POST /api/v1/circuits/{target}/reset``).
+again before execute, and told every final outcome of an execution. Open, it stops a step
+``circuit_open`` until the cool-off ends (``retry_after``: the work is deferred until then,
+``receiver.flow.deferral``). Then it is half-open: one step, the one that claims the
+opening's trial (a dedup claim named by the target and the opening), goes through; the others
+wait for its outcome (``circuit_trial``). A success closes it (a streak of failures ends), a
+failure opens it again. Every opening is audited (``circuit.opened``); the first of a streak
+(the failure that reaches the threshold) is escalated (``receiver.flow.escalation``, reason
+``circuit_open``; a plain announcement when ``escalation.circuit_open`` is off), the
+re-openings of the same streak are not. It closes early when an admin resets it
+(``POST /api/v1/circuits/{target}/reset``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ from receiver.store.values import Circuit
 from remediations.base import Result
 from remediations.notify.delivery import Notice
 
+_EVERY = 1_000_000  # woken when a circuit closes: everything that waits for it
+
+
+def waits_for(target: str) -> str:
+    """What a decision deferred by ``target``'s circuit waits for (``StateStore.wake_deferred``)."""
+    return f"circuit:{target}"
+
 
 class Breakers:
     """The breakers of every target, in the state store."""
@@ -37,7 +50,8 @@ class Breakers:
         self._escalations = escalations if settings.escalation.circuit_open else None
         self._clock = clock
 
-    async def check(self, target: str) -> None:
+    async def check(self, target: str) -> Circuit:
+        """Raise :class:`Blocked` while the circuit is open; the circuit as it is."""
         circuit = await self._store.circuit(target)
         if circuit.is_open(self._clock.now()):
             assert circuit.open_until is not None
@@ -45,7 +59,8 @@ class Breakers:
                           f"target {target} failed {circuit.failures} times in a row; automatic "
                           f"attempts stop for {circuit.open_until - self._clock.now():.0f}s more "
                           "or until an admin resets it",
-                          retry_after=circuit.open_until - self._clock.now())
+                          retry_after=circuit.open_until - self._clock.now(), waits_for=waits_for(target))
+        return circuit
 
     async def peek(self, run: StepRun) -> None:
         if run.step.ctx.target_name is not None:
@@ -55,17 +70,32 @@ class Breakers:
         target = run.step.ctx.target_name
         if target is None:
             return NOTHING
-        await self.check(target)
-        return _Outcome(self, target, run.decision)
+        circuit = await self.check(target)
+        trial = None
+        if circuit.open_until is not None:  # half-open: one trial, the others wait for its outcome
+            trial = f"circuit-trial\x1f{target}\x1f{circuit.open_until!r}"
+            if not (await self._store.claim([trial], ttl=self._cooloff))[0]:
+                raise Blocked(Guard.CIRCUIT_BREAKER, Reason.CIRCUIT_TRIAL,
+                              f"target {target} is half-open after {circuit.failures} failures in a row; "
+                              "another attempt is its trial, this one waits for its outcome",
+                              waits_for=waits_for(target))
+        return _Outcome(self, target, run.decision, trial)
 
-    async def record(self, target: str, *, ok: bool, decision: str, detail: str) -> Circuit:
+    async def record(self, target: str, *, ok: bool, decision: str, detail: str,
+                     trial: bool = False) -> Circuit:
         circuit = await self._store.record_result(target, ok=ok, threshold=self._threshold,
                                                   cooloff=self._cooloff)
+        if ok and trial:  # the half-open trial succeeded: closed, what waits for it goes now
+            await self._store.wake_deferred(waits_for(target), count=_EVERY)
         # Every failure from the threshold on (re)opens it: at the threshold, or the trial
-        # attempt after a cool-off failing again.
+        # attempt after a cool-off failing again. People hear of the streak once, at its start.
         if not ok and circuit.failures >= self._threshold:
+            first = circuit.failures == self._threshold
             self._audit.record(AuditEvent.CIRCUIT_OPENED, target=target, failures=circuit.failures,
-                               open_until=circuit.open_until, decision=decision, detail=detail)
+                               open_until=circuit.open_until, decision=decision, detail=detail,
+                               streak_start=first)
+            if not first:
+                return circuit
             text = (f"{circuit.failures} consecutive failures on {target}; the last: {detail}\n"
                     f"Automatic attempts there stop for {self._cooloff:.0f}s. A human should look.")
             if self._escalations is not None:
@@ -81,8 +111,12 @@ class Breakers:
                 ))
         return circuit
 
+    async def give_back_trial(self, trial: str) -> None:
+        await self._store.release([trial])
+
     async def reset(self, target: str, *, actor: str) -> Circuit:
         before = await self._store.reset_circuit(target)
+        await self._store.wake_deferred(waits_for(target), count=_EVERY)
         self._audit.record(AuditEvent.ADMIN_CIRCUIT_RESET, target=target, actor=actor,
                            failures=before.failures)
         await self._audit.sync()
@@ -92,14 +126,21 @@ class Breakers:
 class _Outcome(Hold):
     """A step let through to a target: its final outcome feeds the target's breaker."""
 
-    def __init__(self, breakers: Breakers, target: str, decision: str) -> None:
+    def __init__(self, breakers: Breakers, target: str, decision: str, trial: str | None) -> None:
         self._breakers = breakers
         self._target = target
         self._decision = decision
+        self._trial = trial
+
+    async def give_back(self) -> None:
+        """Stopped before it executed: its half-open trial goes to the next step that comes."""
+        if self._trial is not None:
+            await self._breakers.give_back_trial(self._trial)
 
     async def finish(self, outcome: Result | StepFailed | None) -> None:
         if isinstance(outcome, StepFailed):
             await self._breakers.record(self._target, ok=False, decision=self._decision,
                                         detail=outcome.detail)
         elif outcome is not None:
-            await self._breakers.record(self._target, ok=True, decision=self._decision, detail="")
+            await self._breakers.record(self._target, ok=True, decision=self._decision, detail="",
+                                        trial=self._trial is not None)

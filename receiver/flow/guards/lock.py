@@ -6,7 +6,8 @@ TTL (so a crashed holder cannot block a target for ever) and a fencing token; be
 attempt the holder checks its token still holds, so a holder whose lock expired and was
 taken over never acts after the new holder started. A run that took over a step's
 execute-once marker from a run that sent nothing (``receiver.flow.guards.once``) takes over
-that run's lock too, rather than waiting out its TTL.
+that run's lock too, rather than waiting out its TTL. A decision the held lock stopped waits
+(``receiver.flow.deferral``); letting the lock go brings the longest-waiting one forward.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ class Fence(Hold):
         self.token = token
 
     async def release(self) -> None:
+        """Let the lock go, and bring forward the decision that waits longest for it."""
         try:
             await self._store.release_lock(self.key, self.token)
-        except StateError as exc:  # it expires by its TTL
+            await self._store.wake_deferred(waits_for(self.key), count=1)
+        except StateError as exc:  # it expires by its TTL; what waits comes back by its own time
             _log.warning("lock.release_failed", key=self.key, error=str(exc))
 
     async def check(self) -> None:
@@ -57,14 +60,21 @@ class Fence(Hold):
         await self.release()
 
 
+def waits_for(key: str) -> str:
+    """What a decision deferred by the lock on ``key`` waits for (``StateStore.wake_deferred``)."""
+    return f"lock:{key}"
+
+
 async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float,
                          breaking: str | None = None) -> Fence:
-    """Hold the lock on ``key`` or raise :class:`Blocked` (``target_locked``) at once (a hold of
-    ``breaking``, a run that can no longer act, is taken over)."""
+    """Hold the lock on ``key`` or raise :class:`Blocked` (``target_locked``: the decision waits
+    until the holder lets it go, ``receiver.flow.deferral``) at once (a hold of ``breaking``, a
+    run that can no longer act, is taken over)."""
     token = await store.acquire_lock(key, owner, ttl=ttl, breaking=breaking)
     if token is None:
         raise Blocked(Guard.TARGET_LOCK, Reason.TARGET_LOCKED,
-                      f"another action is running on {key}; not running two at once")
+                      f"another action is running on {key}; not running two at once",
+                      waits_for=waits_for(key))
     return Fence(store, key, token)
 
 

@@ -16,6 +16,7 @@ is exactly what Python computed (Lua's ``tostring`` would round it); Redis TTLs
 
 from __future__ import annotations
 
+from receiver.store.redis.lua_deferred import DEFERRED_SCRIPTS
 from receiver.store.redis.lua_queue import EXTEND, QUEUE_SCRIPTS
 
 ADMIT = """
@@ -215,7 +216,7 @@ return redis.call('ZCARD', KEYS[1])
 """
 
 SCRIPTS = {
-    **QUEUE_SCRIPTS, "ADMIT": ADMIT,
+    **QUEUE_SCRIPTS, **DEFERRED_SCRIPTS, "ADMIT": ADMIT,
     "RECORD_FAILURE": RECORD_FAILURE, "RESET_CIRCUIT": RESET_CIRCUIT,
     "ACQUIRE_LOCK": ACQUIRE_LOCK, "RELEASE_LOCK": RELEASE_LOCK,
     "PUT_APPROVAL": PUT_APPROVAL, "DECIDE_APPROVAL": DECIDE_APPROVAL, "PUT_TIMER": PUT_TIMER,

@@ -13,7 +13,8 @@ This class is the ``StateStore`` as one object; the work is done by its parts, e
 given the one ``receiver.store.redis.core.RedisCore`` (connections, keys, scripts,
 errors) and each naming its keys: ``receiver.store.redis.queue`` (dedup claims, the
 work stream), ``receiver.store.redis.marks`` (the steps' execute-once markers),
-``receiver.store.redis.guards`` (pause, budgets, circuits, locks),
+``receiver.store.redis.deferred`` (work waiting out an open circuit or a held lock, on the
+queue's slot), ``receiver.store.redis.guards`` (pause, budgets, circuits, locks),
 ``receiver.store.redis.approvals`` and ``receiver.store.redis.timers`` (timers and
 occurrence counts). Their Lua is ``receiver.store.redis.lua``.
 """
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from receiver.clock import Clock
 from receiver.store.redis.approvals import RedisApprovals
 from receiver.store.redis.core import RedisCore
+from receiver.store.redis.deferred import RedisDeferred
 from receiver.store.redis.guards import RedisGuards
 from receiver.store.redis.marks import RedisMarks
 from receiver.store.redis.migrate import migrate
@@ -52,6 +54,7 @@ class RedisStateStore:
         self._core = RedisCore(url, clock=clock, prefix=prefix)
         self._queue = RedisQueue(self._core)
         self._marks = RedisMarks(self._core)
+        self._deferred = RedisDeferred(self._core)
         self._guards = RedisGuards(self._core)
         self._approvals = RedisApprovals(self._core)
         self._timers = RedisTimers(self._core)
@@ -99,6 +102,19 @@ class RedisStateStore:
 
     async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
         await self._queue.enqueue(items, ttl=ttl, max_backlog=max_backlog)
+
+    async def defer(self, ref: str, item: WorkItem, *, not_before: float, wake: str | None = None,
+                    rank: float = 0.0) -> bool:
+        return await self._deferred.defer(ref, item, not_before=not_before, wake=wake, rank=rank)
+
+    async def wake_deferred(self, wake: str, *, count: int) -> int:
+        return await self._deferred.wake_deferred(wake, count=count)
+
+    async def release_deferred(self, *, limit: int) -> tuple[int, int]:
+        return await self._deferred.release_deferred(limit=limit)
+
+    async def deferred(self) -> list[tuple[WorkItem, float]]:
+        return await self._deferred.deferred()
 
     async def take(self, consumer: str, count: int, *, block: float) -> list[WorkItem]:
         return await self._queue.take(consumer, count, block=block)

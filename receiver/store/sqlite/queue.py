@@ -69,6 +69,13 @@ class SqliteQueue:
         """Count the work already in the file (a previous process left it)."""
         self._backlog = self._core.read("SELECT count(*) FROM work")[0][0]
 
+    def counted(self, delta: int) -> None:
+        """Work another part added (``delta`` > 0: a waiting take wakes) or removed in its own
+        transaction (``receiver.store.sqlite.deferred``)."""
+        self._backlog += delta
+        if delta > 0:
+            self._work_ready.set()
+
     # -- dedup
     async def claim(self, keys: Sequence[str], *, ttl: float) -> list[bool]:
         if not keys:

@@ -27,6 +27,12 @@ CREATE TABLE IF NOT EXISTS step_mark (
     body TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS step_mark_expiry ON step_mark (expires_at);
+CREATE TABLE IF NOT EXISTS deferred (
+    id TEXT PRIMARY KEY, dedup_key TEXT, payload TEXT NOT NULL, not_before REAL NOT NULL,
+    wake TEXT, rank REAL NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deferred_due ON deferred (not_before);
+CREATE INDEX IF NOT EXISTS deferred_wake ON deferred (wake, rank);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cooldown (
     key TEXT PRIMARY KEY, until REAL NOT NULL, member TEXT NOT NULL

@@ -7,6 +7,7 @@ This class is the ``StateStore`` as one object; the work is done by its parts, e
 given the one ``receiver.store.sqlite.core.SqliteCore`` (connection, transactions,
 errors): ``receiver.store.sqlite.queue`` (dedup claims, the work queue),
 ``receiver.store.sqlite.marks`` (the steps' execute-once markers),
+``receiver.store.sqlite.deferred`` (work waiting out an open circuit or a held lock),
 ``receiver.store.sqlite.guards`` (pause, budgets, circuits, locks),
 ``receiver.store.sqlite.approvals`` and ``receiver.store.sqlite.timers`` (timers and
 occurrence counts). The tables and their purge are ``receiver.store.sqlite.schema``.
@@ -21,6 +22,7 @@ from pathlib import Path
 from receiver.clock import Clock
 from receiver.store.sqlite.approvals import SqliteApprovals
 from receiver.store.sqlite.core import SqliteCore
+from receiver.store.sqlite.deferred import SqliteDeferred
 from receiver.store.sqlite.guards import SqliteGuards
 from receiver.store.sqlite.marks import SqliteMarks
 from receiver.store.sqlite.queue import SqliteQueue
@@ -46,6 +48,7 @@ class SqliteStateStore:
         self._core = SqliteCore(path, clock=clock)
         self._queue = SqliteQueue(self._core)
         self._marks = SqliteMarks(self._core)
+        self._deferred = SqliteDeferred(self._core, self._queue)
         self._guards = SqliteGuards(self._core)
         self._approvals = SqliteApprovals(self._core)
         self._timers = SqliteTimers(self._core)
@@ -90,6 +93,19 @@ class SqliteStateStore:
 
     async def enqueue(self, items: Sequence[WorkItem], *, ttl: float, max_backlog: int) -> None:
         await self._queue.enqueue(items, ttl=ttl, max_backlog=max_backlog)
+
+    async def defer(self, ref: str, item: WorkItem, *, not_before: float, wake: str | None = None,
+                    rank: float = 0.0) -> bool:
+        return await self._deferred.defer(ref, item, not_before=not_before, wake=wake, rank=rank)
+
+    async def wake_deferred(self, wake: str, *, count: int) -> int:
+        return await self._deferred.wake_deferred(wake, count=count)
+
+    async def release_deferred(self, *, limit: int) -> tuple[int, int]:
+        return await self._deferred.release_deferred(limit=limit)
+
+    async def deferred(self) -> list[tuple[WorkItem, float]]:
+        return await self._deferred.deferred()
 
     async def take(self, consumer: str, count: int, *, block: float) -> list[WorkItem]:
         return await self._queue.take(consumer, count, block=block)

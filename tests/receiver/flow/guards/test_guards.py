@@ -55,8 +55,24 @@ async def _settled(runtime: Any) -> None:
         await asyncio.sleep(0)
 
 
+async def drained(runtime: Any) -> None:
+    """Wait (real time, bounded) until nothing is queued, in flight or deferred: the feeder queues
+    deferred work again within about a second of its time on the injected clock."""
+    async def empty() -> None:
+        while True:
+            state = runtime.state
+            if not (await state.deferred() or await state.backlog() or runtime.queue.unfinished):
+                return
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(empty(), 10)
+
+
 def blocks(settings: Any) -> list[str]:
     return [r["reason"] for r in read_audit(settings.audit) if r["event"] == "guard.blocked"]
+
+
+def deferrals(settings: Any) -> list[str]:
+    return [r["reason"] for r in read_audit(settings.audit) if r["event"] == "guard.deferred"]
 
 
 def starts(n: int) -> str:
@@ -74,6 +90,8 @@ class Scenario:
     rule: dict[str, Any] = field(default_factory=dict)
     guards: dict[str, Any] = field(default_factory=dict)
     statuses: list[int] = field(default_factory=lambda: [200])
+    deferred: list[str] = field(default_factory=list)
+    """The reasons of ``guard.deferred`` records: work that waits rather than ends."""
 
 
 SCENARIOS = [
@@ -108,9 +126,9 @@ SCENARIOS = [
     ), id="blast-radius-trips-and-stays-paused"),
     pytest.param(Scenario(
         posts=[(0, [alert(namespace="a")]), (1, [alert(namespace="b")]), (1, [alert(namespace="c")])],
-        calls=2, reasons=["circuit_open"], statuses=[500],
+        calls=2, reasons=[], statuses=[500], deferred=["circuit_open"],
         guards={"circuit_breaker": {"failures": 2, "cooloff": "30m"}},
-    ), id="circuit-opens-after-failures"),
+    ), id="circuit-opens-after-failures-and-the-rest-waits"),
     pytest.param(Scenario(
         posts=[(0, [alert(namespace="a")]), (1, [alert(namespace="b")]), (1801, [alert(namespace="c")])],
         calls=3, reasons=[], statuses=[500],
@@ -137,6 +155,7 @@ async def test_guard_scenarios(make_client: ClientFactory, make_settings: Any, c
         await fire(client, *alerts)
     assert len(target.calls) == case.calls
     assert blocks(settings) == case.reasons
+    assert deferrals(settings) == case.deferred
 
 
 async def test_blast_radius_pause_is_announced_and_lifted_by_resume(
@@ -188,9 +207,11 @@ async def test_kill_switch_pauses_every_live_action(
     assert len(target.calls) == 1
 
 
-async def test_a_held_target_lock_blocks_a_second_action(
-        make_client: ClientFactory, make_settings: Any, aiohttp_server: ServerFactory) -> None:
-    """While another holder has the subject's lock, the action does not run."""
+async def test_a_held_target_lock_makes_the_action_wait_until_it_frees(
+        make_client: ClientFactory, make_settings: Any, clock: FakeClock,
+        aiohttp_server: ServerFactory) -> None:
+    """While another holder has the subject's lock, the action does not run: it waits (deferred,
+    with a doubling delay) and runs once the lock is free, once."""
     target, base = await serve_target(aiohttp_server)
     settings = guard_settings(make_settings, base)
     client = await make_client(settings)
@@ -199,8 +220,23 @@ async def test_a_held_target_lock_blocks_a_second_action(
     token = await runtime.state.acquire_lock(subject, "another-replica", ttl=600)
     assert token is not None
     await fire(client, alert())
-    assert target.calls == []
-    assert blocks(settings) == ["target_locked"]
+    [(waiting, due)] = await runtime.state.deferred()
+    assert (due - clock.now(), waiting.payload["deferred"]["attempts"]) == (1.0, 1)
+    clock.advance(1)  # still held: deferred again, twice as long
+    await asyncio.wait_for(_deferred_again(runtime, attempts=2), 10)
+    assert [at - clock.now() for _, at in await runtime.state.deferred()] == [2.0]
+    await runtime.state.release_lock(subject, token)
+    clock.advance(2)
+    await drained(runtime)
+    assert len(target.calls) == 1
+    assert (blocks(settings), deferrals(settings)) == ([], ["target_locked", "target_locked"])
+
+
+async def _deferred_again(runtime: Any, *, attempts: int) -> None:
+    while True:
+        if [i for i, _ in await runtime.state.deferred() if i.payload["deferred"]["attempts"] == attempts]:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_dry_run_spends_no_budget(
@@ -306,7 +342,8 @@ async def test_two_steps_of_one_decision_on_one_subject_both_run(
 async def test_a_locked_target_spends_no_budget(
         make_client: ClientFactory, make_settings: Any, clock: FakeClock,
         aiohttp_server: ServerFactory) -> None:
-    """Blocked by the lock, a decision leaves the cooldown unspent: the next firing acts."""
+    """Held back by the lock, a decision leaves the cooldown unspent: once the lock frees it acts
+    itself, and the firing after it meets the cooldown it spent then."""
     target, base = await serve_target(aiohttp_server)
     settings = guard_settings(make_settings, base, rule={"cooldown": "1h"})
     client = await make_client(settings)
@@ -314,11 +351,15 @@ async def test_a_locked_target_spends_no_budget(
     token = await runtime.state.acquire_lock("api/POST /cache/prod", "another-replica", ttl=60)
     assert token is not None
     await fire(client, alert(starts=starts(1)))
+    probe = Budget(member="probe", cooldown_key="invalidate\x1fapi/POST /cache/prod", cooldown=3600)
+    assert (await runtime.state.admit(probe, spend=False)).verdict is Verdict.OK
     await runtime.state.release_lock("api/POST /cache/prod", token)
     clock.advance(1)
+    await drained(runtime)
+    assert len(target.calls) == 1
     await fire(client, alert(starts=starts(2)))
     assert len(target.calls) == 1
-    assert blocks(settings) == ["target_locked"]
+    assert (blocks(settings), deferrals(settings)) == (["cooldown"], ["target_locked"])
 
 
 async def test_a_pause_during_the_backoff_stops_the_retries(
