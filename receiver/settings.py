@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from receiver.auditconfig import AuditSettings
+from receiver.deferring import DeferSettings
 from receiver.errors import ConfigError
 from receiver.oncall import ConsoleSettings, SlackSettings
 from receiver.serving import HttpSettings
@@ -121,18 +122,6 @@ class Window(_Strict):
 class CircuitSettings(_Strict):
     failures: int = Field(default=3, ge=1, le=100, description="Consecutive failures that open it")
     cooloff: Duration = Field(default=timedelta(minutes=30), description="Open this long, then retry")
-
-
-class DeferSettings(_Strict):
-    """How long accepted work waits behind an open circuit or a held target lock
-    (``receiver.flow.deferral``); past either bound it is escalated, never dropped silently."""
-
-    max_wait: Duration = Field(default=timedelta(hours=4),
-                               description="Longest one decision waits, from its first deferral")
-    max_attempts: int = Field(default=100, ge=1, le=10_000, description="Most deferrals of one decision")
-    retry: Duration = Field(default=timedelta(seconds=1),
-                            description="First wait for a held lock or a half-open trial; doubles each time")
-    max_delay: Duration = Field(default=timedelta(seconds=30), description="Longest one of those waits")
 
 
 class GuardSettings(_Strict):
