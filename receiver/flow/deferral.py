@@ -116,9 +116,11 @@ class Deferrals:
 
     async def resolved(self, item: WorkItem, d: Decision) -> Ending | None:
         """How a deferred decision ends because its alert resolved while it waited; None when
-        it was not deferred or still fires (raises ``StateError`` when the store cannot say)."""
+        it was not deferred, still fires, or answers the resolution itself (a rule with
+        ``status: resolved``); raises ``StateError`` when the store cannot say."""
         deferral = Deferral.of(item)
-        if deferral is None or not await self._store.claimed(resolved_marker(d.alert)):
+        if deferral is None or d.alert.status != "firing" \
+                or not await self._store.claimed(resolved_marker(d.alert)):
             return None
         waited = self._clock.now() - deferral.since
         return Ending.blocked(Guard(deferral.guard), Reason.ALERT_RESOLVED,

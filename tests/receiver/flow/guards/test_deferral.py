@@ -167,3 +167,22 @@ async def test_an_approved_plan_held_by_a_lock_waits_and_runs_once(
     assert [c[1] for c in target.calls] == ["/svc/purge/prod"]
     assert [r["reason"] for r in events(settings, "guard.blocked")] == ["approval_required"]
     assert [r["event"] for r in read_audit(settings.audit)].count("action.succeeded") == 1
+
+
+async def test_a_rule_answering_the_resolution_still_runs_after_waiting(
+        make_client: ClientFactory, make_settings: Any, clock: FakeClock,
+        aiohttp_server: ServerFactory) -> None:
+    """A ``status: resolved`` rule acts on the resolution itself: its firing's resolved marker does
+    not end its deferred decision (only a firing's decision is ended by its alert resolving)."""
+    target, base = await serve_target(aiohttp_server)
+    settings = guard_settings(make_settings, base, rule={"status": "resolved"})
+    client = await make_client(settings)
+    runtime = runtime_of(client)
+    token = await runtime.state.acquire_lock("api/POST /cache/prod", "another-replica", ttl=600)
+    assert token is not None
+    await fire(client, alert(status="resolved", ends=starts(30)))
+    assert [r["reason"] for r in events(settings, "guard.deferred")] == ["target_locked"]
+    await runtime.state.release_lock("api/POST /cache/prod", token)
+    await settle(runtime, clock)
+    assert paths(target) == ["prod"]
+    assert events(settings, "guard.blocked") == []
