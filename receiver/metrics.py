@@ -127,6 +127,9 @@ class Metrics:
         self.backlog_oldest_age = Gauge(
             "remediator_backlog_oldest_age_seconds", "How long the oldest queued work has waited (0: none)",
             registry=registry)
+        self.deferred = Gauge(
+            "remediator_deferred", "Work waiting in the state store behind an open circuit or a held "
+            "target lock (every replica's)", registry=registry)
         self.completions_pending = Gauge(
             "remediator_completions_pending", "Work finished here whose removal from the state store "
             "failed and is being retried (never run again)", registry=registry)

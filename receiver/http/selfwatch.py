@@ -4,7 +4,8 @@ Called by the ``/metrics`` route (``receiver.http.handlers``) before each scrape
 rendered, so every value is read at scrape time: ready or not (and why, in ``/ready``),
 the state store answering, the audit log writable, the pause and its reason, pending
 approvals with the oldest one's age and those past their TTL, the circuit breaker of
-every configured target, the work backlog and its oldest item's age. The pause,
+every configured target, the work backlog and its oldest item's age, and the work deferred
+behind an open circuit or a held lock. The pause,
 approvals, circuits and backlog are read from the state store, so every replica reports
 the same shared values (the alerting rules in ``deploy/prometheus/remediator-alerts.yml``
 take ``max``). Reads are bounded by :data:`READ_TIMEOUT`; a store that does not answer
@@ -47,6 +48,7 @@ async def _read_store(runtime: Runtime) -> None:
     circuits = {target: await store.circuit(target) for target in sorted(runtime.settings.targets)}
     backlog = await store.backlog()
     oldest_work = await store.oldest_work()
+    deferred = await store.deferred_count()
     m.paused.set(1 if pause is not None else 0)
     m.pause_duration.set(max(0.0, now - pause.since) if pause is not None else 0.0)
     m.pause_info.clear()
@@ -59,3 +61,4 @@ async def _read_store(runtime: Runtime) -> None:
         m.circuit_open.labels(target).set(1 if circuit.is_open(now) else 0)
     m.backlog.set(backlog)
     m.backlog_oldest_age.set(max(0.0, now - oldest_work) if oldest_work is not None else 0.0)
+    m.deferred.set(deferred)

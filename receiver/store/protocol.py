@@ -148,6 +148,10 @@ class StateStore(Protocol):
         queued, at once; one replica gets each); (how many, how many still wait)."""
         ...
 
+    async def deferred_count(self) -> int:
+        """How many items are deferred now (every replica's)."""
+        ...
+
     async def deferred(self) -> list[tuple[WorkItem, float]]:
         """Every deferred item with its ``not_before``, soonest first (for tests and the console)."""
         ...

@@ -1,7 +1,7 @@
 """Deferred work in the Redis store: sorted sets and a hash beside the work stream.
 
 A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for ``defer``,
-``wake_deferred``, ``release_deferred`` and ``deferred``. Keys, tagged ``{PREFIX:queue}``
+``wake_deferred``, ``release_deferred``, ``deferred_count`` and ``deferred``. Keys, tagged ``{PREFIX:queue}``
 like the stream (one slot: one script moves an item between the stream and the deferred
 keys): ``deferred`` (decision id -> not_before, clock seconds), ``deferred:items``
 (decision id -> its dedup key, payload and wake member) and ``deferred:wake`` (members
@@ -58,6 +58,10 @@ class RedisDeferred:
                                                   [self._stream, self._due, self._items, self._wake],
                                                   [num(self._core.clock.now()), limit])
         return int(moved), int(waiting)
+
+    async def deferred_count(self) -> int:
+        with self._core.errors():
+            return int(await self._core.cmd("ZCARD", self._due))
 
     async def deferred(self) -> list[tuple[WorkItem, float]]:
         with self._core.errors():

@@ -113,6 +113,9 @@ class RedisStateStore:
     async def release_deferred(self, *, limit: int) -> tuple[int, int]:
         return await self._deferred.release_deferred(limit=limit)
 
+    async def deferred_count(self) -> int:
+        return await self._deferred.deferred_count()
+
     async def deferred(self) -> list[tuple[WorkItem, float]]:
         return await self._deferred.deferred()
 

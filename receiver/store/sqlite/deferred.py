@@ -1,12 +1,13 @@
 """Deferred work in the SQLite store: the ``deferred`` table.
 
 A part of ``receiver.store.sqlite.store.SqliteStateStore``, which calls it for ``defer``,
-``wake_deferred``, ``release_deferred`` and ``deferred``. A decision an open circuit or a held target lock
-stopped (``receiver.flow.deferral``) leaves the ``work`` table and waits here, by its id,
-until its ``not_before``, or until what it waits for frees (``wake_deferred``: a lock's
-holder let it go, a circuit closed); ``release_deferred`` (the feeder, before each take) moves the due
-ones back into ``work``. Each move is one transaction, so an item is always in exactly one
-of the two tables. The queue part is told what moved (its backlog count, a waiting take).
+``wake_deferred``, ``release_deferred``, ``deferred_count`` and ``deferred``. A decision an
+open circuit or a held target lock stopped (``receiver.flow.deferral``) leaves the ``work``
+table and waits here, by its id, until its ``not_before``, or until what it waits for frees
+(``wake_deferred``: a lock's holder let it go, a circuit closed); ``release_deferred`` (the
+feeder, before each take) moves the due ones back into ``work``. Each move is one
+transaction, so an item is always in exactly one of the two tables. The queue part is told
+what moved (its backlog count, a waiting take).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class SqliteDeferred:
         if rows:
             self._queue.counted(len(rows))
         return len(rows), int(waiting)
+
+    async def deferred_count(self) -> int:
+        return int(self._core.read("SELECT count(*) FROM deferred")[0][0])
 
     async def deferred(self) -> list[tuple[WorkItem, float]]:
         rows = self._core.read("SELECT id, dedup_key, payload, not_before FROM deferred "

@@ -2,8 +2,8 @@
 read from the real state store at scrape time, with the clock moved by hand.
 
 Table-driven over both stores: a pause and its reason, pending approvals with the
-oldest one's age and those past their TTL, a target's open circuit, the backlog and its
-oldest item's age. Then through HTTP: a healthy service reports ready, store and audit
+oldest one's age and those past their TTL, a target's open circuit, the deferred work, the
+backlog and its oldest item's age. Then through HTTP: a healthy service reports ready, store and audit
 up; one whose Redis does not answer reports them down; a notifier that refuses a notice
 is counted.
 """
@@ -66,11 +66,11 @@ async def test_an_idle_service_reports_nothing_pending(runtime: Runtime) -> None
         "remediator_paused", "remediator_pause_duration_seconds", "remediator_approvals_pending",
         "remediator_approvals_oldest_pending_age_seconds", "remediator_approvals_overdue",
         "remediator_backlog", "remediator_backlog_oldest_age_seconds", "remediator_state_store_up",
-        "remediator_audit_up")} == {
+        "remediator_audit_up", "remediator_deferred")} == {
         "remediator_paused": 0, "remediator_pause_duration_seconds": 0, "remediator_approvals_pending": 0,
         "remediator_approvals_oldest_pending_age_seconds": 0, "remediator_approvals_overdue": 0,
         "remediator_backlog": 0, "remediator_backlog_oldest_age_seconds": 0, "remediator_state_store_up": 1,
-        "remediator_audit_up": 1}
+        "remediator_audit_up": 1, "remediator_deferred": 0}
     for target in TARGETS:
         assert value(runtime, "remediator_circuit_open", {"target": target}) == 0
     samples = {s.name for m in runtime.metrics.registry.collect() for s in m.samples}
@@ -90,6 +90,9 @@ async def test_pause_approvals_circuits_and_backlog_as_the_store_has_them(runtim
     await store.enqueue([WorkItem(id="w1", payload={})], ttl=3600, max_backlog=10)
     clock.advance(40)
     await store.enqueue([WorkItem(id="w2", payload={})], ttl=3600, max_backlog=10)
+    await store.enqueue([WorkItem(id="w3", payload={})], ttl=3600, max_backlog=10)
+    [*_, third] = await store.take("c1", 10, block=0)
+    assert await store.defer(third.ref, third, not_before=start + 3600)  # waits behind a guard
     clock.advance(80)  # 120 s after the start
     await refresh(runtime)
     assert value(runtime, "remediator_paused") == 1
@@ -102,6 +105,7 @@ async def test_pause_approvals_circuits_and_backlog_as_the_store_has_them(runtim
     assert value(runtime, "remediator_circuit_open", {"target": "api"}) == 0
     assert value(runtime, "remediator_backlog") == 2
     assert value(runtime, "remediator_backlog_oldest_age_seconds") == pytest.approx(120)
+    assert value(runtime, "remediator_deferred") == 1
     # lifted and cooled off: the next scrape says so, and the pause's reason is gone
     await store.clear_pause()
     clock.advance(600)

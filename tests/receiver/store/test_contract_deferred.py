@@ -1,4 +1,5 @@
-"""The state store contract for deferred work: ``defer``, ``release_deferred``, ``deferred``.
+"""The state store contract for deferred work: ``defer``, ``wake_deferred``, ``release_deferred``,
+``deferred_count``, ``deferred``.
 
 Run like ``test_contract.py`` against SQLite, a real local Redis and a real Redis Cluster, with
 the injected clock moving time: work an open circuit or a held lock stopped leaves the queue and
@@ -32,7 +33,7 @@ async def test_deferred_work_leaves_the_queue_and_comes_back_when_due(make_store
     [taken] = await queued(store)
     later = item(1, deferred={"attempts": 1, "since": clock.now(), "floats": [1.5, 0.0], "empty": {}})
     assert await store.defer(taken.ref, later, not_before=clock.now() + 30) is True
-    assert await store.backlog() == 0
+    assert (await store.backlog(), await store.deferred_count()) == (0, 1)
     assert await store.take("c1", 10, block=0) == []
     assert await store.reclaim("c2", idle=0, count=10) == []
     assert [(i.id, i.payload, i.dedup_key, at) for i, at in await store.deferred()] == [
@@ -42,6 +43,7 @@ async def test_deferred_work_leaves_the_queue_and_comes_back_when_due(make_store
     clock.advance(1)
     assert await store.release_deferred(limit=10) == (1, 0)
     assert await store.release_deferred(limit=10) == (0, 0)
+    assert await store.deferred_count() == 0
     assert await store.deferred() == []
     [again] = await store.take("c1", 10, block=0)
     assert (again.id, again.payload, again.dedup_key) == ("d1", later.payload, later.dedup_key)
