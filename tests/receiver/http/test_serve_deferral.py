@@ -1,8 +1,10 @@
 """Nothing accepted is lost to a transient guard: ``remediator serve`` as a real process (SQLite and
 Redis), a real in-test HTTP target counting hits per firing, real time.
 
-An outage: the target answers 500 for 2 s and the circuit breaker cools off for 6 s (the issue's
-10 s and 30 s scaled by a fifth, ratio kept) while a steady stream of distinct firings arrives.
+An outage: the target answers 500 for 2 s from its first hit and the circuit breaker cools off
+for 6 s (the issue's 10 s and 30 s scaled by a fifth, ratio kept) while a steady stream of
+distinct firings arrives (25 a second for 4 s); every tenth of those still waiting behind the
+breaker when the stream ends then resolves.
 Once the breaker closes, every firing that still fires has reached the target exactly once (the
 first few failed once and were not repeated; the rest waited, deferred, and ran after the
 half-open trial), the ones resolved while they waited never ran, and people heard of the outage
@@ -47,7 +49,7 @@ class Target:
         self.failed: set[str] = set()
         self.burst = 0
         self.notices: list[dict[str, Any]] = []
-        self.outage_until = 0.0
+        self.outage_until: float | None = None  # set by the first hit: OUTAGE seconds from it
         self._lock = threading.Lock()
         target = self
 
@@ -60,6 +62,8 @@ class Target:
                     if self.path.startswith("/svc/hit/"):
                         firing = self.path.rsplit("/", 1)[-1]
                         target.hits[firing] += 1
+                        if target.outage_until is None:
+                            target.outage_until = time.monotonic() + OUTAGE
                         if time.monotonic() < target.outage_until:
                             status = 500
                             target.failed.add(firing)
@@ -146,7 +150,8 @@ def test_an_outage_and_a_burst_lose_nothing_accepted(tmp_path: Path, target: Tar
     try:
         url, _ = listening_url(proc)
         threading.Thread(target=lambda: collections.deque(proc.stdout or [], maxlen=0), daemon=True).start()
-        firings, resolved = outage(url, target)
+        firings, fingerprints = stream(url)
+        resolved = resolve_some_waiting(url, firings, fingerprints, audit)
         records = wait_until(lambda rs: ended(rs) >= len(firings), f"{len(firings)} decisions ended", audit)
         still_firing = [f for f in firings if f not in resolved]
         assert {f: target.hits[f] for f in still_firing} == dict.fromkeys(still_firing, 1)
@@ -187,31 +192,39 @@ def test_an_outage_and_a_burst_lose_nothing_accepted(tmp_path: Path, target: Tar
             asyncio.run(drop_prefix(prefix))
 
 
-def outage(url: str, target: Target) -> tuple[list[str], set[str]]:
-    """Start the outage and stream distinct firings through it; resolve every tenth of the later
-    ones shortly after it was accepted (it waits behind the open breaker then)."""
+def firing_alert(firing: str) -> dict[str, Any]:
+    return alert(alertname="OutageProbe", namespace="prod", firing=firing, starts="2026-11-23T06:00:00Z")
+
+
+def stream(url: str) -> tuple[list[str], dict[str, str]]:
+    """Distinct firings, PER_SECOND for STREAM_FOR seconds (the outage starts with the first hit);
+    the firings and their fingerprints."""
     firings: list[str] = []
-    resolved: set[str] = set()
-    to_resolve: list[tuple[float, dict[str, Any]]] = []
+    fingerprints: dict[str, str] = {}
     start = time.monotonic()
-    target.outage_until = start + OUTAGE
-    n = 0
-    while (now := time.monotonic()) < start + STREAM_FOR or to_resolve:
-        if now < start + STREAM_FOR and n < (now - start) * PER_SECOND:
-            firing = f"f{n:04d}"
-            a = alert(alertname="OutageProbe", namespace="prod", firing=firing, starts="2026-11-23T06:00:00Z")
+    while (now := time.monotonic()) < start + STREAM_FOR:
+        if len(firings) < (now - start) * PER_SECOND:
+            firing = f"f{len(firings):04d}"
+            a = firing_alert(firing)
             assert post(url, body(a)) == (202, {"received": 1, "matched": 1, "queued": 1})
             firings.append(firing)
-            if n % 10 == 5 and now - start > OUTAGE:
-                to_resolve.append((now + 0.3, a))
-                resolved.add(firing)
-            n += 1
-        while to_resolve and to_resolve[0][0] <= now:
-            _, a = to_resolve.pop(0)
-            gone = {**a, "status": "resolved", "endsAt": "2026-11-23T06:30:00Z"}
-            assert post(url, body(gone))[0] == 202
+            fingerprints[a["fingerprint"]] = firing
         time.sleep(0.005)
-    return firings, resolved
+    return firings, fingerprints
+
+
+def resolve_some_waiting(url: str, firings: list[str], fingerprints: dict[str, str], audit: Path) -> set[str]:
+    """Every tenth firing that waits behind the open breaker now (deferred, not ended) resolves."""
+    records = read_audit(audit)
+    ended_ = {r["fingerprint"] for r in records if r["event"] in _ENDS and "fingerprint" in r}
+    waiting = {fingerprints[r["fingerprint"]] for r in records
+               if r["event"] == "guard.deferred" and r["fingerprint"] not in ended_}
+    resolved = {f for n, f in enumerate(firings) if n % 10 == 5 and f in waiting}
+    assert resolved, "no firing was waiting behind the breaker when the stream ended"
+    for firing in sorted(resolved):
+        gone = {**firing_alert(firing), "status": "resolved", "endsAt": "2026-11-23T06:30:00Z"}
+        assert post(url, body(gone))[0] == 202
+    return resolved
 
 
 _ENDS = ("action.succeeded", "decision.failed", "guard.blocked")
