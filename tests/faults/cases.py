@@ -68,11 +68,6 @@ class Case:
     fix that makes it pass removes it."""
 
 
-BREAKER_DROPS = (
-    "issue #17 cause (c): an open circuit breaker ends accepted work (guard.blocked circuit_open) "
-    "instead of deferring it until the breaker half-opens")
-
-
 CASES = (
     Case("sqlite-1-sigkill", Store.SQLITE, 1, Fault.SIGKILL, strikes=3, seed=1701),
     Case("redis-1-sigkill", Store.REDIS, 1, Fault.SIGKILL, strikes=3, seed=1702),
@@ -82,10 +77,8 @@ CASES = (
     Case("redis-1-redis-kill", Store.OWN_REDIS, 1, Fault.REDIS_KILL, strikes=2, seed=1706),
     Case("redis-2-redis-kill", Store.OWN_REDIS, 2, Fault.REDIS_KILL, strikes=1, seed=1707),
     Case("redis-2-redis-freeze", Store.OWN_REDIS, 2, Fault.REDIS_FREEZE, strikes=1, seed=1708),
-    Case("sqlite-1-target-500", Store.SQLITE, 1, Fault.TARGET_FAIL, strikes=1, seed=1709,
-         known=BREAKER_DROPS),
-    Case("redis-2-target-hang", Store.REDIS, 2, Fault.TARGET_HANG, strikes=1, seed=1710, step_timeout="1s",
-         known=BREAKER_DROPS),
+    Case("sqlite-1-target-500", Store.SQLITE, 1, Fault.TARGET_FAIL, strikes=1, seed=1709),
+    Case("redis-2-target-hang", Store.REDIS, 2, Fault.TARGET_HANG, strikes=1, seed=1710, step_timeout="1s"),
     Case("sqlite-1-target-503-sigkill", Store.SQLITE, 1, Fault.TARGET_DOWN_SIGKILL, strikes=1, seed=1711,
          retries=4, retry_backoff="1s"),
 )
