@@ -1,9 +1,10 @@
 """One audit line and the chain of lines: the canonical form, its hash, and verifying a file.
 
-A line is the canonical JSON of the record without ``hash`` (sorted keys, no spaces, UTF-8)
-with ``,"hash":"<sha256 of those bytes>"}`` in place of its closing brace, so a verifier
-recomputes each hash from the bytes on disk. ``prev`` is the previous record's hash (64 zeros
-for the first) and ``seq`` counts from 1 across the files of a rotated log.
+A line is the canonical JSON of the record without ``hash`` (sorted keys, no spaces, UTF-8;
+written by orjson, ``receiver.fastjson``, the standard library where orjson cannot) with
+``,"hash":"<sha256 of those bytes>"}`` in place of its closing brace, so a verifier recomputes
+each hash from the bytes on disk. ``prev`` is the previous record's hash (64 zeros for the
+first) and ``seq`` counts from 1 across the files of a rotated log.
 :class:`receiver.audit.log.AuditLog` writes lines in this form; ``receiver.audit.verify`` checks
 them with :func:`check_line`.
 """
@@ -19,6 +20,8 @@ from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
+
+from receiver.fastjson import sorted_dumps
 
 ZERO_HASH = "0" * 64
 RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
@@ -49,8 +52,16 @@ def _default(o: Any) -> Any:
 
 _OPTS: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "allow_nan": False,
                          "default": _default}
-encode = json.JSONEncoder(ensure_ascii=False, **_OPTS).encode
+encode = json.JSONEncoder(ensure_ascii=False, **_OPTS).encode  # seals: their MAC's exact bytes
 encode_ascii = json.JSONEncoder(ensure_ascii=True, **_OPTS).encode  # lone surrogates
+
+
+def _stdlib_bytes(rec: dict[str, Any]) -> bytes:
+    """The standard library's canonical bytes: what orjson does not write (``receiver.fastjson``)."""
+    try:
+        return encode(rec).encode()
+    except UnicodeEncodeError:
+        return encode_ascii(rec).encode()
 
 
 def check_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
@@ -75,10 +86,6 @@ def check_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
 
 def encode_line(rec: dict[str, Any]) -> tuple[bytes, str]:
     """The line (with its newline) for ``rec`` (which has ``prev`` and no ``hash``), and its hash."""
-    body = encode(rec)
-    try:
-        data = body.encode()
-    except UnicodeEncodeError:
-        data = encode_ascii(rec).encode()
+    data = sorted_dumps(rec, _default, _stdlib_bytes)
     digest = hashlib.sha256(data).hexdigest()
     return b"%s,\"hash\":\"%s\"}\n" % (data[:-1], digest.encode()), digest

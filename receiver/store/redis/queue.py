@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError, TimeoutError
 
+from receiver import fastjson
 from receiver.errors import StateError
 from receiver.store.redis.core import DAY, READ_TIMEOUT, NotReplicated, RedisCore, gc_ms, num
 from receiver.store.values import BacklogFull, WorkItem
@@ -33,7 +33,7 @@ GIVE_BACK = 5.0  # seconds an undo (a claim given back, a release) is tried thro
 
 def _item(ref: str, flat: Sequence[str], deliveries: int) -> WorkItem:
     fields = dict(zip(flat[::2], flat[1::2], strict=True))
-    return WorkItem(id=fields["id"], payload=json.loads(fields["payload"]),
+    return WorkItem(id=fields["id"], payload=fastjson.loads(fields["payload"]),
                     dedup_key=fields.get("dedup_key"), ref=ref, deliveries=deliveries)
 
 
@@ -141,7 +141,7 @@ class RedisQueue:
         args: list[str | int] = [num(now), value, gc_ms(ttl), max_backlog, len(items)]
         for item in items:
             args += [item.id, index.get(item.dedup_key, 0) if item.dedup_key is not None else 0,
-                     item.dedup_key or "", json.dumps(item.payload, separators=(",", ":"))]
+                     item.dedup_key or "", fastjson.dumps(item.payload)]
         names = [self._dedup(k) for k in keys]
         with self._core.errors():
             try:
@@ -165,7 +165,7 @@ class RedisQueue:
         args: list[str | int] = [max_backlog, num(now + ttl), gc_ms(ttl), len(items)]
         for item in items:
             args += [item.id, "0" if item.dedup_key is None else "1", item.dedup_key or "",
-                     json.dumps(item.payload, separators=(",", ":"))]
+                     fastjson.dumps(item.payload)]
         args.append(num(now))
         dedup = [self._dedup(i.dedup_key) for i in items if i.dedup_key is not None]
         with self._core.errors():

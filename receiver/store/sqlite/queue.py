@@ -12,10 +12,10 @@ consumer are the same process, which also counts the backlog itself. Claims run 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from receiver import fastjson
 from receiver.store.sqlite.core import SqliteCore
 from receiver.store.sqlite.schema import PURGE_EVERY, purge
 from receiver.store.values import BacklogFull, WorkItem
@@ -46,12 +46,12 @@ _FORGET_AFTER = 86_400.0
 
 def _row(item: WorkItem, now: float) -> tuple[str, str | None, str, float]:
     """A work item enqueued ``now`` as a ``work`` row's values."""
-    return item.id, item.dedup_key, json.dumps(item.payload, separators=(",", ":")), now
+    return item.id, item.dedup_key, fastjson.dumps(item.payload), now
 
 
 def _items(rows: list[Any]) -> list[WorkItem]:
     """Work items from ``work`` rows, in queue order."""
-    items = [WorkItem(id=r[1], dedup_key=r[2], payload=json.loads(r[3]), ref=str(r[0]), deliveries=r[4])
+    items = [WorkItem(id=r[1], dedup_key=r[2], payload=fastjson.loads(r[3]), ref=str(r[0]), deliveries=r[4])
              for r in rows]
     return sorted(items, key=lambda i: int(i.ref))
 
@@ -167,7 +167,7 @@ class SqliteQueue:
     async def reclaim_own(self, consumer: str, *, held: Sequence[str], idle: float,
                           count: int) -> list[WorkItem]:
         now = self._core.clock.now()
-        mine = json.dumps([int(r) for r in held])
+        mine = fastjson.dumps([int(r) for r in held])
         with self._core.tx() as db:
             rows = db.execute(_RECLAIM_OWN, (consumer, now, consumer, now - idle, mine, count)).fetchall()
         return _items(rows)

@@ -175,6 +175,12 @@ CASES = [
     pytest.param(bad_payload(raw_replace(b'"version": "4"', b'"version": "3", "version": "4"'), "$.version"),
                  id="duplicate-version-key"),
     pytest.param(bad_payload(duplicate_label(), a(0, ".labels.severity")), id="duplicate-label-key"),
+    # A key twice, with escaped quotes and backslashes and colons in strings around it.
+    pytest.param(bad_payload(raw_replace(b'"severity": "critical"',
+                                         b'"severity": "a\\\\\\": b\\\\", "severity": "critical"'),
+                             a(0, ".labels.severity")), id="duplicate-label-key-among-escapes"),
+    pytest.param(bad_payload(with_extra(b'{"k\\"": "v:\\\\", "k\\"": 1}'), '$.x_extension["k\\""]'),
+                 id="duplicate-key-in-ignored-field"),
     pytest.param(bad_payload(drop("alerts"), "$.alerts"), id="alerts-missing"),
     pytest.param(bad_payload(mutate(lambda b: b.update(alerts={})), "$.alerts"), id="alerts-object"),
     pytest.param(bad_payload(mutate(lambda b: b.update(alerts=[])), "$.alerts"), id="alerts-empty"),
