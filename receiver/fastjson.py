@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,27 +20,27 @@ import orjson
 
 _SORTED = (orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
 _NULL = b"null"
-_LONG_NUMBER = re.compile(r"\d{20}")
+_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # a digit as "0", the rest " "
+_LONG_NUMBER = b"0" * 19  # maybe beyond 64 bits (-2**63 - 1): what orjson reads as a float
 
 
 def _finite(value: Any) -> bool:
     """Whether ``value`` holds only plain JSON values and no NaN or infinity."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        kind = type(node)
-        if kind is str or kind is int or kind is bool or node is None:
+    kind = type(value)
+    if kind is dict:
+        children = value.values()
+    elif kind is list or kind is tuple:
+        children = value
+    elif isinstance(value, float):
+        return math.isfinite(value)
+    else:  # str, int and their subclasses (enums); anything through ``default``, or a subclass
+        # of dict or list, is for the standard library to judge
+        return isinstance(value, str | int) or value is None
+    for child in children:
+        kind = type(child)
+        if kind is str or child is None or kind is int or kind is bool:
             continue
-        if kind is dict:
-            stack.extend(node.values())
-        elif kind is list or kind is tuple:
-            stack.extend(node)
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                return False
-        elif isinstance(node, str | int):  # subclasses: enums
-            continue
-        else:  # through ``default``, or a subclass of dict or list: let the standard library judge
+        if not _finite(child):
             return False
     return True
 
@@ -73,7 +72,7 @@ def dumps(value: Any) -> str:
 
 def loads(data: str) -> Any:
     """Decode JSON text that :func:`dumps` (or the standard library) wrote."""
-    if _LONG_NUMBER.search(data):  # orjson reads an integer beyond 64 bits as a float
+    if _LONG_NUMBER in data.encode("utf-8", "surrogatepass").translate(_DIGITS):
         return json.loads(data)
     try:
         return orjson.loads(data)

@@ -8,6 +8,7 @@ errors, durations and matchers are parsed here, parameter templates are compiled
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -203,9 +204,9 @@ class Rule(_Strict):
                 raise ValueError(f"ladder[{n}]: else: next on the last rung: there is no next rung")
         return self
 
-    @property
+    @cached_property
     def steps(self) -> tuple[LadderStep, ...]:
-        """The rungs to climb: one for a plain rule (its actions and verify)."""
+        """The rungs to climb: one for a plain rule (its actions and verify); built once."""
         if not self.ladder:
             return (LadderStep(index=0, actions=tuple(self.actions), verify=self.verify, last=True),)
         last = len(self.ladder) - 1

@@ -88,4 +88,4 @@ def encode_line(rec: dict[str, Any]) -> tuple[bytes, str]:
     """The line (with its newline) for ``rec`` (which has ``prev`` and no ``hash``), and its hash."""
     data = sorted_dumps(rec, _default, _stdlib_bytes)
     digest = hashlib.sha256(data).hexdigest()
-    return b"%s,\"hash\":\"%s\"}\n" % (data[:-1], digest.encode()), digest
+    return b"".join((data[:-1], _HASH_KEY, digest.encode(), b'"}\n')), digest

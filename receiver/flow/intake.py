@@ -29,6 +29,7 @@ queued (they run, and the resend finds them claimed) and only the rest are refus
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -111,19 +112,19 @@ class Intake:
         now = as_datetime(self._clock)
         candidates: list[Decision] = []
         matched = 0
-        found = []
-        async for alert in in_turns(alerts):
-            found.append((alert, index.match(alert, now)))
-            self._metrics.alerts_received.labels(alert.status).inc()
+        found = [(alert, index.match(alert, now)) async for alert in in_turns(alerts)]
+        for status, count in Counter(alert.status for alert in alerts).items():
+            self._metrics.alerts_received.labels(status).inc(count)
         work = sum(not m.waiting for _, matches in found for m in matches)  # at most this many queued
         if self._backlog_full and work:
             await self._refuse_while_full(message, alerts, work)
+        by_rule: Counter[str] = Counter()
         async for alert, matches in in_turns(found):
             self._record_alert(message, alert, actor)
             for match in matches:
                 matched += 1
                 rule = match.rule
-                self._metrics.rule_matches.labels(rule.name).inc()
+                by_rule[rule.name] += 1
                 priority = classify(alert, rule.priority, policy)
                 dry_run = self._settings.dry_run or rule.dry_run
                 key, decision_id = decision_identity(rule.name, alert, dry_run=dry_run)
@@ -141,6 +142,8 @@ class Intake:
                         f"rule wants {rule.for_}", outcome=Outcome.SKIPPED), decision=d.id, d=d)
                     continue
                 candidates.append(d)
+        for name, count in by_rule.items():
+            self._metrics.rule_matches.labels(name).inc(count)
         if not alerts or not candidates:
             await self._sync_or_unavailable([])
             summary = IntakeSummary(len(alerts), matched, 0)

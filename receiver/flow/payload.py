@@ -33,6 +33,8 @@ _ZERO_TIME_YEAR = 1
 _LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEY_MARK = "[key]"  # pydantic's marker: the error is about the mapping key itself
+# All bytes but colons, quotes, backslashes and what may follow a backslash (so the escapes stay)
+_NOT_MARKS = bytes(b for b in range(256) if b not in b':"\\/bfnrtu')
 _MAX_KEY_IN_PATH = 128  # a path names a huge key by its start (…), so answers stay small
 
 
@@ -162,10 +164,10 @@ def _reject_duplicate_keys(body: bytes) -> None:
 
 def _pairs_in_text(body: bytes) -> int:
     """How many ``key: value`` pairs the valid JSON ``body`` writes: its colons outside strings."""
-    # Escaped backslashes out first (left to right, as JSON reads them), then escaped quotes:
-    # every quote left opens or closes a string.
-    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    return b"".join(plain.split(b'"')[::2]).count(b":")
+    # Only colons, quotes and escapes matter; escaped backslashes out first (left to right,
+    # as JSON reads them), then escaped quotes: every quote left opens or closes a string.
+    marks = body.translate(None, _NOT_MARKS).replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(marks.split(b'"')[::2]).count(b":")
 
 
 def _pairs_in_tree(tree: Any) -> int:

@@ -16,7 +16,7 @@ PLAIN: dict[str, Any] = {"b": [1, 2.5, None, True], "a": {"ü": "日本", "x": "
 
 @pytest.mark.parametrize(
     "value",
-    [PLAIN, {"big": 2**70, "negative": -(2**64) - 1}, {"surrogate": "\ud800"}, {"nan": math.nan},
+    [PLAIN, {"big": 2**70, "negative": -(2**63) - 1}, {"surrogate": "\ud800"}, {"nan": math.nan},
      {"inf": [math.inf]}, {"line": "a\u2028b\n\t\"\\"}, [], {}],
     ids=["plain", "int-beyond-64-bits", "lone-surrogate", "nan", "infinity", "escapes", "empty-list",
          "empty-object"],

@@ -181,6 +181,8 @@ CASES = [
                              a(0, ".labels.severity")), id="duplicate-label-key-among-escapes"),
     pytest.param(bad_payload(with_extra(b'{"k\\"": "v:\\\\", "k\\"": 1}'), '$.x_extension["k\\""]'),
                  id="duplicate-key-in-ignored-field"),
+    pytest.param(bad_payload(with_extra(b'{"k": ":x", "m": "xx\\u00e9x", "k": 1}'), "$.x_extension.k"),
+                 id="duplicate-key-after-unicode-escape"),
     pytest.param(bad_payload(drop("alerts"), "$.alerts"), id="alerts-missing"),
     pytest.param(bad_payload(mutate(lambda b: b.update(alerts={})), "$.alerts"), id="alerts-object"),
     pytest.param(bad_payload(mutate(lambda b: b.update(alerts=[])), "$.alerts"), id="alerts-empty"),
