@@ -15,10 +15,16 @@ from receiver.store.values import WorkItem
 
 
 class WorkQueue:
-    """A FIFO of work items with a soft capacity the feeder respects."""
+    """A FIFO of work items with a soft capacity the feeder respects.
+
+    The feeder is woken once a quarter of the capacity is free (not for every item done), so
+    it takes work from the store in batches: one store call per several items, while what
+    is buffered keeps the workers busy.
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
+        self._low = max(1, capacity // 4)  # free places that wake the feeder
         self._items: deque[WorkItem] = deque()
         self._ready = asyncio.Condition()
         self._in_flight: dict[str, WorkItem] = {}
@@ -61,7 +67,7 @@ class WorkQueue:
             return items
         self._items.extend(items)
         self._idle.clear()
-        if self.free() == 0:
+        if self.free() < self._low:
             self._room.clear()
         async with self._ready:
             self._ready.notify(len(items))
@@ -77,7 +83,8 @@ class WorkQueue:
     def done(self, item: WorkItem) -> None:
         """An item taken with :meth:`get` is finished (or abandoned to the store)."""
         self._in_flight.pop(item.ref, None)
-        self._room.set()
+        if self.free() >= self._low:
+            self._room.set()
         if self.unfinished == 0:
             self._idle.set()
 
