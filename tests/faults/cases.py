@@ -61,11 +61,6 @@ class Case:
     drain_timeout: str = "2s"
     retries: int = 2
     retry_backoff: str = "300ms"
-    known: str = ""
-    """A cause of issue #17 not fixed on this commit that makes the case fail: the case is then
-    ``xfail`` with this reason (not strict: the fix is on its way through the merge train, and
-    a strict mark would fail the train that carries it; an XPASS shows in the summary), and the
-    fix that makes it pass removes it."""
 
 
 CASES = (
