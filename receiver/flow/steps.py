@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,6 @@ from rules.alert import Alert
 from rules.errors import TemplateError
 from rules.model import ActionSpec
 
-BeforeAttempt = Callable[[int], Awaitable[None]]
 _log = structlog.get_logger("remediator.executor")
 
 
