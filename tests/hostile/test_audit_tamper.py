@@ -17,10 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from receiver.audit.chain import ZERO_HASH
 from receiver.audit.files import anchor_path
 from receiver.cli.main import main
-from tests.receiver.audit.support import KEY, lines, records, rehash, write, write_groups
+from tests.receiver.audit.support import (
+    KEY,
+    append_forged_approval,
+    append_forged_approval_and_seal,
+    lines,
+    records,
+    rehash,
+    rewrite_middle,
+    rewrite_middle_and_drop_later_seals,
+    rewrite_whole_log_from_scratch,
+    write,
+    write_groups,
+)
 
 Tamper = Callable[[list[Path]], None]
 
@@ -29,44 +40,6 @@ def _on_live(change: Callable[[list[bytes]], list[bytes]]) -> Tamper:
     def tamper(files: list[Path]) -> None:
         write(files[-1], change(lines(files[-1])))
     return tamper
-
-
-def _forged_approval(data: list[bytes]) -> list[bytes]:
-    last = json.loads(data[-1])
-    forged = {"seq": last["seq"] + 1, "ts": last["ts"], "event": "approval.approved", "approval": "a1b2",
-              "actor": "mallory", "hash": ""}
-    return [*data, *rehash([forged], last["hash"])]
-
-
-def _forged_approval_and_seal(data: list[bytes]) -> list[bytes]:
-    data = _forged_approval(data)
-    last = json.loads(data[-1])
-    seal = {"seq": last["seq"] + 1, "ts": last["ts"], "event": "audit.sealed", "key": KEY.kid,
-            "mac": "0" * 64}
-    return [*data, *rehash([seal], last["hash"])]
-
-
-def _rewritten(data: list[bytes]) -> list[bytes]:
-    recs = records(data)
-    recs[5]["priority"] = "P1"
-    return [*data[:5], *rehash(recs[5:], recs[4]["hash"])]
-
-
-def _rewritten_seals_dropped(data: list[bytes]) -> list[bytes]:
-    recs = records(data)
-    recs[5]["priority"] = "P1"
-    kept = [r for r in recs[5:] if r["event"] != "audit.sealed"]
-    for seq, r in enumerate(kept, start=recs[5]["seq"]):
-        r["seq"] = seq
-    return [*data[:5], *rehash(kept, recs[4]["hash"])]
-
-
-def _from_scratch(data: list[bytes]) -> list[bytes]:
-    recs = [r for r in records(data) if r["event"] != "audit.sealed"]
-    recs[2]["event"] = "approval.approved"
-    for seq, r in enumerate(recs, start=1):
-        r["seq"] = seq
-    return rehash(recs, ZERO_HASH)
 
 
 def _flip_mac(data: list[bytes]) -> list[bytes]:
@@ -98,14 +71,15 @@ ONE_FILE: dict[str, tuple[Tamper, str]] = {
     "tail-cut-mid-group": (_on_live(lambda d: d[:-6]), r"audit\.jsonl:13: records 13\.\.14 are not sealed"),
     "tail-cut-mid-line": (_on_live(lambda d: [*d[:-1], d[-1][:20]]), r"audit\.jsonl:20: torn last line"),
     "everything-cut": (_on_live(lambda d: []), r"anchor: truncated: .*the log ends at seq 0"),
-    "forged-record-appended-hash-recomputed": (_on_live(_forged_approval),
+    "forged-record-appended-hash-recomputed": (_on_live(append_forged_approval),
                                                r"audit\.jsonl:21: records 21\.\.21 are not sealed"),
-    "forged-record-and-seal-appended": (_on_live(_forged_approval_and_seal), r"audit\.jsonl:22: forged seal"),
-    "middle-rewritten-later-hashes-recomputed": (_on_live(_rewritten),
+    "forged-record-and-seal-appended": (_on_live(append_forged_approval_and_seal),
+                                        r"audit\.jsonl:22: forged seal"),
+    "middle-rewritten-later-hashes-recomputed": (_on_live(rewrite_middle),
                                                  r"audit\.jsonl:8: forged seal: its mac does not match"),
-    "middle-rewritten-later-seals-dropped": (_on_live(_rewritten_seals_dropped),
+    "middle-rewritten-later-seals-dropped": (_on_live(rewrite_middle_and_drop_later_seals),
                                              r"audit\.jsonl:5: records 5\.\.16 are not sealed"),
-    "whole-log-rewritten-from-scratch": (_on_live(_from_scratch),
+    "whole-log-rewritten-from-scratch": (_on_live(rewrite_whole_log_from_scratch),
                                          r"audit\.jsonl:1: records 1\.\.15 are not sealed"),
     "middle-rewritten-hash-kept": (_on_live(lambda d: [*d[:5], d[5].replace(b'"P3"', b'"P1"'), *d[6:]]),
                                    r"audit\.jsonl:6: hash mismatch"),
@@ -149,7 +123,7 @@ def _cut_rotated(files: list[Path]) -> None:
 
 
 def _forge_in_rotated(files: list[Path]) -> None:
-    write(files[1], _forged_approval(lines(files[1])))
+    write(files[1], append_forged_approval(lines(files[1])))
 
 
 ROTATED: dict[str, tuple[Tamper, str]] = {

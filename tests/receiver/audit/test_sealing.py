@@ -15,9 +15,22 @@ from pathlib import Path
 import pytest
 
 from receiver.audit import AuditEvent, AuditLog, Damage, KeyRing, verify_file
-from receiver.audit.chain import ZERO_HASH
 from receiver.audit.files import anchor_path
-from tests.receiver.audit.support import KEY, OLD_KEY, Clock, lines, records, rehash, write, write_groups
+from tests.receiver.audit.support import (
+    KEY,
+    OLD_KEY,
+    Clock,
+    append_forged_approval,
+    append_forged_approval_and_seal,
+    lines,
+    records,
+    rehash,
+    rewrite_middle,
+    rewrite_middle_and_drop_later_seals,
+    rewrite_whole_log_from_scratch,
+    write,
+    write_groups,
+)
 
 RING = KeyRing([KEY])
 
@@ -46,61 +59,20 @@ def _cut_last_group(data: list[bytes]) -> list[bytes]:
     return data[:-4]
 
 
-def _append_forged_approval(data: list[bytes]) -> list[bytes]:
-    last = json.loads(data[-1])
-    forged = {"seq": last["seq"] + 1, "ts": last["ts"], "event": "approval.approved",
-              "approval": "a1b2", "actor": "mallory", "hash": ""}
-    return [*data, *rehash([forged], last["hash"])]
-
-
-def _append_forged_approval_and_seal(data: list[bytes]) -> list[bytes]:
-    """...and a seal of it, with a mac made up (the key is not at hand)."""
-    data = _append_forged_approval(data)
-    last = json.loads(data[-1])
-    seal = {"seq": last["seq"] + 1, "ts": last["ts"], "event": "audit.sealed", "key": KEY.kid,
-            "mac": "0" * 64}
-    return [*data, *rehash([seal], last["hash"])]
-
-
-def _rewrite_middle(data: list[bytes]) -> list[bytes]:
-    """Record 6 (a rule.matched) says P1, every later hash recomputed."""
-    recs = records(data)
-    recs[5]["priority"] = "P1"
-    return [*data[:5], *rehash(recs[5:], recs[4]["hash"])]
-
-
-def _rewrite_middle_and_drop_later_seals(data: list[bytes]) -> list[bytes]:
-    recs = records(data)
-    recs[5]["priority"] = "P1"
-    kept = [r for r in recs[5:] if r["event"] != "audit.sealed"]
-    for seq, r in enumerate(kept, start=recs[5]["seq"]):
-        r["seq"] = seq
-    return [*data[:5], *rehash(kept, recs[4]["hash"])]
-
-
-def _rewrite_whole_log_from_scratch(data: list[bytes]) -> list[bytes]:
-    """No seal at all: a fresh chain from 64 zeros, the approval in the middle."""
-    recs = [r for r in records(data) if r["event"] != "audit.sealed"]
-    recs[2]["event"] = "approval.approved"
-    for seq, r in enumerate(recs, start=1):
-        r["seq"] = seq
-    return rehash(recs, ZERO_HASH)
-
-
 @pytest.mark.parametrize(("attack", "failure"), [
     pytest.param(_cut_last_group, r"audit\.jsonl\.anchor: truncated: the anchor sealed seq 20 .*ends at "
                  r"seq 16", id="tail-cut-at-a-seal"),
     pytest.param(lambda d: d[:-6], r"audit\.jsonl:13: records 13\.\.14 are not sealed",
                  id="tail-cut-mid-group"),
-    pytest.param(_append_forged_approval, r"audit\.jsonl:21: records 21\.\.21 are not sealed",
+    pytest.param(append_forged_approval, r"audit\.jsonl:21: records 21\.\.21 are not sealed",
                  id="forged-approval-appended"),
-    pytest.param(_append_forged_approval_and_seal, r"audit\.jsonl:22: forged seal",
+    pytest.param(append_forged_approval_and_seal, r"audit\.jsonl:22: forged seal",
                  id="forged-approval-sealed"),
-    pytest.param(_rewrite_middle, r"audit\.jsonl:8: forged seal: its mac does not match",
+    pytest.param(rewrite_middle, r"audit\.jsonl:8: forged seal: its mac does not match",
                  id="middle-rewritten-hashes-recomputed"),
-    pytest.param(_rewrite_middle_and_drop_later_seals, r"audit\.jsonl:5: records 5\.\.16 are not sealed",
+    pytest.param(rewrite_middle_and_drop_later_seals, r"audit\.jsonl:5: records 5\.\.16 are not sealed",
                  id="middle-rewritten-later-seals-dropped"),
-    pytest.param(_rewrite_whole_log_from_scratch, r"audit\.jsonl:1: records 1\.\.15 are not sealed",
+    pytest.param(rewrite_whole_log_from_scratch, r"audit\.jsonl:1: records 1\.\.15 are not sealed",
                  id="whole-log-rewritten"),
 ])
 def test_attacks_without_the_key_fail_verify(
@@ -181,9 +153,9 @@ async def test_keying_an_unkeyed_log_seals_its_history_from_then_on(tmp_path: Pa
 @pytest.mark.parametrize(("tamper", "reason", "detail", "failure"), [
     pytest.param(_cut_last_group, Damage.CUT, "ends at seq 16 but its anchor sealed seq 20",
                  ":17: when it reopened the log the writer found it cut", id="cut"),
-    pytest.param(_append_forged_approval, Damage.UNSEALED, "records 21..21 were not sealed",
+    pytest.param(append_forged_approval, Damage.UNSEALED, "records 21..21 were not sealed",
                  ":22: when it reopened the log the writer found it unsealed tail", id="appended"),
-    pytest.param(_rewrite_middle, Damage.REWRITTEN, "the record at seq 20 is not the one",
+    pytest.param(rewrite_middle, Damage.REWRITTEN, "the record at seq 20 is not the one",
                  ":8: forged seal", id="rewritten"),
 ])
 async def test_reopening_a_tampered_log_records_it_and_verify_keeps_failing(
