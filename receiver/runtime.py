@@ -35,6 +35,7 @@ from receiver.flow.intake import Intake
 from receiver.flow.policies import Policies
 from receiver.flow.reload import RulesCoordinator
 from receiver.flow.report import Report
+from receiver.flow.resolution import Resolutions
 from receiver.flow.steps import Steps
 from receiver.flow.timers import Timers
 from receiver.flow.verify import Verifier
@@ -47,7 +48,6 @@ from receiver.store.protocol import StateStore
 from receiver.store.waiting import StoreWaiter
 from remediations.blocking import BlockingCalls
 from remediations.registry import Registry
-from rules.alert import Alert
 
 _log = structlog.get_logger("remediator")
 _HOUSEKEEPING_EVERY = 10.0
@@ -102,9 +102,11 @@ class Runtime:
         self.approvals = Approvals(settings, store=self.state, audit=self.audit, announcer=self.announcer,
                                    clock=clock, enqueue=self.enqueue.approved,
                                    on_declined=self.verifier.declined)
+        self.resolutions = Resolutions(settings, store=self.state, approvals=self.approvals,
+                                       verifier=self.verifier, audit=self.audit, clock=clock)
         self.intake = Intake(settings=settings, rules=self.rules, state=self.state, audit=self.audit,
                              metrics=self.metrics, report=self.report, enqueue=self.enqueue, clock=clock,
-                             on_resolved=self._resolved)
+                             on_resolved=self.resolutions.close)
         self.completer = Completer(store=self.state, audit=self.audit, queue=self.queue,
                                    on_failure=lambda why: self.metrics.completion_failures.labels(why).inc())
         self.metrics.completions_pending.set_function(lambda: self.completer.pending)
@@ -135,15 +137,6 @@ class Runtime:
         self._working = False
         self._drained = False
         self.draining = False
-
-    async def _resolved(self, alert: Alert) -> None:
-        cancelled = await self.approvals.cancel_for(alert.fingerprint, "the alert resolved")
-        await self.verifier.resolved(alert)
-        ends = alert.ends_at.timestamp() if alert.ends_at is not None else self.clock.now()
-        self.audit.record(AuditEvent.ALERT_RESOLVED, fingerprint=alert.fingerprint, alertname=alert.name,
-                          startsAt=alert.starts_at_raw,
-                          time_to_resolve_seconds=round(ends - alert.starts_at.timestamp(), 3),
-                          approvals_cancelled=cancelled)
 
     async def start(self) -> None:
         """Load rules (they must load), open the state store, take up unfinished work, start workers.

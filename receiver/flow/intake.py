@@ -11,7 +11,8 @@ answers 503 and the resend that follows is handled as if this request had never 
 or, when the store took the work but its answer was lost, as the duplicate it then is
 (the work is queued and runs once). A ``for`` not yet elapsed and a duplicate end the
 decision here, reported as every end is (``receiver.flow.report``). A resolved alert
-closes what is open for it (pending approvals, verify watches) once the answer is settled;
+closes what is open for it (pending approvals, verify watches) once the answer is settled,
+all of the request's in one store call (``on_resolved``: ``receiver.flow.resolution``);
 if the store fails there, the answer is 503 too (work queued by the request stays queued:
 the re-send finds it claimed), so the resolution comes again.
 While the backlog is known to be full, a request whose work does not fit is refused before
@@ -79,7 +80,7 @@ class Intake:
 
     def __init__(self, *, settings: Settings, rules: RulesCoordinator, state: StateStore,
                  audit: AuditLog, metrics: Metrics, report: Report, enqueue: Enqueuer, clock: Clock,
-                 on_resolved: Callable[[Alert], Awaitable[None]] | None = None) -> None:
+                 on_resolved: Callable[[list[Alert]], Awaitable[None]] | None = None) -> None:
         self._on_resolved = on_resolved
         self._settings = settings
         self._rules = rules
@@ -163,8 +164,7 @@ class Intake:
         Alertmanager re-sends and the resolution is not lost (closing again changes nothing)."""
         assert self._on_resolved is not None
         try:
-            for alert in resolved:
-                await self._on_resolved(alert)
+            await self._on_resolved(resolved)  # one store call for all of them
         except StateError as exc:
             why = f"state store unavailable: {exc}"
             _log.error("intake.close_resolved_failed", error=str(exc))

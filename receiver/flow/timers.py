@@ -41,6 +41,9 @@ class TimerKind(StrEnum):
     keyed by decision, not by alert, so a resolution never takes it."""
 
 
+TAKEN_BY_RESOLUTION = tuple(k.value for k in TimerKind)
+"""The kinds of timer an alert's resolution takes (one keyed by decision never matches its fingerprint)."""
+
 Handler = Callable[[Timer], Awaitable[None]]
 
 
@@ -60,7 +63,7 @@ class Timers:
 
     async def take(self, fingerprint: str) -> list[Timer]:
         """Disarm every timer of an alert that resolved (those being fired are left to finish)."""
-        return await self._store.take_timers(fingerprint, [k.value for k in TimerKind])
+        return await self._store.take_timers(fingerprint, TAKEN_BY_RESOLUTION)
 
     async def fire_due(self) -> int:
         """Fire every timer due now that no replica holds; how many were handled."""

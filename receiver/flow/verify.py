@@ -3,8 +3,8 @@
 Built by ``receiver.runtime``. ``receiver.flow.decide`` calls :meth:`Verifier.acted` when a
 rung's actions all succeeded (a watch is armed when the rung has ``verify``) and
 :meth:`skipped` for a dry run (nothing acted, nothing to watch); ``receiver.flow.workers``
-calls :meth:`stopped` when a climbed rung ends blocked or failed; the runtime tells it of
-each resolved alert (:meth:`resolved`), whose open timers it takes. A watch that comes
+calls :meth:`stopped` when a climbed rung ends blocked or failed; ``receiver.flow.resolution``
+hands it the timers a webhook's resolved alerts took (:meth:`resolution`). A watch that comes
 due (``receiver.flow.timers``) is ``verify.failed``: then the next rung is queued (``else:
 next``, through ``receiver.flow.enqueue``) or people are told (``else: escalate``). A
 resolution after the failure is recorded as ``verify.resolved_late``.
@@ -14,8 +14,9 @@ approval is rejected or expires unanswered: a climbed rung's stops the ladder th
 A resolution also leaves a marker per firing (fingerprint, startsAt; a dedup claim kept
 ``guards.dedup_ttl``) in the state store, because taking the timers alone can miss one: a
 watch not armed yet (its action still running) or held by the replica firing it. The
-marker is read after a watch is armed and before a due watch fails, climbs or escalates,
-so a resolution is not lost to either race.
+marker is claimed before the timers are taken
+(``receiver.store.protocol.StateStore.close_resolved``), and read after a watch is armed
+and before a due watch fails, climbs or escalates, so a resolution is not lost to either race.
 """
 
 from __future__ import annotations
@@ -111,13 +112,6 @@ class Verifier:
                                due=_iso(now + window), otherwise=step.otherwise)
         await self._settle_if_resolved(d.alert)  # it resolved while the actions ran: verified now
 
-    async def resolved(self, alert: Alert) -> None:
-        """The alert resolved: mark the firing resolved, take its timers (watches are verified,
-        failed ones late). The marker comes first: a watch armed after the take then sees it."""
-        ttl = self._settings.guards.dedup_ttl.total_seconds()
-        await self._store.claim([resolved_marker(alert)], ttl=ttl)
-        self._record_resolution(await self._timers.take(alert.fingerprint))
-
     async def _settle_if_resolved(self, alert: Alert) -> bool:
         """If this firing resolved already, do what its resolution did; True then.
 
@@ -125,11 +119,12 @@ class Verifier:
         """
         if not await self._store.claimed(resolved_marker(alert)):
             return False
-        self._record_resolution(await self._timers.take(alert.fingerprint))
+        self.resolution(await self._timers.take(alert.fingerprint))
         return True
 
-    def _record_resolution(self, taken: Sequence[Timer]) -> None:
-        """Watches taken before they failed are verified; failed ones are resolved late."""
+    def resolution(self, taken: Sequence[Timer]) -> None:
+        """Timers an alert's resolution took (after its marker was claimed): watches taken before
+        they failed are verified, failed ones resolved late; other kinds record nothing here."""
         now = self._clock.now()
         for timer in taken:
             if timer.kind not in (TimerKind.VERIFY, TimerKind.VERIFY_LATE):

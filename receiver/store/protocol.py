@@ -20,7 +20,9 @@ from receiver.store.values import (
     ApprovalStatus,
     Budget,
     Circuit,
+    Closed,
     Pause,
+    Resolved,
     StepMark,
     Timer,
     Transition,
@@ -238,6 +240,21 @@ class StateStore(Protocol):
 
     async def take_timers(self, fingerprint: str, kinds: Sequence[str]) -> list[Timer]:
         """Disarm and return the armed timers of ``fingerprint`` of these kinds that nobody holds."""
+        ...
+
+    # -- a webhook's resolved alerts, closed at once
+    async def close_resolved(self, firings: Sequence[Resolved], *, ttl: float, kinds: Sequence[str],
+                             actor: str, comment: str) -> list[Closed]:
+        """Close resolved firings, one :class:`Closed` each, in order: claim each one's marker for
+        ``ttl`` seconds (as :meth:`claim`), then, per firing, move its alert's pending approvals to
+        cancelled (as :meth:`decide_approval` by ``actor`` with ``comment``: one past its expiry
+        is expired instead) and take its timers of ``kinds`` (as :meth:`take_timers`).
+
+        Every marker is claimed before any timer is taken: a watch armed after the take then
+        finds the marker. One transaction on SQLite; on Redis one MULTI of one script per part
+        (a Cluster: the markers first, then approvals and timers), and when some of it ran
+        before a failure, :class:`PartlyClosed` carries what did. Closing again changes nothing.
+        """
         ...
 
     async def count_occurrence(self, key: str, member: str, *, window: float) -> int:

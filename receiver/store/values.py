@@ -215,3 +215,31 @@ class BacklogFull(StateError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"work queue full ({limit}); send again later")
         self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """One resolved firing for :meth:`receiver.store.protocol.StateStore.close_resolved`: the
+    dedup key that marks it resolved, and its alert's fingerprint (whose approvals and timers close)."""
+
+    marker: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """What :meth:`receiver.store.protocol.StateStore.close_resolved` did for one resolved firing:
+    the approvals it moved out of pending (cancelled, or expired: past their expiry), oldest
+    first, and the timers it took (earliest due first)."""
+
+    approvals: tuple[Approval, ...] = ()
+    timers: tuple[Timer, ...] = ()
+
+
+class PartlyClosed(StateError):
+    """:meth:`receiver.store.protocol.StateStore.close_resolved` failed after some of it was done
+    (a Redis whose parts answered differently): ``closed`` is what was, to be recorded all the same."""
+
+    def __init__(self, message: str, closed: list[Closed]) -> None:
+        super().__init__(message)
+        self.closed = closed

@@ -7,13 +7,15 @@ runs (it must still be approved). Decided through ``receiver.http.api``
 (``POST /api/v1/approvals/{id}/approve|reject``, approver role) or the CLI that calls it.
 An approval keeps a ``receiver.flow.codec.ApprovalRequest``: the plans as planned, the
 diagnostics the rule asked for and the alert; it expires after ``guards.approval_ttl``; a
-resolved notification for the alert cancels it. Approving queues the plans as work
-(``receiver.flow.enqueue``), so approving twice, from any replica, runs once: only one call
-moves it out of pending. The one call that rejects it or expires it unanswered hands it
-to ``on_declined`` (the runtime passes ``receiver.flow.verify``'s, which escalates a ladder
-stopped there); a cancelled one is not. The workers report how an approved plan's run
-ended (:meth:`Approvals.ran`) to whoever asked with :meth:`Approvals.on_ran` (the Slack
-message of the approval shows the result). The notice itself is ``receiver.flow.notices``'s.
+resolved notification for the alert cancels it (the store moves it, with the request's other
+resolved alerts, ``receiver.flow.resolution``; :meth:`Approvals.closed` audits it). Approving
+queues the plans as work (``receiver.flow.enqueue``), so approving twice, from any replica,
+runs once: only one call moves it out of pending. The one call that rejects it or expires it
+unanswered hands it to ``on_declined`` (the runtime passes ``receiver.flow.verify``'s, which
+escalates a ladder stopped there); a cancelled one is not. The workers report how an approved
+plan's run ended (:meth:`Approvals.ran`) to whoever asked with :meth:`Approvals.on_ran` (the
+Slack message of the approval shows the result). The notice itself is
+``receiver.flow.notices``'s.
 """
 
 from __future__ import annotations
@@ -220,12 +222,12 @@ class Approvals:
             return moved.status is to
         return False
 
-    async def cancel_for(self, fingerprint: str, why: str) -> int:
-        """Cancel the pending approvals of an alert (it resolved); how many were cancelled."""
-        closed = 0
-        for approval in await self._store.pending_approvals_for(fingerprint):
-            closed += await self._close(approval, ApprovalStatus.CANCELLED, why)
-        return closed
+    def closed(self, moved: Sequence[Approval]) -> int:
+        """Audit the approvals an alert's resolution moved out of pending (cancelled, or expired:
+        past their expiry, handed to nobody: that alert resolved); how many were cancelled."""
+        for approval in moved:
+            self._record(approval)
+        return sum(a.status is ApprovalStatus.CANCELLED for a in moved)
 
     async def expire_due(self) -> int:
         """Expire pending approvals past their expiry; how many."""

@@ -20,7 +20,8 @@ from receiver.store.redis.core import RedisCore, gc_ms, num
 from receiver.store.values import KEEP_DECIDED, Approval, ApprovalStatus, Transition
 
 
-def _approval(status: str, body: str, decision: str | None) -> Approval:
+def approval_of(status: str, body: str, decision: str | None) -> Approval:
+    """An approval from its record's status, body and decision (``receiver.store.redis.resolved`` too)."""
     data = {**json.loads(body), "status": status}
     if decision:
         data.update(json.loads(decision))
@@ -52,7 +53,7 @@ class RedisApprovals:
         with self._core.errors():
             status, body, decision = await self._core.cmd("HMGET", self._key("approval", approval_id),
                                                           "status", "body", "decision")
-        return _approval(status, body, decision) if status is not None else None
+        return approval_of(status, body, decision) if status is not None else None
 
     async def _approvals(self, ids: Sequence[str], *, index: str, drop: str) -> list[Approval]:
         """The records of ``ids``; the ids whose record is gone leave ``index`` (by command ``drop``)."""
@@ -61,7 +62,7 @@ class RedisApprovals:
         with self._core.errors():
             rows = await self._core.reads([("HMGET", self._key("approval", approval_id), "status", "body",
                                             "decision") for approval_id in ids])
-        found = [_approval(*row) for row in rows if row[0] is not None]
+        found = [approval_of(*row) for row in rows if row[0] is not None]
         gone = [approval_id for approval_id, row in zip(ids, rows, strict=True) if row[0] is None]
         if gone:
             with self._core.errors():
@@ -89,7 +90,7 @@ class RedisApprovals:
         if not result[0]:
             return Transition(None, changed=False)
         _, changed, status, body, decision = result
-        return Transition(_approval(status, body, decision), changed=bool(changed))
+        return Transition(approval_of(status, body, decision), changed=bool(changed))
 
     async def pending_approvals_for(self, fingerprint: str) -> list[Approval]:
         index = self._key("approvals", "pending", fingerprint)

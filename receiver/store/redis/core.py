@@ -34,6 +34,8 @@ DAY = 86_400.0
 READ_TIMEOUT = 5.0
 WAIT_TIMEOUT_MS = 1000  # how long a write waits for its replicas (``replicas=N``) before it fails
 PARTS = ("queue", "guards", "approvals", "timers")
+Call = tuple[str, Sequence[str], Sequence[str | int]]
+"""A script's name, keys and arguments, for :meth:`RedisCore.run_all`."""
 
 
 def num(value: float) -> str:
@@ -162,6 +164,39 @@ class RedisCore:
             await script(keys=keys, args=args, client=pipe)
             return await self._held(pipe)
 
+    async def run_all(self, calls: Sequence[Call]) -> list[Any]:
+        """Run scripts of ``receiver.store.redis.lua.SCRIPTS`` (each on its own part's keys) in one
+        round trip and in order: on one server or a Sentinel master as one MULTI (nothing runs
+        between them), followed by ``WAIT`` with ``replicas=``; on a Cluster in one pipeline, each
+        on its slot's node (no order between nodes: a caller that needs one calls twice).
+
+        Each script's answer, or the exception it met (the others ran); sent as ``EVAL`` with the
+        source, so that none fails for a script cache the server lost (one run by ``EVALSHA``
+        would fail alone inside the MULTI). A connection's failure raises: unknown what ran.
+        :class:`NotReplicated` carries the answers when the replicas did not confirm them.
+        """
+        conn = self.conn()
+        evals = [("EVAL", self._scripts[name].script, len(keys), *keys, *args) for name, keys, args in calls]
+        async with conn.pipeline(transaction=False) as pipe:
+            if self.cluster:
+                for command in evals:
+                    pipe.execute_command(*command)
+                return list(await pipe.execute(raise_on_error=False))
+            pipe.execute_command("MULTI")
+            for command in evals:
+                pipe.execute_command(*command)
+            pipe.execute_command("EXEC")
+            if self._replicas:
+                pipe.execute_command("WAIT", self._replicas, WAIT_TIMEOUT_MS)
+            answers = await pipe.execute(raise_on_error=False)
+        for answer in answers:  # the first: a script refused when queued (EXEC aborted: nothing ran)
+            if isinstance(answer, Exception):
+                raise answer
+        result = list(answers[len(evals) + 1])
+        if self._replicas:
+            await self._replicated(answers[-1], result)
+        return result
+
     async def write(self, *args: str) -> Any:
         """One command that writes."""
         if not self._replicas:
@@ -177,13 +212,17 @@ class RedisCore:
         for answer in (result, held):
             if isinstance(answer, Exception):
                 raise answer  # as a command alone would raise it (not annotated with the pipeline's args)
+        await self._replicated(held, result)
+        return result
+
+    async def _replicated(self, held: Any, result: Any) -> None:
+        """:class:`NotReplicated` (with ``result``) unless ``held`` (WAIT's answer) is enough replicas."""
         if int(held) < self._replicas:
             if self.sentinel:  # perhaps a master the sentinels have replaced: ask them again
                 await self._client.connection_pool.disconnect(inuse_connections=False)
             raise NotReplicated(f"redis state store {self.safe_url}: the write reached {held} of "
                                 f"{self._replicas} replicas within {WAIT_TIMEOUT_MS} ms (replicas=): "
                                 "a failover could lose it", result)
-        return result
 
     async def reads(self, commands: Sequence[Sequence[str]]) -> list[Any]:
         """Several read commands in one round trip (a pipeline: one slot's keys, so one node)."""

@@ -2,7 +2,8 @@
 
 Registered once per client by ``receiver.store.redis.core.RedisCore.connect`` (every name in
 ``SCRIPTS``) and run by the store's parts (``receiver.store.redis.queue``, ``guards``,
-``approvals``, ``timers``); the queue part's scripts are in ``receiver.store.redis.lua_queue``.
+``approvals``, ``timers``, ``resolved``: ``CANCEL_PENDING`` and ``TAKE_RESOLVED``, sent as ``EVAL``
+in one MULTI); the queue part's scripts are in ``receiver.store.redis.lua_queue``.
 Each script touches the keys of one part only, all of one hash slot
 (``receiver.store.redis.core.RedisCore.key``), so it runs on a Redis Cluster; a key it
 reaches by name (an ``ARGV`` prefix plus an id) is of that same part and slot.
@@ -118,21 +119,53 @@ end
 return 1
 """
 
-DECIDE_APPROVAL = EXTEND + """
+# Move the pending approval ``key`` (id ``id``) to ``to``, or to expired when it is past its
+# expiry (unless ``to`` is expired); keep it ``keep`` ms, drop it from its alert's pending set.
+# Returns {0} when missing, else {1, changed, status, body, decision}.
+DECIDE = """
+local function decide(key, index, now, to, moved, expired, keep, pending, id)
+  local rec = redis.call('HMGET', key, 'status', 'expires_at', 'fingerprint', 'body', 'decision')
+  if not rec[1] then return {0} end
+  if rec[1] ~= 'pending' then return {1, 0, rec[1], rec[4], rec[5] or ''} end
+  local instead = tonumber(now) >= tonumber(rec[2]) and to ~= 'expired'
+  local status, decision, changed = to, moved, 1
+  if instead then status, decision, changed = 'expired', expired, 0 end
+  redis.call('HSET', key, 'status', status, 'decision', decision)
+  redis.call('PEXPIRE', key, keep)
+  redis.call('SREM', pending .. rec[3], id)
+  extend(index, keep)
+  return {1, changed, status, rec[4], decision}
+end
+"""
+
+DECIDE_APPROVAL = EXTEND + DECIDE + """
 -- KEYS: approval hash, index zset. ARGV: now, to, decision if moved to `to`,
 -- decision if expired instead, keep_ms, pending set key prefix, id.
--- Returns {0} when missing, else {1, changed, status, body, decision}.
-local rec = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'fingerprint', 'body', 'decision')
-if not rec[1] then return {0} end
-if rec[1] ~= 'pending' then return {1, 0, rec[1], rec[4], rec[5] or ''} end
-local instead = tonumber(ARGV[1]) >= tonumber(rec[2]) and ARGV[2] ~= 'expired'
-local status, decision, changed = ARGV[2], ARGV[3], 1
-if instead then status, decision, changed = 'expired', ARGV[4], 0 end
-redis.call('HSET', KEYS[1], 'status', status, 'decision', decision)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('SREM', ARGV[6] .. rec[3], ARGV[7])
-extend(KEYS[2], ARGV[5])
-return {1, changed, status, rec[4], decision}
+return decide(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+"""
+
+CANCEL_PENDING = EXTEND + DECIDE + """
+-- KEYS: index zset. ARGV: now, decision if cancelled, decision if expired instead, keep_ms,
+-- pending set key prefix, approval key prefix, fingerprints... Cancels each pending approval of
+-- each fingerprint (as DECIDE_APPROVAL); ids whose record is gone leave the pending set.
+-- Returns, per fingerprint, {status, body, decision, ...} of each approval moved.
+local out = {}
+for i = 7, #ARGV do
+  local set, moved = ARGV[5] .. ARGV[i], {}
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    local status = redis.call('HGET', ARGV[6] .. id, 'status')
+    if not status then
+      redis.call('SREM', set, id)
+    elseif status == 'pending' then
+      local r = decide(ARGV[6] .. id, KEYS[1], ARGV[1], 'cancelled', ARGV[2], ARGV[3], ARGV[4], ARGV[5], id)
+      moved[#moved + 1] = r[3]
+      moved[#moved + 1] = r[4]
+      moved[#moved + 1] = r[5]
+    end
+  end
+  out[#out + 1] = moved
+end
+return out
 """
 
 # -- timers and occurrence counts (keys: see ``receiver.store.redis.timers``)
@@ -181,29 +214,43 @@ end
 return 1
 """
 
-TAKE_TIMERS = """
--- KEYS: index, fp set. ARGV: now, timer key prefix, kinds...
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local key = ARGV[2] .. id
-  local kind, held, body, done, claims = unpack(redis.call('HMGET', key, 'kind', 'held_until', 'body', 'done',
-                                                           'claims'))
-  if not body or done ~= '0' then
-    redis.call('SREM', KEYS[2], id)
-  else
-    local wanted = false
-    for i = 3, #ARGV do
-      if ARGV[i] == kind then wanted = true end
-    end
-    if wanted and (not held or tonumber(held) <= tonumber(ARGV[1])) then
+# Take (mark done, unindex) the armed timers in the fingerprint set ``set`` whose kind is in
+# ``kinds`` (a set) and that nobody holds; ids finished or gone leave the set.
+# Returns {body, claims, ...} of each timer taken.
+TAKE = """
+local function take(index, set, now, prefix, kinds)
+  local out = {}
+  for _, id in ipairs(redis.call('SMEMBERS', set)) do
+    local key = prefix .. id
+    local kind, held, body, done, claims = unpack(redis.call('HMGET', key, 'kind', 'held_until', 'body',
+                                                             'done', 'claims'))
+    if not body or done ~= '0' then
+      redis.call('SREM', set, id)
+    elseif kinds[kind] and (not held or tonumber(held) <= tonumber(now)) then
       redis.call('HSET', key, 'done', 1)
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('SREM', KEYS[2], id)
+      redis.call('ZREM', index, id)
+      redis.call('SREM', set, id)
       out[#out + 1] = body
       out[#out + 1] = claims
     end
   end
+  return out
 end
+"""
+
+TAKE_TIMERS = TAKE + """
+-- KEYS: index, fp set. ARGV: now, timer key prefix, kinds...
+local kinds = {}
+for i = 3, #ARGV do kinds[ARGV[i]] = true end
+return take(KEYS[1], KEYS[2], ARGV[1], ARGV[2], kinds)
+"""
+
+TAKE_RESOLVED = TAKE + """
+-- KEYS: index. ARGV: now, timer key prefix, fp set key prefix, n, n kinds, fingerprints...
+-- Returns, per fingerprint, what TAKE_TIMERS returns for it.
+local n, kinds, out = tonumber(ARGV[4]), {}, {}
+for i = 5, 4 + n do kinds[ARGV[i]] = true end
+for i = 5 + n, #ARGV do out[#out + 1] = take(KEYS[1], ARGV[3] .. ARGV[i], ARGV[1], ARGV[2], kinds) end
 return out
 """
 
@@ -221,6 +268,6 @@ SCRIPTS = {
     "ACQUIRE_LOCK": ACQUIRE_LOCK, "RELEASE_LOCK": RELEASE_LOCK,
     "PUT_APPROVAL": PUT_APPROVAL, "DECIDE_APPROVAL": DECIDE_APPROVAL, "PUT_TIMER": PUT_TIMER,
     "CLAIM_TIMERS": CLAIM_TIMERS, "FINISH_TIMER": FINISH_TIMER, "TAKE_TIMERS": TAKE_TIMERS,
-    "COUNT_OCCURRENCE": COUNT_OCCURRENCE,
+    "COUNT_OCCURRENCE": COUNT_OCCURRENCE, "CANCEL_PENDING": CANCEL_PENDING, "TAKE_RESOLVED": TAKE_RESOLVED,
 }
 """Every script by the name the store's parts run it under."""

@@ -16,7 +16,8 @@ work stream), ``receiver.store.redis.marks`` (the steps' execute-once markers),
 ``receiver.store.redis.deferred`` (work waiting out an open circuit or a held lock, on the
 queue's slot), ``receiver.store.redis.guards`` (pause, budgets, circuits, locks),
 ``receiver.store.redis.approvals`` and ``receiver.store.redis.timers`` (timers and
-occurrence counts). Their Lua is ``receiver.store.redis.lua``.
+occurrence counts); ``receiver.store.redis.resolved`` closes a webhook's resolved alerts
+across three of them (a script per part, in one MULTI). Their Lua is ``receiver.store.redis.lua``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from receiver.store.redis.guards import RedisGuards
 from receiver.store.redis.marks import RedisMarks
 from receiver.store.redis.migrate import migrate
 from receiver.store.redis.queue import RedisQueue
+from receiver.store.redis.resolved import RedisResolved
 from receiver.store.redis.timers import RedisTimers
 from receiver.store.values import (
     Admission,
@@ -38,7 +40,9 @@ from receiver.store.values import (
     ApprovalStatus,
     Budget,
     Circuit,
+    Closed,
     Pause,
+    Resolved,
     StepMark,
     Timer,
     Transition,
@@ -58,6 +62,7 @@ class RedisStateStore:
         self._guards = RedisGuards(self._core)
         self._approvals = RedisApprovals(self._core)
         self._timers = RedisTimers(self._core)
+        self._resolved = RedisResolved(self._core)
         self._opened = False
 
     async def open(self) -> None:
@@ -205,6 +210,12 @@ class RedisStateStore:
 
     async def take_timers(self, fingerprint: str, kinds: Sequence[str]) -> list[Timer]:
         return await self._timers.take_timers(fingerprint, kinds)
+
+    # -- a webhook's resolved alerts: one round trip
+    async def close_resolved(self, firings: Sequence[Resolved], *, ttl: float, kinds: Sequence[str],
+                             actor: str, comment: str) -> list[Closed]:
+        return await self._resolved.close_resolved(firings, ttl=ttl, kinds=kinds, actor=actor,
+                                                   comment=comment)
 
     async def count_occurrence(self, key: str, member: str, *, window: float) -> int:
         return await self._timers.count_occurrence(key, member, window=window)

@@ -9,15 +9,31 @@ after they were created (``receiver.store.sqlite.schema.purge``).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from receiver.store.sqlite.core import SqliteCore
 from receiver.store.values import Approval, ApprovalStatus, Transition
 
+_PENDING = "SELECT body FROM approval WHERE fingerprint = ? AND status = 'pending' ORDER BY created_at, id"
+
 
 def _approvals(rows: list[Any]) -> list[Approval]:
     return [Approval.from_dict(json.loads(r[0])) for r in rows]
+
+
+def _decide(db: sqlite3.Connection, current: Approval, to: ApprovalStatus, *, now: float, actor: str,
+            comment: str | None) -> Approval:
+    """Move the pending ``current`` to ``to`` (to expired instead when past its expiry); as moved."""
+    expired = now >= current.expires_at and to is not ApprovalStatus.EXPIRED
+    new_status = ApprovalStatus.EXPIRED if expired else to
+    updated = Approval.from_dict({**current.as_dict(), "status": new_status.value,
+                                  "decided_by": "system" if expired else actor,
+                                  "decided_at": now, "comment": None if expired else comment})
+    db.execute("UPDATE approval SET status = ?, body = ? WHERE id = ?",
+               (new_status.value, json.dumps(updated.as_dict()), current.id))
+    return updated
 
 
 class SqliteApprovals:
@@ -54,15 +70,17 @@ class SqliteApprovals:
             (current,) = _approvals([row])
             if current.status is not ApprovalStatus.PENDING:
                 return Transition(current, changed=False)
-            expired = now >= current.expires_at and to is not ApprovalStatus.EXPIRED
-            new_status = ApprovalStatus.EXPIRED if expired else to
-            updated = Approval.from_dict({**current.as_dict(), "status": new_status.value,
-                                          "decided_by": "system" if expired else actor,
-                                          "decided_at": now, "comment": None if expired else comment})
-            db.execute("UPDATE approval SET status = ?, body = ? WHERE id = ?",
-                       (new_status.value, json.dumps(updated.as_dict()), approval_id))
-        return Transition(updated, changed=not expired)
+            updated = _decide(db, current, to, now=now, actor=actor, comment=comment)
+        return Transition(updated, changed=updated.status is to)
+
+    def cancel_pending_in(self, db: sqlite3.Connection, fingerprint: str, *, now: float, actor: str,
+                          comment: str) -> list[Approval]:
+        """Cancel the pending approvals of ``fingerprint`` in the caller's transaction ``db``, as
+        ``decide_approval`` would (one past its expiry is expired); the approvals as moved, oldest
+        first. For ``close_resolved`` of ``receiver.store.sqlite.store.SqliteStateStore``."""
+        pending = _approvals(db.execute(_PENDING, (fingerprint,)).fetchall())
+        return [_decide(db, a, ApprovalStatus.CANCELLED, now=now, actor=actor, comment=comment)
+                for a in pending]
 
     async def pending_approvals_for(self, fingerprint: str) -> list[Approval]:
-        return _approvals(self._core.read("SELECT body FROM approval WHERE fingerprint = ? "
-                                          "AND status = 'pending' ORDER BY created_at, id", (fingerprint,)))
+        return _approvals(self._core.read(_PENDING, (fingerprint,)))

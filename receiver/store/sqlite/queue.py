@@ -12,6 +12,7 @@ consumer are the same process, which also counts the backlog itself. Claims run 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,11 +83,15 @@ class SqliteQueue:
             return []
         now = self._core.clock.now()
         with self._core.tx() as db:
-            out = [db.execute(_CLAIM, (key, now + ttl, now)).rowcount == 1 for key in keys]
-            self._writes_since_purge += len(keys)
-            if self._writes_since_purge >= PURGE_EVERY:
-                purge(db, now)
-                self._writes_since_purge = 0
+            return self.claim_in(db, keys, now=now, ttl=ttl)
+
+    def claim_in(self, db: sqlite3.Connection, keys: Sequence[str], *, now: float, ttl: float) -> list[bool]:
+        """``claim`` in the caller's transaction ``db`` (``close_resolved`` of the store claims markers)."""
+        out = [db.execute(_CLAIM, (key, now + ttl, now)).rowcount == 1 for key in keys]
+        self._writes_since_purge += len(keys)
+        if self._writes_since_purge >= PURGE_EVERY:
+            purge(db, now)
+            self._writes_since_purge = 0
         return out
 
     async def claimed(self, key: str) -> bool:

@@ -10,7 +10,8 @@ errors): ``receiver.store.sqlite.queue`` (dedup claims, the work queue),
 ``receiver.store.sqlite.deferred`` (work waiting out an open circuit or a held lock),
 ``receiver.store.sqlite.guards`` (pause, budgets, circuits, locks),
 ``receiver.store.sqlite.approvals`` and ``receiver.store.sqlite.timers`` (timers and
-occurrence counts). The tables and their purge are ``receiver.store.sqlite.schema``.
+occurrence counts); ``close_resolved`` runs the queue's, the approvals' and the timers' part
+in one transaction. The tables and their purge are ``receiver.store.sqlite.schema``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from receiver.store.values import (
     ApprovalStatus,
     Budget,
     Circuit,
+    Closed,
     Pause,
+    Resolved,
     StepMark,
     Timer,
     Transition,
@@ -196,6 +199,19 @@ class SqliteStateStore:
 
     async def take_timers(self, fingerprint: str, kinds: Sequence[str]) -> list[Timer]:
         return await self._timers.take_timers(fingerprint, kinds)
+
+    # -- a webhook's resolved alerts: one transaction
+    async def close_resolved(self, firings: Sequence[Resolved], *, ttl: float, kinds: Sequence[str],
+                             actor: str, comment: str) -> list[Closed]:
+        if not firings:
+            return []
+        now = self._core.clock.now()
+        with self._core.tx() as db:
+            self._queue.claim_in(db, [f.marker for f in firings], now=now, ttl=ttl)  # markers first
+            return [Closed(approvals=tuple(self._approvals.cancel_pending_in(db, f.fingerprint, now=now,
+                                                                            actor=actor, comment=comment)),
+                           timers=tuple(self._timers.take_in(db, f.fingerprint, kinds, now=now)))
+                    for f in firings]
 
     async def count_occurrence(self, key: str, member: str, *, window: float) -> int:
         return await self._timers.count_occurrence(key, member, window=window)

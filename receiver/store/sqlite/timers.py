@@ -11,6 +11,7 @@ once their window has passed.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 
 from receiver.store.sqlite.core import SqliteCore
@@ -52,12 +53,19 @@ class SqliteTimers:
         if not kinds:
             return []
         now = self._core.clock.now()
-        marks = ",".join("?" * len(kinds))
         with self._core.tx() as db:
-            rows = db.execute(
-                f"UPDATE timer SET done = 1 WHERE fingerprint = ? AND done = 0 AND kind IN ({marks}) "  # noqa: S608
-                "AND (held_until IS NULL OR held_until <= ?) RETURNING body, claims",
-                (fingerprint, *kinds, now)).fetchall()
+            return self.take_in(db, fingerprint, kinds, now=now)
+
+    def take_in(self, db: sqlite3.Connection, fingerprint: str, kinds: Sequence[str], *,
+                now: float) -> list[Timer]:
+        """``take_timers`` in the caller's transaction ``db`` (``close_resolved`` of the store)."""
+        if not kinds:
+            return []
+        marks = ",".join("?" * len(kinds))
+        rows = db.execute(
+            f"UPDATE timer SET done = 1 WHERE fingerprint = ? AND done = 0 AND kind IN ({marks}) "  # noqa: S608
+            "AND (held_until IS NULL OR held_until <= ?) RETURNING body, claims",
+            (fingerprint, *kinds, now)).fetchall()
         return decode_timers(rows)
 
     async def count_occurrence(self, key: str, member: str, *, window: float) -> int:

@@ -12,13 +12,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import BaseModel
 
-from receiver.store.values import ApprovalStatus
+from receiver.errors import StateError
+from receiver.store.values import ApprovalStatus, PartlyClosed
 from remediations.base import Action, ActionContext, Plan, Result
 from remediations.http import HttpRequest
 from remediations.registry import Registry
 from tests.conftest import ClientFactory, read_audit, runtime_of
 from tests.support.approvals import (
     ADMIN,
+    AM,
     ONCALL,
     TOKENS,
     approval_settings,
@@ -29,7 +31,7 @@ from tests.support.approvals import (
 )
 from tests.support.fakeclock import FakeClock
 from tests.support.httptarget import ServerFactory, Target, serve_target
-from tests.support.webhooks import alert
+from tests.support.webhooks import alert, body
 
 
 @pytest.fixture(autouse=True)
@@ -155,6 +157,65 @@ async def test_resolved_alert_cancels_its_pending_approval(
     status, _ = await decide(client, cancelled[0]["approval"], "approve")
     assert status == 409
     assert target.calls == []
+
+
+async def test_a_resolution_the_store_cannot_close_is_a_503_and_the_resend_closes_it(
+        setup: tuple[TestClient[Any, Any], Target, Target, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """All resolved alerts of a request close in one store call; when it fails, 503 (Alertmanager
+    re-sends), nothing is recorded closed, and the re-send closes each alert once."""
+    client, _, _, settings = setup
+    await fire(client, alert(namespace="a"), alert(namespace="b"))
+    state = runtime_of(client).state
+    calls: list[int] = []
+
+    async def down(firings: Any, **_: Any) -> Any:
+        calls.append(len(firings))
+        raise StateError("connection refused")
+
+    resolved = [alert(namespace=ns, status="resolved", ends="2026-11-23T07:12:28.909Z") for ns in "ab"]
+    with monkeypatch.context() as patch:
+        patch.setattr(state, "close_resolved", down)
+        resp = await client.post("/webhook", data=body(*resolved), headers=AM)
+    assert resp.status == 503
+    assert calls == [2]
+    assert len(await pending(client)) == 2
+    records = read_audit(settings.audit)
+    [failed] = [r for r in records if r["event"] == "intake.failed"]
+    assert failed["fingerprints"] == [a["fingerprint"] for a in resolved]
+    assert [r for r in records if r["event"] in ("approval.cancelled", "alert.resolved")] == []
+    await fire(client, *resolved)
+    await fire(client, *resolved)  # closing again changes nothing
+    assert await pending(client) == []
+    records = read_audit(settings.audit)
+    assert len([r for r in records if r["event"] == "approval.cancelled"]) == 2
+    assert [r["approvals_cancelled"] for r in records if r["event"] == "alert.resolved"] == [1, 1, 0, 0]
+
+
+async def test_what_a_failing_store_did_close_is_audited_once(
+        setup: tuple[TestClient[Any, Any], Target, Target, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store closed the approval and then failed (``PartlyClosed``): the cancellation is audited,
+    the answer is 503, and the re-send records the resolution without cancelling anything twice."""
+    client, _, _, settings = setup
+    await fire(client, alert(namespace="a"))
+    state = runtime_of(client).state
+    real = state.close_resolved
+
+    async def partly(firings: Any, **kwargs: Any) -> Any:
+        raise PartlyClosed("the replicas did not confirm it", await real(firings, **kwargs))
+
+    resolved = alert(namespace="a", status="resolved", ends="2026-11-23T07:12:28.909Z")
+    with monkeypatch.context() as patch:
+        patch.setattr(state, "close_resolved", partly)
+        resp = await client.post("/webhook", data=body(resolved), headers=AM)
+    assert resp.status == 503
+    records = read_audit(settings.audit)
+    assert [r["event"] for r in records if r["event"] in ("approval.cancelled", "alert.resolved",
+                                                            "intake.failed")] == [
+        "approval.cancelled", "intake.failed"]
+    await fire(client, resolved)
+    records = read_audit(settings.audit)
+    assert len([r for r in records if r["event"] == "approval.cancelled"]) == 1
+    assert [r["approvals_cancelled"] for r in records if r["event"] == "alert.resolved"] == [0]
 
 
 async def test_approved_plan_meets_the_cheap_guards_again(

@@ -1,0 +1,80 @@
+"""The Redis store's ``close_resolved`` beyond the shared contract: one round trip, and a part
+that fails does not hide what the others did.
+
+Runs against the real local Redis on a key prefix of its own, dropped after.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from receiver.store.redis.store import RedisStateStore
+from receiver.store.values import Approval, ApprovalStatus, PartlyClosed, Resolved, Timer
+from tests.support.fakeclock import FakeClock
+from tests.support.redisdb import REDIS_URL, drop_prefix, raw_client
+
+KINDS = ["verify"]
+
+
+@pytest.fixture
+async def store(clock: FakeClock) -> AsyncIterator[RedisStateStore]:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    store = RedisStateStore(REDIS_URL, clock=clock, prefix=prefix)
+    await store.open()
+    yield store
+    await store.close()
+    await drop_prefix(prefix)
+
+
+async def arm(store: RedisStateStore, clock: FakeClock, fp: str) -> None:
+    await store.put_timer(Timer(id=f"t-{fp}", kind="verify", fingerprint=fp, due_at=clock.now() + 60,
+                                expires_at=clock.now() + 3600, payload={}))
+    await store.put_approval(Approval(id=f"p-{fp}", status=ApprovalStatus.PENDING, created_at=clock.now(),
+                                      expires_at=clock.now() + 60, decision="d", rule="r", fingerprint=fp,
+                                      payload={}))
+
+
+async def test_every_alert_of_a_request_closes_in_one_round_trip(store: RedisStateStore, clock: FakeClock,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """One pipeline (one MULTI of three scripts, one per part) whatever the number of alerts."""
+    for fp in ("a", "b", "c"):
+        await arm(store, clock, fp)
+    sent: list[list[Any]] = []
+    pipeline = type(store._core.conn().pipeline())
+    real = pipeline.execute
+
+    async def execute(self: Any, raise_on_error: bool = True) -> Any:
+        sent.append([args[0] for args, _ in self.command_stack])
+        return await real(self, raise_on_error=raise_on_error)
+
+    monkeypatch.setattr(pipeline, "execute", execute)
+    closed = await store.close_resolved([Resolved(f"m-{fp}", fp) for fp in ("a", "b", "c")], ttl=60,
+                                        kinds=KINDS, actor="system", comment="x")
+    assert sent == [["MULTI", "EVAL", "EVAL", "EVAL", "EXEC"]]
+    assert [([a.id for a in c.approvals], [t.id for t in c.timers]) for c in closed] == [
+        ([f"p-{fp}"], [f"t-{fp}"]) for fp in ("a", "b", "c")]
+
+
+async def test_a_part_that_fails_hands_back_what_the_others_closed(store: RedisStateStore,
+                                                                   clock: FakeClock) -> None:
+    """The approvals' script fails (a key of the wrong type): the marker is claimed and the timers
+    are taken all the same, and ``PartlyClosed`` says which, so that they are audited."""
+    await arm(store, clock, "a")
+    client = raw_client(REDIS_URL)
+    try:
+        await client.set(store._core.key("approvals", "approvals", "pending", "a"), "not a set")
+        with pytest.raises(PartlyClosed, match="WRONGTYPE") as failed:
+            await store.close_resolved([Resolved("m-a", "a")], ttl=60, kinds=KINDS, actor="system",
+                                       comment="x")
+    finally:
+        await client.aclose()
+    [closed] = failed.value.closed
+    assert (closed.approvals, [t.id for t in closed.timers]) == ((), ["t-a"])
+    assert await store.claimed("m-a")
+    approval = await store.get_approval("p-a")
+    assert approval is not None
+    assert approval.status is ApprovalStatus.PENDING
