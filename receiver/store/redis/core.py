@@ -170,13 +170,13 @@ class RedisCore:
         between them), followed by ``WAIT`` with ``replicas=``; on a Cluster in one pipeline, each
         on its slot's node (no order between nodes: a caller that needs one calls twice).
 
-        Each script's answer, or the exception it met (the others ran); sent as ``EVAL`` with the
-        source, so that none fails for a script cache the server lost (one run by ``EVALSHA``
-        would fail alone inside the MULTI). A connection's failure raises: unknown what ran.
-        :class:`NotReplicated` carries the answers when the replicas did not confirm them.
+        Each script's answer, or the exception it met (the others ran): ``NoScriptError`` for one
+        the server does not have (sent as ``EVALSHA``: the source is kilobytes; the caller
+        :meth:`load`s and runs again what must run). A connection's failure raises: unknown
+        what ran. :class:`NotReplicated` carries the answers when the replicas did not confirm them.
         """
         conn = self.conn()
-        evals = [("EVAL", self._scripts[name].script, len(keys), *keys, *args) for name, keys, args in calls]
+        evals = [("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args) for name, keys, args in calls]
         async with conn.pipeline(transaction=False) as pipe:
             if self.cluster:
                 for command in evals:
@@ -196,6 +196,12 @@ class RedisCore:
         if self._replicas:
             await self._replicated(answers[-1], result)
         return result
+
+    async def load(self, names: Sequence[str]) -> None:
+        """Load the scripts ``names`` into the server (every Cluster node): one lost its script cache."""
+        for name in names:
+            script = self._scripts[name]
+            script.sha = await self.conn().script_load(script.script)
 
     async def write(self, *args: str) -> Any:
         """One command that writes."""

@@ -2,8 +2,8 @@
 
 Registered once per client by ``receiver.store.redis.core.RedisCore.connect`` (every name in
 ``SCRIPTS``) and run by the store's parts (``receiver.store.redis.queue``, ``guards``,
-``approvals``, ``timers``, ``resolved``: ``CANCEL_PENDING`` and ``TAKE_RESOLVED``, sent as ``EVAL``
-in one MULTI); the queue part's scripts are in ``receiver.store.redis.lua_queue``.
+``approvals``, ``timers``, ``resolved``: ``CANCEL_PENDING`` and ``TAKE_RESOLVED`` in one MULTI
+with ``CLAIM``); the queue part's scripts are in ``receiver.store.redis.lua_queue``.
 Each script touches the keys of one part only, all of one hash slot
 (``receiver.store.redis.core.RedisCore.key``), so it runs on a Redis Cluster; a key it
 reaches by name (an ``ARGV`` prefix plus an id) is of that same part and slot.

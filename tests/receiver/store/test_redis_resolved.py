@@ -16,6 +16,7 @@ from receiver.store.redis.store import RedisStateStore
 from receiver.store.values import Approval, ApprovalStatus, PartlyClosed, Resolved, Timer
 from tests.support.fakeclock import FakeClock
 from tests.support.redisdb import REDIS_URL, drop_prefix, raw_client
+from tests.support.redisnodes import start_sentinel
 
 KINDS = ["verify"]
 
@@ -40,9 +41,10 @@ async def arm(store: RedisStateStore, clock: FakeClock, fp: str) -> None:
 
 async def test_every_alert_of_a_request_closes_in_one_round_trip(store: RedisStateStore, clock: FakeClock,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """One pipeline (one MULTI of three scripts, one per part) whatever the number of alerts."""
+    """One pipeline (one MULTI of three scripts by SHA, one per part) whatever the number of alerts."""
     for fp in ("a", "b", "c"):
         await arm(store, clock, fp)
+    await store._core.load(["CLAIM", "CANCEL_PENDING", "TAKE_RESOLVED"])  # what a server keeps loaded
     sent: list[list[Any]] = []
     pipeline = type(store._core.conn().pipeline())
     real = pipeline.execute
@@ -54,7 +56,7 @@ async def test_every_alert_of_a_request_closes_in_one_round_trip(store: RedisSta
     monkeypatch.setattr(pipeline, "execute", execute)
     closed = await store.close_resolved([Resolved(f"m-{fp}", fp) for fp in ("a", "b", "c")], ttl=60,
                                         kinds=KINDS, actor="system", comment="x")
-    assert sent == [["MULTI", "EVAL", "EVAL", "EVAL", "EXEC"]]
+    assert sent == [["MULTI", "EVALSHA", "EVALSHA", "EVALSHA", "EXEC"]]
     assert [([a.id for a in c.approvals], [t.id for t in c.timers]) for c in closed] == [
         ([f"p-{fp}"], [f"t-{fp}"]) for fp in ("a", "b", "c")]
 
@@ -78,3 +80,54 @@ async def test_a_part_that_fails_hands_back_what_the_others_closed(store: RedisS
     approval = await store.get_approval("p-a")
     assert approval is not None
     assert approval.status is ApprovalStatus.PENDING
+
+
+@pytest.mark.parametrize(("lost", "ran_twice"), [("TAKE_RESOLVED", False), ("CLAIM", True)])
+async def test_a_script_the_server_lost_is_loaded_and_run_again_markers_first(
+        store: RedisStateStore, clock: FakeClock, lost: str, ran_twice: bool) -> None:
+    """NOSCRIPT for one script of the MULTI (the others ran): it and those after it run again once
+    loaded, so the timers are still taken after the markers; each thing closed is reported once."""
+    await arm(store, clock, "a")
+    script = store._core._scripts[lost]
+    script.sha = "0" * 40  # as if the server had lost it
+    runs: list[int] = []
+    real = store._core.run_all
+
+    async def run_all(calls: Any) -> Any:
+        runs.append(len(calls))
+        return await real(calls)
+
+    store._core.run_all = run_all  # type: ignore[method-assign]
+    [closed] = await store.close_resolved([Resolved("m-a", "a")], ttl=60, kinds=KINDS, actor="system",
+                                          comment="x")
+    assert runs == [3, 3 if ran_twice else 1]
+    assert script.sha != "0" * 40
+    assert ([a.id for a in closed.approvals], [t.id for t in closed.timers]) == (["p-a"], ["t-a"])
+    assert await store.claimed("m-a")
+
+
+async def test_with_replicas_the_multi_waits_and_says_what_the_master_closed(clock: FakeClock) -> None:
+    """``replicas=1`` on a Sentinel master: WAIT follows the MULTI; once no replica confirms,
+    ``PartlyClosed`` carries what the master did close (audited, and the resolution comes again)."""
+    made = start_sentinel()
+    store = RedisStateStore(made.nodes.url, clock=clock, prefix="test-replicas")
+    sentinels: list[Any] = []
+    try:
+        await store.open()
+        sentinels = store._core.conn().connection_pool.sentinel_manager.sentinels
+        await arm(store, clock, "a")
+        await arm(store, clock, "b")
+        [closed] = await store.close_resolved([Resolved("m-a", "a")], ttl=60, kinds=KINDS, actor="system",
+                                              comment="x")
+        assert ([a.id for a in closed.approvals], [t.id for t in closed.timers]) == (["p-a"], ["t-a"])
+        made.nodes.kill(next(p for p in made.data_ports if p != made.master()))
+        with pytest.raises(PartlyClosed, match="replicas") as failed:
+            await store.close_resolved([Resolved("m-b", "b")], ttl=60, kinds=KINDS, actor="system",
+                                       comment="x")
+        [closed] = failed.value.closed
+        assert ([a.id for a in closed.approvals], [t.id for t in closed.timers]) == (["p-b"], ["t-b"])
+    finally:
+        await store.close()
+        for sentinel in sentinels:  # RedisCore.close leaves the Sentinel's own connections open
+            await sentinel.aclose()
+        made.nodes.stop()
