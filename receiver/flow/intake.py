@@ -42,7 +42,7 @@ from receiver.clock import Clock, as_datetime
 from receiver.decisions import Decision, Guard, Outcome, Reason, decision_identity
 from receiver.errors import StateError, Unavailable
 from receiver.flow.enqueue import Enqueuer
-from receiver.flow.payload import WebhookMessage
+from receiver.flow.payload_schema import WebhookMessage
 from receiver.flow.reload import RulesCoordinator
 from receiver.flow.report import Ending, Report
 from receiver.metrics import Metrics

@@ -1,40 +1,32 @@
-"""The Alertmanager webhook body (version 4), decoded strictly where it matters.
+"""Decoding ``POST /webhook``: the body to a ``WebhookMessage`` and its alerts, or a :class:`PayloadError`.
 
-Called by ``receiver.http.handlers`` for every ``POST /webhook``. Unknown fields are
-ignored (Alertmanager keeps adding some); the fields remediator uses are checked
-strictly: real JSON only (no NaN, no lone surrogates, no duplicate keys), strings that are
-strings, RFC 3339 timestamps with a zone. A failure is a :class:`PayloadError` naming the
-JSON path of the first problem.
+Called by ``receiver.http.handlers`` for every webhook (and by ``receiver.tools.simulate``
+and ``receiver.tools.ruletest``). The schema is ``receiver.flow.payload_schema``: real JSON
+only (no NaN, no lone surrogates, no duplicate keys), strict on the fields remediator uses,
+unknown fields ignored. The body is parsed once; ``receiver.flow.payload_fast`` then
+takes a body that passes every rule (nearly all do) on a short path, and anything else
+goes the reference way (:func:`reference_parse`): pydantic validates it, and a failure is
+a :class:`PayloadError` naming the JSON path of the first problem. Both ways give equal
+results (``tests/receiver/flow/test_payload_fast.py``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import pydantic_core
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-)
+from pydantic import ValidationError
 
 from receiver.errors import ReceiverError
+from receiver.flow import payload_fast
+from receiver.flow.jsonkeys import pairs_in_text, pairs_in_tree
+from receiver.flow.payload_schema import ZERO_TIME_YEAR, AlertPayload, WebhookMessage
 from rules.alert import Alert
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
-_ZERO_TIME_YEAR = 1
-_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEY_MARK = "[key]"  # pydantic's marker: the error is about the mapping key itself
-# All bytes but colons, quotes, backslashes and what may follow a backslash (so the escapes stay)
-_NOT_MARKS = bytes(b for b in range(256) if b not in b':"\\/bfnrtu')
 _MAX_KEY_IN_PATH = 128  # a path names a huge key by its start (…), so answers stay small
 
 
@@ -46,53 +38,6 @@ class PayloadError(ReceiverError):
         self.message = message
         self.path = path
         self.kind = kind
-
-
-def _timestamp(value: object) -> datetime:
-    if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 timestamp string")
-    if not _RFC3339.match(value):
-        raise ValueError(f"not an RFC 3339 timestamp with a time zone: {value[:64]!r}")
-    try:
-        return datetime.fromisoformat(value.upper())
-    except ValueError as exc:
-        raise ValueError(f"invalid timestamp {value[:64]!r}: {exc}") from None
-
-
-def _whole(value: object) -> object:
-    """A count written as a whole float (``3.0``) is the integer JSON Schema says it is."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
-LabelSet = dict[Annotated[str, Field(pattern=_LABEL_NAME, max_length=1024)], StrictStr]
-
-
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class AlertPayload(_Lenient):
-    status: Literal["firing", "resolved"]
-    labels: LabelSet
-    annotations: dict[StrictStr, StrictStr] = Field(default_factory=dict)
-    startsAt: Timestamp  # noqa: N815 - Alertmanager's field name
-    endsAt: Timestamp | None = None  # noqa: N815
-    generatorURL: StrictStr = ""  # noqa: N815
-    fingerprint: Annotated[StrictStr, Field(pattern=r"^[0-9a-fA-F]{1,64}$")]
-
-
-class WebhookMessage(_Lenient):
-    version: Literal["4"]
-    status: Literal["firing", "resolved"] | None = None
-    receiver: StrictStr = ""
-    groupKey: StrictStr = ""  # noqa: N815
-    truncatedAlerts: Annotated[StrictInt, BeforeValidator(_whole), Field(ge=0)] = 0  # noqa: N815
-    groupLabels: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # noqa: N815
-    commonLabels: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # noqa: N815
-    commonAnnotations: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # noqa: N815
-    externalURL: StrictStr = ""  # noqa: N815
-    alerts: list[AlertPayload] = Field(min_length=1)
 
 
 def _json_path(loc: tuple[int | str, ...]) -> str:
@@ -162,27 +107,6 @@ def _reject_duplicate_keys(body: bytes) -> None:
         raise PayloadError(f"duplicate key {key!r} in one object", path=_json_path(loc))
 
 
-def _pairs_in_text(body: bytes) -> int:
-    """How many ``key: value`` pairs the valid JSON ``body`` writes: its colons outside strings."""
-    # Only colons, quotes and escapes matter; escaped backslashes out first (left to right,
-    # as JSON reads them), then escaped quotes: every quote left opens or closes a string.
-    marks = body.translate(None, _NOT_MARKS).replace(b"\\\\", b"").replace(b'\\"', b"")
-    return b"".join(marks.split(b'"')[::2]).count(b":")
-
-
-def _pairs_in_tree(tree: Any) -> int:
-    """How many keys the decoded objects of ``tree`` hold (a key given twice counts once)."""
-    count, stack = 0, [tree]
-    while stack:
-        node = stack.pop()
-        if type(node) is dict:
-            count += len(node)
-            stack.extend(node.values())
-        elif type(node) is list:
-            stack.extend(node)
-    return count
-
-
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
@@ -204,20 +128,24 @@ def _to_alert(raw: dict[str, Any], model: AlertPayload) -> Alert:
         annotations=model.annotations,
         starts_at=model.startsAt,
         starts_at_raw=raw["startsAt"],
-        ends_at=None if ends is None or ends.year == _ZERO_TIME_YEAR else ends,
+        ends_at=None if ends is None or ends.year == ZERO_TIME_YEAR else ends,
         generator_url=model.generatorURL,
     )
 
 
-def parse_webhook(body: bytes) -> tuple[WebhookMessage, list[Alert]]:
-    """Decode and validate a webhook body; raise :class:`PayloadError` on the first problem."""
+def _decoded(body: bytes) -> Any:
+    """The one strict parse of the body: no NaN or infinities, no lone surrogates, UTF-8."""
     try:
-        data = pydantic_core.from_json(body, allow_inf_nan=False)
+        return pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError as exc:
         raise PayloadError(f"body is not valid JSON: {exc}", kind="invalid_json") from None
+
+
+def _validated(data: Any, body: bytes) -> tuple[WebhookMessage, list[Alert]]:
+    """The reference way for the decoded ``data`` of ``body``: pydantic checks every rule."""
     if not isinstance(data, dict):
         raise PayloadError(f"body must be a JSON object, not {_json_type(data)}")
-    if _pairs_in_text(body) != _pairs_in_tree(data):  # a key given twice: find where
+    if pairs_in_text(body) != pairs_in_tree(data):  # a key given twice: find where
         _reject_duplicate_keys(body)
     if data.get("version") != "4" and "version" in data:
         raise PayloadError(
@@ -236,3 +164,19 @@ def parse_webhook(body: bytes) -> tuple[WebhookMessage, list[Alert]]:
         raise PayloadError(msg, path=_json_path(loc)) from None
     alerts = [_to_alert(raw, m) for raw, m in zip(data["alerts"], message.alerts, strict=True)]
     return message, alerts
+
+
+def reference_parse(body: bytes) -> tuple[WebhookMessage, list[Alert]]:
+    """Decode and validate ``body`` the reference way only (pydantic): what :func:`parse_webhook`
+    answers must equal this, result or error."""
+    return _validated(_decoded(body), body)
+
+
+def parse_webhook(body: bytes) -> tuple[WebhookMessage, list[Alert]]:
+    """Decode and validate a webhook body; raise :class:`PayloadError` on the first problem."""
+    data = _decoded(body)
+    if type(data) is dict:
+        fast = payload_fast.accept(data, body)
+        if fast is not None:
+            return fast
+    return _validated(data, body)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from receiver.decisions import Reason
-from receiver.flow.payload import LabelSet
+from receiver.flow.payload_schema import LabelSet
 from receiver.tools.sandbox import Seen
 from rules.model import Duration
 from rules.priority import Priority

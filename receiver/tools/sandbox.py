@@ -27,7 +27,7 @@ from receiver.audit import AuditEvent
 from receiver.auditconfig import AuditSettings
 from receiver.clock import ManualClock
 from receiver.decisions import Reason
-from receiver.flow.payload import WebhookMessage
+from receiver.flow.payload_schema import WebhookMessage
 from receiver.runtime import Runtime
 from receiver.settings import Settings
 from receiver.store.values import ApprovalStatus

@@ -23,7 +23,8 @@ from receiver.errors import ReceiverError
 from receiver.flow.guards import Guard
 from receiver.flow.guards.budget import budget_for
 from receiver.flow.guards.maintenance import active_window
-from receiver.flow.payload import PayloadError, WebhookMessage, parse_webhook
+from receiver.flow.payload import PayloadError, parse_webhook
+from receiver.flow.payload_schema import WebhookMessage
 from receiver.flow.steps import action_context
 from receiver.store.values import Budget, Verdict
 from receiver.tools.sandbox import Observer, Sandbox, Seen
