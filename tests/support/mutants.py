@@ -9,6 +9,7 @@ or ``\\u0022``, non-ASCII raw or escaped, surrogate pairs).
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from dataclasses import dataclass
@@ -117,7 +118,8 @@ def _tweak(text: str, rng: random.Random) -> str:
 
 
 def mutate(body: Any, rng: random.Random) -> Any:
-    """``body`` (read by :func:`read`, changed in place) after one to three random changes."""
+    """``body`` (read by :func:`read`, changed in place) after one to three random changes
+    (values from the pools are copied in, so the pools stay as they are)."""
     for _ in range(rng.randint(1, 3)):
         objects = [c for c in _containers(body, []) if isinstance(c, Obj)]
         target = rng.choice(objects) if objects else body
@@ -129,14 +131,15 @@ def mutate(body: Any, rng: random.Random) -> Any:
         if op == 0:
             del target[at]
         elif op == 1:  # a key twice, the same or another value
-            again = value if rng.random() < 0.5 else rng.choice(VALUES)
+            again = copy.deepcopy(value if rng.random() < 0.5 else rng.choice(VALUES))
             target.insert(rng.randrange(len(target) + 1), (key, again))
         elif op in (2, 3):
-            target[at] = (key, rng.choice(TIMES if "At" in key else VALUES))
+            target[at] = (key, copy.deepcopy(rng.choice(TIMES if "At" in key else VALUES)))
         elif op == 4:
             target[at] = (rng.choice(NAMES), value)
         elif op == 5:
-            target.insert(rng.randrange(len(target) + 1), (rng.choice(NAMES[16:]), rng.choice(VALUES)))
+            extra = (rng.choice(NAMES[16:]), copy.deepcopy(rng.choice(VALUES)))
+            target.insert(rng.randrange(len(target) + 1), extra)
         elif isinstance(value, str):
             target[at] = (key, _tweak(value, rng))
     return body
