@@ -56,6 +56,7 @@ class Completer:
     def finished(self, item: WorkItem) -> None:
         """``item`` was carried to its end: remove it from the store (it is never run again)."""
         self._finished[item.ref] = item
+        self._queue.finished(item)
         self._ready.set()
 
     def start(self) -> None:

@@ -3,7 +3,12 @@
 The feeder (``receiver.flow.feeder``) takes work from the state store's queue only as far as
 this buffer has room, and workers (``receiver.flow.workers``) take it from here. Accepted
 work is durable in the store, not here: what sits in this buffer when the process dies
-is taken again at start-up (SQLite) or by another replica (Redis).
+is taken again at start-up (SQLite) or by another replica (Redis). An item a worker
+finished stays held here until the completer (``receiver.flow.completer``) has removed it
+from the store, but no longer takes a worker's place: the buffer's room is what waits or
+is being worked on, so the workers go on while a batch of finished items waits for its
+audit sync and its removal (up to ``FINISHED_SLACK`` buffers' worth of them; past that,
+a store that does not confirm removals stops the taking too).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import asyncio
 from collections import deque
 
 from receiver.store.values import WorkItem
+
+FINISHED_SLACK = 16  # buffers' worth of finished items awaiting removal before they take room
 
 
 class WorkQueue:
@@ -27,7 +34,9 @@ class WorkQueue:
         self._low = max(1, capacity // 4)  # free places that wake the feeder
         self._items: deque[WorkItem] = deque()
         self._ready = asyncio.Condition()
-        self._in_flight: dict[str, WorkItem] = {}
+        self._in_flight: dict[str, WorkItem] = {}  # being worked on
+        self._finished: dict[str, WorkItem] = {}  # finished, awaiting removal from the store
+        self._slack = capacity * FINISHED_SLACK
         self._idle = asyncio.Event()
         self._idle.set()
         self._room = asyncio.Event()
@@ -42,15 +51,18 @@ class WorkQueue:
 
     @property
     def unfinished(self) -> int:
-        """Items queued here or being worked on."""
-        return len(self._items) + len(self._in_flight)
+        """Items queued here, being worked on or finished and not yet removed from the store."""
+        return len(self._items) + len(self._in_flight) + len(self._finished)
 
     def free(self) -> int:
-        return max(0, self._capacity - self.unfinished)
+        """Places for more work: finished items count only past the slack."""
+        over = max(0, len(self._finished) - self._slack)
+        return max(0, self._capacity - len(self._items) - len(self._in_flight) - over)
 
     def in_flight(self) -> list[str]:
-        """Store refs of every item held here (queued or being worked on)."""
-        return [i.ref for i in self._items] + list(self._in_flight)
+        """Store refs of every item held here (queued, being worked on, or finished and not yet
+        removed)."""
+        return [i.ref for i in self._items] + list(self._in_flight) + list(self._finished)
 
     async def wait_room(self) -> None:
         await self._room.wait()
@@ -80,13 +92,24 @@ class WorkQueue:
         self._in_flight[item.ref] = item
         return item
 
+    def finished(self, item: WorkItem) -> None:
+        """An item taken with :meth:`get` was carried to its end: it stays held (touched, never
+        taken up again) until :meth:`done`, but its place is free for more work."""
+        if self._in_flight.pop(item.ref, None) is not None:
+            self._finished[item.ref] = item
+        self._room_check()
+
     def done(self, item: WorkItem) -> None:
-        """An item taken with :meth:`get` is finished (or abandoned to the store)."""
+        """An item taken with :meth:`get` is removed from the store (or abandoned to it)."""
         self._in_flight.pop(item.ref, None)
-        if self.free() >= self._low:
-            self._room.set()
+        self._finished.pop(item.ref, None)
+        self._room_check()
         if self.unfinished == 0:
             self._idle.set()
+
+    def _room_check(self) -> None:
+        if self.free() >= self._low:
+            self._room.set()
 
     async def requeue(self, item: WorkItem) -> None:
         """Put an item taken with :meth:`get` back at the end (it stays held by this process)."""

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from receiver.flow.workqueue import WorkQueue
+from receiver.flow.workqueue import FINISHED_SLACK, WorkQueue
 from receiver.store.values import WorkItem
 
 
@@ -43,4 +43,31 @@ async def test_a_put_below_a_quarter_free_keeps_the_feeder_waiting() -> None:
     await queue.put(items(6))  # 2 free: a quarter, still room
     assert await feeder_goes_on(queue)
     await queue.put([WorkItem(id="d9", payload={}, ref="9")])  # 1 free
+    assert not await feeder_goes_on(queue)
+
+
+async def test_finished_items_stay_held_but_free_their_place() -> None:
+    """Items awaiting their removal from the store are still held (touched, not taken up again,
+    the queue not idle) but let the feeder fill the buffer again; past the slack they take room."""
+    queue = WorkQueue(4)
+    await queue.put(items(4))
+    taken = [await queue.get() for _ in range(4)]
+    for item in taken:
+        queue.finished(item)
+    assert (queue.free(), await feeder_goes_on(queue), queue.unfinished) == (4, True, 4)
+    assert sorted(queue.in_flight()) == ["0", "1", "2", "3"]
+    assert await queue.put(items(4)) == []  # held here: not queued twice
+    assert not queue._idle.is_set()
+    for item in taken:
+        queue.done(item)
+    assert (queue.in_flight(), queue.unfinished, queue._idle.is_set()) == ([], 0, True)
+
+
+async def test_finished_items_past_the_slack_take_room() -> None:
+    """A store that never confirms removals stops the taking once the slack is used up."""
+    queue = WorkQueue(1)
+    for n in range(FINISHED_SLACK + 1):
+        await queue.put([WorkItem(id=f"d{n}", payload={}, ref=str(n))])
+        queue.finished(await queue.get())
+    assert queue.free() == 0
     assert not await feeder_goes_on(queue)
