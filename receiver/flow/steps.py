@@ -35,6 +35,7 @@ from receiver.clock import Clock
 from receiver.decisions import Decision, Reason
 from receiver.flow.attempts import AttemptHooks
 from receiver.flow.codec import SavedStep
+from receiver.flow.parsed import Parsed, ParsedMemo, subject
 from receiver.flow.report import Ending, Report, Stopped
 from receiver.settings import Settings
 from remediations.base import (
@@ -115,6 +116,7 @@ class Steps:
         self._audit = audit
         self._report = report
         self._clock = clock
+        self._memo = ParsedMemo()
 
     async def plan(self, d: Decision, number: int, kind: str, spec: ActionSpec) -> PreparedStep:
         """Step ``number`` of ``d`` (``kind`` diagnose or action) rendered and planned; audited."""
@@ -125,21 +127,34 @@ class Steps:
             raise StepFailed(Reason.TEMPLATE_ERROR, f"{spec.action}: {exc}") from None
         except InvalidParams as exc:  # a label's value the action refuses where it lands
             raise StepFailed(Reason.INVALID_PARAMS, str(exc)) from None
-        params = _parse(action, raw)
+        parsed = self._parsed(spec, action, raw)
+        params = parsed.params
         ctx = action_context(self._settings, decision=d.id, rule=d.rule.name, alert=d.alert,
                              target=spec.target, dry_run=d.dry_run, calls=self._calls)
         timeout = spec.timeout.total_seconds() if spec.timeout is not None else action.timeout
         if spec.target is not None and ctx.target is None:
-            plan = _plan_missing_target(action, params, ctx)
+            if not ctx.dry_run or parsed.missing is None:
+                parsed.missing = _plan_missing_target(action, params, ctx)
+            plan = parsed.missing
         else:
             _check_allowed(action, ctx, params)
             plan = await _plan(action, params, ctx, limit=timeout)
         step = PreparedStep(number=number, kind=kind, action=action, params=params, ctx=ctx, plan=plan,
-                            subject=action.subject(ctx, params),
-                            raw_params=params.model_dump(mode="json", by_alias=True), timeout=timeout,
+                            subject=subject(action, ctx, parsed), raw_params=parsed.raw, timeout=timeout,
                             priority=d.priority)
         self._audit.record(AuditEvent.ACTION_PLANNED, plan=plan.as_dict(), **step.fields())
         return step
+
+    def _parsed(self, spec: ActionSpec, action: Action[Any], raw: Any) -> Parsed:
+        """``raw`` (``spec`` rendered) parsed, or as parsed for an earlier decision
+        (``receiver.flow.parsed``)."""
+        parsed, key = self._memo.get(spec, raw)
+        if parsed is None:
+            params = _parse(action, raw)
+            parsed = Parsed(params=params, raw=params.model_dump(mode="json", by_alias=True))
+            if key is not None:
+                self._memo.keep(spec, key, parsed)
+        return parsed
 
     def restore(self, d: Decision, saved: SavedStep) -> PreparedStep:
         """An approved step again, for ``d`` live: params and allow-list checked now, the plan as approved."""

@@ -180,7 +180,8 @@ class Executor:
         defers it: nothing is reported as its end."""
         bind = {"decision": decision} | ({} if d is None else {"rule": d.rule.name,
                                                                 "fingerprint": d.alert.fingerprint})
-        with structlog.contextvars.bound_contextvars(**bind):
+        tokens = structlog.contextvars.bind_contextvars(**bind)  # reset on the way out, as
+        try:  # bound_contextvars would (its context manager costs more than the binding)
             try:
                 ending = await work
             except Stopped as stop:
@@ -212,6 +213,8 @@ class Executor:
                 # an approved plan's ending names its rule and alert as a decision's does
                 ending = replace(ending, extra={**await self._approval_names(approval), **ending.extra})
             self._report.ended(ending, decision=decision, d=d)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
         if ended is not None:
             await ended(ending.outcome, ending.reason, ending.detail)
         return True
