@@ -47,6 +47,7 @@ class Metrics:
         self.rule_matches = Counter(
             "remediator_rule_matches", "Alerts matched, by rule", ["rule"], registry=registry
         )
+        self._decided: dict[tuple[Outcome, Reason], Counter] = {}
         self.decisions = Counter(
             "remediator_decisions", "Decisions by outcome and reason",
             ["outcome", "reason"], registry=registry,
@@ -160,7 +161,10 @@ class Metrics:
             self.reclaimed.labels(whose)
 
     def decided(self, outcome: Outcome, reason: Reason) -> None:
-        self.decisions.labels(outcome.value, reason.value).inc()
+        child = self._decided.get((outcome, reason))
+        if child is None:  # ``labels()`` locks and checks its values on every call: looked up once
+            child = self._decided[(outcome, reason)] = self.decisions.labels(outcome.value, reason.value)
+        child.inc()
 
     def notifier_failed(self, notifier: str) -> None:
         self.notifier_failures.labels(notifier).inc()

@@ -48,7 +48,7 @@ class Template:
 
     def render(self, alert: Alert) -> str:
         """The string with every reference filled from ``alert``."""
-        return "".join(text for text, _ in self.pieces(alert))
+        return "".join([p if isinstance(p, str) else _lookup(p, alert) for p in self.parts])
 
     def pieces(self, alert: Alert) -> list[tuple[str, Ref | None]]:
         """The rendered parts in order, each with the reference it came from (None: literal

@@ -35,6 +35,7 @@ from receiver.clock import Clock
 from receiver.decisions import Decision, Reason
 from receiver.flow.attempts import AttemptHooks
 from receiver.flow.codec import SavedStep
+from receiver.flow.eager import within
 from receiver.flow.parsed import Parsed, ParsedMemo, subject
 from receiver.flow.report import Ending, Report, Stopped
 from receiver.settings import Settings
@@ -276,9 +277,8 @@ def _plan_missing_target(action: Action[Any], params: Any, ctx: ActionContext) -
 
 
 async def _plan(action: Action[Any], params: Any, ctx: ActionContext, *, limit: float) -> Plan:
-    try:
-        async with asyncio.timeout(limit):
-            return await action.plan(ctx, params)
+    try:  # the timer only armed if the plan waits on something (most only describe)
+        return await within(action.plan(ctx, params), limit)
     except TimeoutError:
         raise StepFailed(Reason.TIMEOUT, f"{action.name}: plan took over {limit}s") from None
     except RemediationError as exc:
