@@ -10,10 +10,12 @@ holds. At start-up it takes every item a previous process left unfinished (after
 At stop it ends its heartbeat, so what it leaves is taken over at once. Stopping is bounded:
 its loops check a stop flag (a wait for work blocks ``_BLOCK`` at most) and its tasks are
 cancelled again until they end (``receiver.flow.cancel``: redis-py can lose a cancellation).
-Before each take it queues again the deferred work whose time has come
-(``StateStore.release_deferred``, ``receiver.flow.deferral``): while any wait, it waits for
-new work at most ``_BLOCK_DEFERRED`` at a time, so a deferred decision is back in the queue
-within a fifth of a second of its ``not_before``.
+Before a take, at most every ``_RELEASE_EVERY`` (a tenth of a second: under load it takes
+far more often, and each call is a transaction or a round trip), it queues again the
+deferred work whose time has come (``StateStore.release_deferred``,
+``receiver.flow.deferral``): while any wait, it waits for new work at most
+``_BLOCK_DEFERRED`` at a time, so a deferred decision is back in the queue within a fifth
+of a second of its ``not_before``.
 Cadences are real waits (asyncio); liveness and idle times are the store's clock.
 """
 
@@ -35,6 +37,7 @@ _BATCH = 256
 _BLOCK = 1.0
 _STOP_WITHIN = 10.0  # seconds for the feeder's tasks to end once stopped
 _BLOCK_DEFERRED = 0.2
+_RELEASE_EVERY = 0.1  # seconds between two release_deferred calls (a take may come sooner)
 DEAD_AFTER = 3  # heartbeats missed before a consumer counts as dead
 
 
@@ -52,6 +55,7 @@ class Feeder:
         self._tasks: list[asyncio.Task[None]] = []
         self._touched_at = 0.0  # loop time of the last touch
         self._stopping = False
+        self._released_at = -_RELEASE_EVERY  # loop time of the last release_deferred
 
     async def resume_orphans(self, *, idle: float) -> list[WorkItem]:
         """Take over every item other consumers hold idle for ``idle`` seconds (or whose heartbeat
@@ -97,10 +101,14 @@ class Feeder:
             _log.warning("feeder.retire_failed", error=str(exc))
 
     async def _feed(self) -> None:
+        waiting = 0
         while not self._stopping:
             await self._queue.wait_room()
             try:
-                _, waiting = await self._store.release_deferred(limit=_BATCH)
+                now = asyncio.get_running_loop().time()
+                if now - self._released_at >= _RELEASE_EVERY:  # not a store call per take
+                    _, waiting = await self._store.release_deferred(limit=_BATCH)
+                    self._released_at = now
                 items = await self._store.take(self.consumer, min(self._queue.free() or 1, _BATCH),
                                                block=_BLOCK_DEFERRED if waiting else _BLOCK)
             except StateError as exc:
