@@ -4,7 +4,7 @@ Called by ``receiver.http.handlers.webhook`` once per request, after the body is
 Nothing here waits for a remediation. The order keeps promises to Alertmanager: every
 record of the request (``alert.received``, ``rule.matched``) is made durable in the audit
 log in one group first; then the decisions' dedup keys are claimed and their work queued
-in the state store in one transaction (per 200, ``receiver.flow.enqueue``), so a claim never exists
+in the state store in one transaction (per 200, shared: ``receiver.flow.enqueue``), so a claim never exists
 without its work; the duplicates it found are recorded and made durable; only then is 202
 returned. If any step fails (store down, queue full, audit disk failing), the caller
 answers 503 and the resend that follows is handled as if this request had never come —
