@@ -33,6 +33,7 @@ _JSON_TYPES = frozenset({"application/json"})
 _PARSE_INLINE = 64 * 1024  # bytes: a larger body is decoded and validated off the event loop
 _log = structlog.get_logger("remediator.http")
 _READY_LOGGED = web.AppKey("ready_logged", list)
+_ACCEPTED = b'{"received": %d, "matched": %d, "queued": %d}'
 
 
 def _unavailable(request: web.Request, detail: str) -> web.Response:
@@ -72,10 +73,9 @@ async def webhook(request: web.Request) -> web.Response:
     except Unavailable as exc:
         return _unavailable(request, str(exc))
     runtime.metrics.webhook_latency.observe(time.perf_counter() - started)
-    return web.json_response(
-        {"received": summary.received, "matched": summary.matched, "queued": summary.queued},
-        status=202,
-    )
+    # What web.json_response gives for these three ints, byte for byte, without a JSON encoder.
+    return web.Response(body=_ACCEPTED % (summary.received, summary.matched, summary.queued),
+                        status=202, content_type="application/json", charset="utf-8")
 
 
 async def health(request: web.Request) -> web.Response:

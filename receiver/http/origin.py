@@ -16,6 +16,15 @@ class ForeignOrigin(Exception):
     """The request comes from another site (or names no origin where one is required)."""
 
 
+def _allowed(request: web.Request, external: str | None) -> set[str]:
+    """This server's own origin and ``external``: asked only of a request that names an origin
+    (most callers name none, and ``request.host`` and ``request.scheme`` are not free)."""
+    allowed = {f"{request.scheme}://{request.host}"}
+    if external:
+        allowed.add(external)
+    return allowed
+
+
 def check_origin(request: web.Request, external: str | None, *, required: bool) -> None:
     """Refuse (:class:`ForeignOrigin`) a state-changing request a browser sent from another site.
 
@@ -25,21 +34,19 @@ def check_origin(request: web.Request, external: str | None, *, required: bool) 
     origin at all passes unless ``required`` (the console's forms always name one; the API's
     clients, Alertmanager and the CLI, are not browsers and name none).
     """
-    allowed = {f"{request.scheme}://{request.host}"}
-    if external:
-        allowed.add(external)
-    if request.headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
+    headers = request.headers
+    if headers.get("Sec-Fetch-Site", "").lower() in ("cross-site", "same-site"):
         raise ForeignOrigin("refused: the browser says this request comes from another site; "
                             "nothing was changed")
-    origin = request.headers.get("Origin")
+    origin = headers.get("Origin")
     if origin is not None and origin != "null":
-        if origin not in allowed:
+        if origin not in _allowed(request, external):
             raise ForeignOrigin(f"refused: a request from {origin[:100]} (another site) changes nothing")
         return
-    referer = request.headers.get("Referer", "")
+    referer = headers.get("Referer", "")
     if referer:
         parts = urlsplit(referer)
-        if f"{parts.scheme}://{parts.netloc}" in allowed:
+        if f"{parts.scheme}://{parts.netloc}" in _allowed(request, external):
             return
         raise ForeignOrigin("refused: the request comes from a page of another site; nothing was changed")
     if required or origin == "null":
