@@ -151,8 +151,9 @@ class Metrics:
             "remediator_http_connections_closed", "Client connections serve closed, by why (header_timeout, "
             "idle_timeout, send_timeout, evicted, refused)", ["reason"], registry=registry,
         )
-        for reason in Rejection:
-            self.requests_rejected.labels(reason.value)
+        # Children looked up once: ``.labels()`` costs a lock and a dict per call, on every request.
+        self.rejected = {reason: self.requests_rejected.labels(reason.value) for reason in Rejection}
+        self._decided: dict[tuple[Outcome, Reason], Counter] = {}
         for why in Escalation:
             self.escalations.labels(why.value)
         for failure in CompletionFailure:

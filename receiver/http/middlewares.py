@@ -52,7 +52,7 @@ def error_response(status: int, reason: Rejection | str, detail: str, **extra: A
 def reject(request: web.Request, status: int, reason: Rejection, detail: str,
            **extra: Any) -> web.Response:
     """Count and log a refused request, and answer it."""
-    request.app[RUNTIME].metrics.requests_rejected.labels(reason.value).inc()
+    request.app[RUNTIME].metrics.rejected[reason].inc()
     _log.info("request.rejected", path=request.path, status=status, reason=reason, detail=detail)
     return error_response(status, reason, detail, **extra)
 
