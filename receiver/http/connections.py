@@ -79,6 +79,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = "new"  # new → idle | reading | working | closed
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # loop time at which ``timer_reason`` closes the connection
         self.timer_reason = ""
         self.send_timer: asyncio.TimerHandle | None = None
         self.admitted = False
@@ -124,17 +125,35 @@ class _Connection(asyncio.Protocol):
         if self.state != "closed":
             self.handler.resume_writing()
 
-    # The gate's side.
+    # The gate's side. One timer per connection, moved only to an earlier deadline: a later
+    # one is reached from it when it fires, and disarming leaves it to find nothing due (not
+    # two timers made and cancelled per request).
     def arm(self, delay: float, reason: str) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.gate.loop.call_later(delay, self.close, reason)
+        loop = self.gate.loop
+        self.deadline = loop.time() + delay
         self.timer_reason = reason
+        if self.timer is None or self.timer.when() > self.deadline:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = loop.call_at(self.deadline, self._expire)
 
     def disarm(self) -> None:
+        self.timer_reason = ""
+
+    def cancel(self) -> None:
+        """Drop the timer (the connection is gone: nothing may keep it alive)."""
         if self.timer is not None:
             self.timer.cancel()
         self.timer, self.timer_reason = None, ""
+
+    def _expire(self) -> None:
+        self.timer = None
+        if not self.timer_reason:
+            return
+        if self.gate.loop.time() < self.deadline:  # armed again since: on to the new deadline
+            self.timer = self.gate.loop.call_at(self.deadline, self._expire)
+            return
+        self.close(self.timer_reason)
 
     def close(self, reason: str) -> None:
         """Close the connection now, for ``reason`` (counted; a handler's task sees it lost)."""
@@ -222,7 +241,7 @@ class ConnectionGate:
 
     def forget(self, conn: _Connection) -> None:
         conn.state = "closed"
-        conn.disarm()
+        conn.cancel()
         if conn.send_timer is not None:
             conn.send_timer.cancel()
             conn.send_timer = None
