@@ -153,7 +153,6 @@ class Metrics:
         )
         # Children looked up once: ``.labels()`` costs a lock and a dict per call, on every request.
         self.rejected = {reason: self.requests_rejected.labels(reason.value) for reason in Rejection}
-        self._decided: dict[tuple[Outcome, Reason], Counter] = {}
         for why in Escalation:
             self.escalations.labels(why.value)
         for failure in CompletionFailure:
