@@ -238,7 +238,8 @@ class Closed:
 
 class PartlyClosed(StateError):
     """:meth:`receiver.store.protocol.StateStore.close_resolved` failed after some of it was done
-    (a Redis whose parts answered differently): ``closed`` is what was, to be recorded all the same."""
+    (a Redis whose parts answered differently): ``closed`` is what was, one per firing in order,
+    to be recorded all the same."""
 
     def __init__(self, message: str, closed: list[Closed]) -> None:
         super().__init__(message)
