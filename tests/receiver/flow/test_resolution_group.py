@@ -33,6 +33,7 @@ from receiver.store.values import Approval, ApprovalStatus, Closed, PartlyClosed
 from rules.alert import Alert
 from tests.support.fakeclock import FakeClock
 from tests.support.redisdb import REDIS_URL, drop_prefix, raw_client
+from tests.support.resolving import arm
 
 _request: contextvars.ContextVar[int] = contextvars.ContextVar("request")
 PARTLY = "partly"  # a scripted call that runs, then raises PartlyClosed with what it closed
@@ -140,14 +141,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path,
     await opened.close()
     if request.param == "redis":
         await drop_prefix(prefix)
-
-
-async def arm(store: StateStore, clock: FakeClock, fp: str) -> None:
-    await store.put_timer(Timer(id=f"t-{fp}", kind="verify", fingerprint=fp, due_at=clock.now() + 60,
-                                expires_at=clock.now() + 3600, payload={}))
-    await store.put_approval(Approval(id=f"p-{fp}", status=ApprovalStatus.PENDING, created_at=clock.now(),
-                                      expires_at=clock.now() + 600, decision="d", rule="r", fingerprint=fp,
-                                      payload={}))
 
 
 def resolutions(store: Any, make_settings: Callable[..., Settings], recorder: Recorder,

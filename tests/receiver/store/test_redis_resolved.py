@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from receiver.store.redis.store import RedisStateStore
-from receiver.store.values import Approval, ApprovalStatus, PartlyClosed, Resolved, Timer
+from receiver.store.values import ApprovalStatus, PartlyClosed, Resolved
 from tests.support.fakeclock import FakeClock
 from tests.support.redisdb import REDIS_URL, drop_prefix, raw_client
 from tests.support.redisnodes import start_sentinel
+from tests.support.resolving import arm
 
 KINDS = ["verify"]
 
@@ -31,19 +32,11 @@ async def store(clock: FakeClock) -> AsyncIterator[RedisStateStore]:
     await drop_prefix(prefix)
 
 
-async def arm(store: RedisStateStore, clock: FakeClock, fp: str) -> None:
-    await store.put_timer(Timer(id=f"t-{fp}", kind="verify", fingerprint=fp, due_at=clock.now() + 60,
-                                expires_at=clock.now() + 3600, payload={}))
-    await store.put_approval(Approval(id=f"p-{fp}", status=ApprovalStatus.PENDING, created_at=clock.now(),
-                                      expires_at=clock.now() + 60, decision="d", rule="r", fingerprint=fp,
-                                      payload={}))
-
-
 async def test_every_alert_of_a_request_closes_in_one_round_trip(store: RedisStateStore, clock: FakeClock,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """One pipeline (one MULTI of three scripts by SHA, one per part) whatever the number of alerts."""
     for fp in ("a", "b", "c"):
-        await arm(store, clock, fp)
+        await arm(store, clock, fp, approval_for=60)
     await store._core.load(["CLAIM", "CANCEL_PENDING", "TAKE_RESOLVED"])  # what a server keeps loaded
     sent: list[list[Any]] = []
     pipeline = type(store._core.conn().pipeline())
@@ -65,7 +58,7 @@ async def test_a_part_that_fails_hands_back_what_the_others_closed(store: RedisS
                                                                    clock: FakeClock) -> None:
     """The approvals' script fails (a key of the wrong type): the marker is claimed and the timers
     are taken all the same, and ``PartlyClosed`` says which, so that they are audited."""
-    await arm(store, clock, "a")
+    await arm(store, clock, "a", approval_for=60)
     client = raw_client(REDIS_URL)
     try:
         await client.set(store._core.key("approvals", "approvals", "pending", "a"), "not a set")
@@ -87,7 +80,7 @@ async def test_a_script_the_server_lost_is_loaded_and_run_again_markers_first(
         store: RedisStateStore, clock: FakeClock, lost: str, ran_twice: bool) -> None:
     """NOSCRIPT for one script of the MULTI (the others ran): it and those after it run again once
     loaded, so the timers are still taken after the markers; each thing closed is reported once."""
-    await arm(store, clock, "a")
+    await arm(store, clock, "a", approval_for=60)
     script = store._core._scripts[lost]
     script.sha = "0" * 40  # as if the server had lost it
     runs: list[int] = []
@@ -115,8 +108,8 @@ async def test_with_replicas_the_multi_waits_and_says_what_the_master_closed(clo
     try:
         await store.open()
         sentinels = store._core.conn().connection_pool.sentinel_manager.sentinels
-        await arm(store, clock, "a")
-        await arm(store, clock, "b")
+        await arm(store, clock, "a", approval_for=60)
+        await arm(store, clock, "b", approval_for=60)
         [closed] = await store.close_resolved([Resolved("m-a", "a")], ttl=60, kinds=KINDS, actor="system",
                                               comment="x")
         assert ([a.id for a in closed.approvals], [t.id for t in closed.timers]) == (["p-a"], ["t-a"])
