@@ -94,7 +94,7 @@ class Runtime:
         self.breakers = Breakers(settings, store=self.state, audit=self.audit, announcer=self.announcer,
                                  clock=clock, escalations=self.escalations)
         self.timers = Timers(store=self.state)
-        self.verifier = Verifier(settings, store=self.state, timers=self.timers, escalations=self.escalations,
+        self.verifier = Verifier(store=self.state, timers=self.timers, escalations=self.escalations,
                                  audit=self.audit, metrics=self.metrics, clock=clock, rules=self.rules,
                                  enqueue=self.enqueue)
         self.policies = Policies(settings, store=self.state, timers=self.timers, escalations=self.escalations,

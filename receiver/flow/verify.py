@@ -36,7 +36,6 @@ from receiver.flow.escalation import Case, Escalations
 from receiver.flow.reload import RulesCoordinator
 from receiver.flow.timers import TimerKind, Timers
 from receiver.metrics import Metrics
-from receiver.settings import Settings
 from receiver.store.protocol import StateStore
 from receiver.store.values import Approval, ApprovalStatus, Timer
 from rules.alert import Alert
@@ -65,10 +64,9 @@ def resolved_marker(alert: Alert) -> str:
 class Verifier:
     """Watches, their outcomes, and the climb from one rung to the next."""
 
-    def __init__(self, settings: Settings, *, store: StateStore, timers: Timers, escalations: Escalations,
+    def __init__(self, *, store: StateStore, timers: Timers, escalations: Escalations,
                  audit: AuditLog, metrics: Metrics, clock: Clock, rules: RulesCoordinator,
                  enqueue: Enqueuer) -> None:
-        self._settings = settings
         self._store = store
         self._enqueue = enqueue
         self._timers = timers
