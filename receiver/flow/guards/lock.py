@@ -70,12 +70,34 @@ async def acquire_target(store: StateStore, key: str, *, owner: str, ttl: float,
     """Hold the lock on ``key`` or raise :class:`Blocked` (``target_locked``: the decision waits
     until the holder lets it go, ``receiver.flow.deferral``) at once (a hold of ``breaking``, a
     run that can no longer act, is taken over)."""
-    token = await store.acquire_lock(key, owner, ttl=ttl, breaking=breaking)
+    try:
+        token = await store.acquire_lock(key, owner, ttl=ttl, breaking=breaking)
+    except StateError:
+        await _let_go_of_own(store, key, owner)
+        raise
     if token is None:
         raise Blocked(Guard.TARGET_LOCK, Reason.TARGET_LOCKED,
                       f"another action is running on {key}; not running two at once",
                       waits_for=waits_for(key))
     return Fence(store, key, token)
+
+
+async def _let_go_of_own(store: StateStore, key: str, owner: str) -> None:
+    """After an acquire that failed in the store, let go of a hold ``owner`` may have got anyway.
+
+    The store may have taken the lock and failed only in answering: its reply lost (a timeout,
+    a dropped connection), or, with ``replicas=N``, the master holding it while no replica
+    confirmed. ``owner`` names this run alone, and the run stops here, so nothing would ever
+    release that hold: every decision on ``key``, this one's next delivery included, would wait
+    out the lock's TTL. Best effort, with what every store has: take over the run's own hold
+    (``breaking``) and release it; free, it is taken and released; held by another, untouched.
+    """
+    try:
+        token = await store.acquire_lock(key, owner, ttl=1.0, breaking=owner)
+        if token is not None:
+            await store.release_lock(key, token)
+    except StateError as exc:  # it expires by its TTL
+        _log.warning("lock.let_go_failed", key=key, owner=owner, error=str(exc))
 
 
 class TargetLock:

@@ -8,9 +8,13 @@ another replica, one winner among concurrent claims, a lapsed marker counting as
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
 import pytest
 
+from receiver.errors import StateError
+from receiver.flow.guards.lock import acquire_target
+from receiver.store.protocol import StateStore
 from receiver.store.values import StepMark, StepState
 from tests.receiver.store.conftest import StoreFactory, opened
 from tests.support.fakeclock import FakeClock
@@ -122,3 +126,42 @@ async def test_a_lock_is_broken_only_for_the_owner_named(make_store: StoreFactor
     assert await two.acquire_lock("tgt", "host-3/run-c", ttl=600, breaking="host-1/run-a") is None
     clock.advance(600)
     assert await two.acquire_lock("tgt", "host-3/run-c", ttl=60) is not None
+
+
+class AnswerLost:
+    """A store whose first ``acquire_lock`` runs, then fails as a lost answer would (the store took
+    the lock; the caller hears only a StateError). Everything else goes to ``store``."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def acquire_lock(self, key: str, owner: str, *, ttl: float,
+                           breaking: str | None = None) -> int | None:
+        token = await self._store.acquire_lock(key, owner, ttl=ttl, breaking=breaking)
+        if not self.lost:
+            self.lost = True
+            raise StateError(f"the answer to acquire_lock was lost (token {token})")
+        return token
+
+
+@pytest.mark.parametrize("held_by_another", [False, True], ids=["free", "held-by-another"])
+async def test_a_lock_whose_answer_was_lost_is_let_go(make_store: StoreFactory, clock: FakeClock,
+                                                     held_by_another: bool) -> None:
+    """An acquire the store ran but whose answer the run never got is a StateError to the run, and
+    the run lets go of the hold it may have got: the target is free for the next run at once, not
+    after the lock's TTL. A lock another run holds is left as it is."""
+    one, two = await opened(make_store), await opened(make_store)
+    other = await one.acquire_lock("tgt", "host-2/run-b", ttl=600) if held_by_another else None
+    lossy = AnswerLost(two)
+    with pytest.raises(StateError, match="answer to acquire_lock was lost"):
+        await acquire_target(cast(StateStore, lossy), "tgt", owner="host-1/run-a", ttl=600)
+    assert lossy.lost
+    if other is not None:
+        assert await one.lock_valid("tgt", other) is True
+        assert await one.acquire_lock("tgt", "host-3/run-c", ttl=60) is None
+    else:
+        assert await one.acquire_lock("tgt", "host-3/run-c", ttl=60) is not None

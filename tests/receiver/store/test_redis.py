@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from receiver.errors import StateError
+from receiver.flow.guards.lock import acquire_target
 from receiver.store.redis.core import PARTS, gc_ms
 from receiver.store.redis.store import RedisStateStore
 from receiver.store.values import Approval, ApprovalStatus, Budget, Pause, Timer, WorkItem
@@ -406,3 +407,19 @@ async def test_a_write_no_replica_holds_fails(make_store: StoreFactory) -> None:
     plain = await opened(make_store)
     assert await plain.claim(["k", "k2"], ttl=60) == [True, True]
     assert await plain.backlog() == 0
+
+
+async def test_a_lock_no_replica_confirmed_does_not_outlive_the_run(make_store: StoreFactory,
+                                                                   clock: FakeClock) -> None:
+    """With ``replicas=1`` and no replica, taking a target lock is a StateError (the master holds it, a
+    failover could lose it), so the run stops there; the hold the master kept is let go, or cut to a
+    second when letting go meets the same error (as here), not left for the lock's TTL to block
+    every later run on the target (seen in a Sentinel failover: a firing waited over 90 s)."""
+    lossy = make_store(REDIS_URL + "?replicas=1")
+    with pytest.raises(StateError, match="reached 0 of 1 replicas"):
+        await lossy.open()
+    with pytest.raises(StateError, match="reached 0 of 1 replicas"):
+        await acquire_target(lossy, "tgt", owner="host-1/run-a", ttl=600)
+    plain = await opened(make_store)
+    clock.advance(1.5)
+    assert await plain.acquire_lock("tgt", "host-2/run-b", ttl=60) is not None
