@@ -13,17 +13,19 @@ its handler runs, so a lease covers one handler (at most a notifier's longest ti
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 
 import structlog
 
 from receiver.audit import AuditError
 from receiver.errors import StateError, Undelivered
+from receiver.flow.group import GroupCommit
 from receiver.store.protocol import StateStore
 from receiver.store.values import Timer
 
 _log = structlog.get_logger("remediator.timers")
+GROUP_MAX = 200  # timers armed per shared store call
 LEASE = 180.0  # seconds a claimed timer is held before another replica may take it: one handler
 
 
@@ -53,13 +55,22 @@ class Timers:
     def __init__(self, *, store: StateStore) -> None:
         self._store = store
         self._handlers: dict[str, Handler] = {}
+        self._group: GroupCommit[Timer, bool] = GroupCommit(self._put, size=lambda _: 1, limit=GROUP_MAX)
 
     def on(self, kind: TimerKind, handler: Handler) -> None:
         self._handlers[kind.value] = handler
 
     async def arm(self, timer: Timer) -> bool:
-        """Store ``timer`` unless its id was armed before; True when this call armed it."""
-        return await self._store.put_timer(timer)
+        """Store ``timer`` unless its id was armed before; True when this call armed it.
+
+        Timers armed in the same turn of the event loop, or while a store call is under way,
+        share one ``put_timers`` (``receiver.flow.group``): under a storm every live P1
+        decision arms one, and a store transaction each cost more than the rest of a blocked
+        decision. Each caller gets its own answer, or the store's error."""
+        return await self._group(timer)
+
+    async def _put(self, timers: Sequence[Timer]) -> list[bool | Exception]:
+        return list(await self._store.put_timers(timers))
 
     async def take(self, fingerprint: str) -> list[Timer]:
         """Disarm every timer of an alert that resolved (those being fired are left to finish)."""

@@ -227,6 +227,11 @@ class StateStore(Protocol):
         """Arm ``timer`` unless its id is armed, held, finished or taken; True when this call armed it."""
         ...
 
+    async def put_timers(self, timers: Sequence[Timer]) -> list[bool]:
+        """``put_timer`` of each, in order, as one transaction (one script): each one's answer as
+        if they were armed one after the other (an id given twice: armed by the first)."""
+        ...
+
     async def claim_due_timers(self, *, lease: float, limit: int) -> list[Timer]:
         """Up to ``limit`` timers due now that nobody holds, held by this call for ``lease`` seconds.
 

@@ -169,17 +169,28 @@ return out
 """
 
 # -- timers and occurrence counts (keys: see ``receiver.store.redis.timers``)
-PUT_TIMER = EXTEND + """
--- KEYS: timer, index, fp set. ARGV: id, kind, due_at, body, gc_ms, now, expires_at.
-local expires = redis.call('HGET', KEYS[1], 'expires_at')
-if expires and tonumber(expires) > tonumber(ARGV[6]) then return 0 end
-redis.call('HDEL', KEYS[1], 'held_until')
-redis.call('HSET', KEYS[1], 'kind', ARGV[2], 'body', ARGV[4], 'claims', 0, 'done', 0, 'expires_at', ARGV[7])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[1])
-extend(KEYS[3], ARGV[5])
-return 1
+PUT_TIMERS = EXTEND + """
+-- KEYS: index, then per timer: timer, fp set. ARGV: now, then per timer: id, kind, due_at,
+-- body, gc_ms, expires_at. Returns per timer 1 (armed) or 0 (its id armed, held or a tombstone).
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local timer, fp, a = KEYS[2 + 2 * i], KEYS[3 + 2 * i], 1 + 6 * i
+  local expires = redis.call('HGET', timer, 'expires_at')
+  if expires and tonumber(expires) > now then
+    out[i + 1] = 0
+  else
+    redis.call('HDEL', timer, 'held_until')
+    redis.call('HSET', timer, 'kind', ARGV[a + 2], 'body', ARGV[a + 4], 'claims', 0, 'done', 0,
+               'expires_at', ARGV[a + 6])
+    redis.call('PEXPIRE', timer, ARGV[a + 5])
+    redis.call('ZADD', KEYS[1], ARGV[a + 3], ARGV[a + 1])
+    redis.call('SADD', fp, ARGV[a + 1])
+    extend(fp, ARGV[a + 5])
+    out[i + 1] = 1
+  end
+end
+return out
 """
 
 CLAIM_TIMERS = """
@@ -266,7 +277,7 @@ SCRIPTS = {
     **QUEUE_SCRIPTS, **DEFERRED_SCRIPTS, "ADMIT": ADMIT,
     "RECORD_FAILURE": RECORD_FAILURE, "RESET_CIRCUIT": RESET_CIRCUIT,
     "ACQUIRE_LOCK": ACQUIRE_LOCK, "RELEASE_LOCK": RELEASE_LOCK,
-    "PUT_APPROVAL": PUT_APPROVAL, "DECIDE_APPROVAL": DECIDE_APPROVAL, "PUT_TIMER": PUT_TIMER,
+    "PUT_APPROVAL": PUT_APPROVAL, "DECIDE_APPROVAL": DECIDE_APPROVAL, "PUT_TIMERS": PUT_TIMERS,
     "CLAIM_TIMERS": CLAIM_TIMERS, "FINISH_TIMER": FINISH_TIMER, "TAKE_TIMERS": TAKE_TIMERS,
     "COUNT_OCCURRENCE": COUNT_OCCURRENCE, "CANCEL_PENDING": CANCEL_PENDING, "TAKE_RESOLVED": TAKE_RESOLVED,
 }

@@ -200,7 +200,10 @@ class RedisStateStore:
 
     # -- timers and occurrence counts
     async def put_timer(self, timer: Timer) -> bool:
-        return await self._timers.put_timer(timer)
+        return (await self._timers.put_timers([timer]))[0]
+
+    async def put_timers(self, timers: Sequence[Timer]) -> list[bool]:
+        return await self._timers.put_timers(timers)
 
     async def claim_due_timers(self, *, lease: float, limit: int) -> list[Timer]:
         return await self._timers.claim_due_timers(lease=lease, limit=limit)

@@ -1,6 +1,6 @@
 """Timers and occurrence counts in the Redis store (verify watches, escalation timers, the P2 policy).
 
-A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for ``put_timer``,
+A part of ``receiver.store.redis.store.RedisStateStore``, which calls it for ``put_timers``,
 ``claim_due_timers``, ``finish_timer``, ``take_timers`` and ``count_occurrence``; its Lua
 is in ``receiver.store.redis.lua``. Keys, all tagged ``{PREFIX:timers}`` (one slot: a
 script arms, claims or takes a timer and its indexes at once): ``timer:ID`` (hash: kind, body, held_until,
@@ -13,9 +13,9 @@ finished or taken timer leaves the index and stays a tombstone until its ``expir
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
+from receiver import fastjson
 from receiver.store.redis.core import RedisCore, gc_ms, num
 from receiver.store.values import Timer, decode_timers
 
@@ -29,14 +29,19 @@ class RedisTimers:
     def _key(self, *parts: str) -> str:
         return self._core.key("timers", *parts)
 
-    async def put_timer(self, timer: Timer) -> bool:
+    async def put_timers(self, timers: Sequence[Timer]) -> list[bool]:
+        if not timers:
+            return []
         key = self._key
-        keys = [key("timer", timer.id), key("timers"), key("timers", "fp", timer.fingerprint)]
         now = self._core.clock.now()
-        args: list[str | int] = [timer.id, timer.kind, num(timer.due_at), json.dumps(timer.as_dict()),
-                                 gc_ms(timer.expires_at - now), num(now), num(timer.expires_at)]
+        keys = [key("timers")]
+        args: list[str | int] = [num(now)]
+        for timer in timers:
+            keys += [key("timer", timer.id), key("timers", "fp", timer.fingerprint)]
+            args += [timer.id, timer.kind, num(timer.due_at), fastjson.dumps(timer.as_dict()),
+                     gc_ms(timer.expires_at - now), num(timer.expires_at)]
         with self._core.errors():
-            return bool(await self._core.run("PUT_TIMER", keys, args))
+            return [bool(armed) for armed in await self._core.run("PUT_TIMERS", keys, args)]
 
     async def claim_due_timers(self, *, lease: float, limit: int) -> list[Timer]:
         now = self._core.clock.now()

@@ -1,6 +1,6 @@
 """Timers and occurrence counts in the SQLite store (verify watches, escalation timers, the P2 policy).
 
-A part of ``receiver.store.sqlite.store.SqliteStateStore``, which calls it for ``put_timer``,
+A part of ``receiver.store.sqlite.store.SqliteStateStore``, which calls it for ``put_timers``,
 ``claim_due_timers``, ``finish_timer``, ``take_timers`` and ``count_occurrence``. A
 ``timer`` row is armed (``done = 0``), held while ``held_until`` is in the future, and a
 tombstone (``done = 1``) until ``expires_at``, when the purge
@@ -10,10 +10,10 @@ once their window has passed.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 
+from receiver import fastjson
 from receiver.store.sqlite.core import SqliteCore
 from receiver.store.values import Timer, decode_timers
 
@@ -24,16 +24,19 @@ class SqliteTimers:
     def __init__(self, core: SqliteCore) -> None:
         self._core = core
 
-    async def put_timer(self, timer: Timer) -> bool:
+    async def put_timers(self, timers: Sequence[Timer]) -> list[bool]:
         now = self._core.clock.now()
+        armed = []
         with self._core.tx() as db:
-            db.execute("DELETE FROM timer WHERE id = ? AND expires_at <= ?", (timer.id, now))
-            cur = db.execute(
-                "INSERT INTO timer (id, kind, fingerprint, due_at, expires_at, body) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-                (timer.id, timer.kind, timer.fingerprint, timer.due_at, timer.expires_at,
-                 json.dumps(timer.as_dict())))
-            return cur.rowcount == 1
+            for timer in timers:
+                db.execute("DELETE FROM timer WHERE id = ? AND expires_at <= ?", (timer.id, now))
+                cur = db.execute(
+                    "INSERT INTO timer (id, kind, fingerprint, due_at, expires_at, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+                    (timer.id, timer.kind, timer.fingerprint, timer.due_at, timer.expires_at,
+                     fastjson.dumps(timer.as_dict())))
+                armed.append(cur.rowcount == 1)
+        return armed
 
     async def claim_due_timers(self, *, lease: float, limit: int) -> list[Timer]:
         now = self._core.clock.now()

@@ -459,6 +459,34 @@ async def test_taking_an_alerts_timers_disarms_them(make_store: StoreFactory, cl
     assert not await store.put_timer(timer("w1", clock))
 
 
+async def test_timers_armed_together_answer_as_one_after_the_other(make_store: StoreFactory,
+                                                                   clock: FakeClock) -> None:
+    """``put_timers``: one call, each timer's answer as if armed alone in order: an armed id and a
+    live tombstone refuse, an expired tombstone is armed again, an id given twice is armed by
+    the first (its due time wins); the timers armed are stored whole, on every alert's index."""
+    store = await opened(make_store)
+    assert await store.put_timers([]) == []
+    assert await store.put_timer(timer("armed", clock))
+    assert await store.put_timer(timer("done", clock, due=0, keep=600))
+    assert await store.put_timer(timer("gone", clock, due=0, keep=10))
+    assert {t.id for t in await store.claim_due_timers(lease=5, limit=10)} == {"done", "gone"}
+    await store.finish_timer("done")
+    await store.finish_timer("gone")
+    clock.advance(10)
+    flags = await store.put_timers([
+        timer("armed", clock, due=1), timer("done", clock, due=0), timer("gone", clock, due=0, fp="fp2"),
+        timer("new", clock, due=5, fp="fp2"), timer("new", clock, due=0, fp="fp3")])
+    assert flags == [False, False, True, True, False]
+    assert [t.id for t in await store.claim_due_timers(lease=5, limit=10)] == ["gone"]
+    await store.finish_timer("gone")
+    clock.advance(5)
+    [new] = await store.claim_due_timers(lease=5, limit=10)
+    assert (new.id, new.fingerprint, dict(new.payload)) == ("new", "fp2", {"rule": "r1", "n": 1})
+    assert await store.take_timers("fp3", ["verify"]) == []
+    clock.advance(50)
+    assert [t.id for t in await store.take_timers("fp1", ["verify"])] == ["armed"]
+
+
 async def test_timers_survive_a_restart(make_store: StoreFactory, clock: FakeClock) -> None:
     store = await opened(make_store)
     await store.put_timer(timer("t1", clock))
