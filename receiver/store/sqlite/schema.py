@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOU
 CREATE TABLE IF NOT EXISTS cooldown (
     key TEXT PRIMARY KEY, until REAL NOT NULL, member TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cooldown_until ON cooldown (until);
 CREATE TABLE IF NOT EXISTS spent (key TEXT NOT NULL, at REAL NOT NULL, member TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS spent_key ON spent (key, at);
 CREATE TABLE IF NOT EXISTS circuit (
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS approval (
     body TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS approval_fp ON approval (fingerprint, status);
+CREATE INDEX IF NOT EXISTS approval_created ON approval (created_at);
 CREATE TABLE IF NOT EXISTS timer (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, fingerprint TEXT NOT NULL, due_at REAL NOT NULL,
     expires_at REAL NOT NULL, held_until REAL, done INTEGER NOT NULL DEFAULT 0,
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS timer (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS timer_due ON timer (done, due_at);
 CREATE INDEX IF NOT EXISTS timer_fp ON timer (fingerprint, done);
+CREATE INDEX IF NOT EXISTS timer_expiry ON timer (expires_at);
 CREATE TABLE IF NOT EXISTS occurrence (
     key TEXT NOT NULL, member TEXT NOT NULL, at REAL NOT NULL, forget_at REAL NOT NULL,
     PRIMARY KEY (key, member)
@@ -82,7 +85,11 @@ PURGE_EVERY = 1000
 def purge(db: sqlite3.Connection, now: float) -> None:
     """Delete what has expired: dedup claims, execute-once markers, cooldowns, approvals decided
     ``KEEP_DECIDED`` ago, timers (tombstones or armed) past their expiry, occurrences past their window (a key
-    counted once and never again would otherwise stay forever)."""
+    counted once and never again would otherwise stay forever).
+
+    It runs inside a claim's transaction, on the event loop, so every delete finds its rows by
+    an index (``tests/receiver/store/test_sqlite.py`` holds it to that): without one, 100,000
+    timers (the P1 timers of a storm) made each purge a 36 ms scan, every 1,000 claims."""
     db.execute("DELETE FROM dedup WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM step_mark WHERE expires_at <= ?", (now,))
     db.execute("DELETE FROM cooldown WHERE until <= ?", (now,))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from receiver.errors import StateError
 from receiver.store.connect import open_store
+from receiver.store.sqlite.schema import purge
 from receiver.store.sqlite.store import SqliteStateStore
 from tests.support.fakeclock import FakeClock
 
@@ -79,3 +81,23 @@ async def test_unusable_store_raises_state_error(tmp_path: Path) -> None:
         await bad.open()
     with pytest.raises(StateError, match="unsupported state URL"):
         open_store("memcached://x", clock=FakeClock())
+
+
+async def test_the_purge_finds_what_expired_by_index(tmp_path: Path) -> None:
+    """Every delete of the purge (run inside a claim's transaction, on the event loop) finds its
+    rows by an index, never by scanning its table: a table grows with the alerts (a storm's
+    P1 timers), and a scan of 100,000 timers took 36 ms of every 1,000th claim."""
+    clock = FakeClock()
+    store = SqliteStateStore(tmp_path / "s.db", clock=clock)
+    await store.open()
+    await store.close()
+    db = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    statements: list[str] = []
+    db.set_trace_callback(statements.append)
+    purge(db, clock.now())
+    db.set_trace_callback(None)
+    deletes = [s for s in statements if s.startswith("DELETE")]
+    assert len(deletes) == 6
+    scans = {s: [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {s}")] for s in deletes}
+    assert {s: plan for s, plan in scans.items() if not any("USING" in step for step in plan)} == {}
+    db.close()
