@@ -32,7 +32,9 @@ _HAND_OUT = ("UPDATE work SET owner = ?, touched_at = ?, deliveries = deliveries
              "(SELECT seq FROM work WHERE {which} ORDER BY seq LIMIT ?) "
              "RETURNING seq, id, dedup_key, payload, deliveries")
 _TAKE = _HAND_OUT.format(which="owner IS NULL")
-_RECLAIM = _HAND_OUT.format(
+# Taken work is found by its owner's index, not by a scan of the whole backlog in seq order
+# (the planner's choice for ORDER BY seq: 34 ms per heartbeat at 100,000 queued, 0.2 ms so).
+_RECLAIM = _HAND_OUT.replace("FROM work WHERE", "FROM work INDEXED BY work_owner WHERE").format(
     which="owner IS NOT NULL AND owner != ? AND (touched_at <= ? OR owner IN "
           "(SELECT name FROM consumer WHERE alive_until <= ?))")
 _RECLAIM_OWN = _HAND_OUT.format(
