@@ -29,16 +29,17 @@ _CLAIM = (
 _HELD = "SELECT 1 FROM dedup WHERE key = ? AND expires_at > ?"
 _INSERT = "INSERT INTO work (id, dedup_key, payload, enqueued_at) VALUES (?, ?, ?, ?)"
 _HAND_OUT = ("UPDATE work SET owner = ?, touched_at = ?, deliveries = deliveries + 1 WHERE seq IN "
-             "(SELECT seq FROM work WHERE {which} ORDER BY seq LIMIT ?) "
+             "(SELECT seq FROM work{indexed} WHERE {which} ORDER BY seq LIMIT ?) "
              "RETURNING seq, id, dedup_key, payload, deliveries")
-_TAKE = _HAND_OUT.format(which="owner IS NULL")
+_TAKE = _HAND_OUT.format(indexed="", which="owner IS NULL")
 # Taken work is found by its owner's index, not by a scan of the whole backlog in seq order
 # (the planner's choice for ORDER BY seq: 34 ms per heartbeat at 100,000 queued, 0.2 ms so).
-_RECLAIM = _HAND_OUT.replace("FROM work WHERE", "FROM work INDEXED BY work_owner WHERE").format(
+_RECLAIM = _HAND_OUT.format(
+    indexed=" INDEXED BY work_owner",
     which="owner IS NOT NULL AND owner != ? AND (touched_at <= ? OR owner IN "
           "(SELECT name FROM consumer WHERE alive_until <= ?))")
 _RECLAIM_OWN = _HAND_OUT.format(
-    which="owner = ? AND touched_at <= ? AND seq NOT IN (SELECT value FROM json_each(?))")
+    indexed="", which="owner = ? AND touched_at <= ? AND seq NOT IN (SELECT value FROM json_each(?))")
 _BEAT = ("INSERT INTO consumer (name, alive_until) VALUES (?, ?) "
          "ON CONFLICT(name) DO UPDATE SET alive_until = excluded.alive_until")
 # a consumer dead this long and holding nothing is forgotten

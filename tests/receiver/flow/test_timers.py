@@ -48,8 +48,10 @@ async def test_slow_handlers_in_a_row_do_not_outlive_the_lease_of_the_next_timer
 class CountingStore(SqliteStateStore):
     """A real SQLite store that counts its ``put_timers`` calls (and fails them when told)."""
 
-    calls: list[list[str]]
-    failing: bool = False
+    def __init__(self, path: Path, *, clock: FakeClock) -> None:
+        super().__init__(path, clock=clock)
+        self.calls: list[list[str]] = []
+        self.failing = False
 
     async def put_timers(self, timers: Sequence[Timer]) -> list[bool]:
         self.calls.append([t.id for t in timers])
@@ -63,7 +65,6 @@ async def test_timers_armed_at_once_share_one_store_call(tmp_path: Path) -> None
     each told whether it armed (an id armed twice: the first); a store that fails tells each."""
     clock = FakeClock()
     store = CountingStore(tmp_path / "s.db", clock=clock)
-    store.calls = []
     await store.open()
     timers = Timers(store=store)
     now = clock.now()
