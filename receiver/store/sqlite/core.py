@@ -3,7 +3,9 @@
 Built by ``receiver.store.sqlite.store.SqliteStateStore`` and handed to each of its parts
 (``receiver.store.sqlite.queue``, ``guards``, ``approvals``, ``timers``), which read and
 write through it. One connection in WAL mode, used on the event loop (calls are short
-and local, no threads); every read-modify-write is one ``BEGIN IMMEDIATE`` transaction.
+and local); every read-modify-write is one ``BEGIN IMMEDIATE`` transaction. The WAL is
+copied back into the file by ``receiver.store.sqlite.checkpoint`` on a thread of its own,
+not by the commits on the event loop.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ from typing import Any
 
 from receiver.clock import Clock
 from receiver.errors import StateError
+from receiver.store.sqlite.checkpoint import FALLBACK_PAGES, INTERVAL, Checkpointer
 from receiver.store.sqlite.schema import SCHEMA, migrate
 
 
 class SqliteCore:
     """One SQLite file for one process; every failure a StateError naming the file."""
 
-    def __init__(self, path: Path, *, clock: Clock) -> None:
+    def __init__(self, path: Path, *, clock: Clock, checkpoint_interval: float = INTERVAL) -> None:
         self.path = path
         self.clock = clock
+        self.checkpointer = Checkpointer(path, interval=checkpoint_interval)
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> None:
@@ -34,13 +38,16 @@ class SqliteCore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
+            db.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             db.executescript(SCHEMA)
             migrate(db)
+            self.checkpointer.start()
         except sqlite3.Error as exc:
             raise StateError(f"cannot open state database {self.path}: {exc}") from None
         self._db = db
 
     def close(self) -> None:
+        self.checkpointer.stop()
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from receiver.clock import Clock
 from receiver.store.sqlite.approvals import SqliteApprovals
+from receiver.store.sqlite.checkpoint import INTERVAL, Checkpointer
 from receiver.store.sqlite.core import SqliteCore
 from receiver.store.sqlite.deferred import SqliteDeferred
 from receiver.store.sqlite.guards import SqliteGuards
@@ -47,8 +48,8 @@ from receiver.store.values import (
 class SqliteStateStore:
     """Implements ``receiver.store.protocol.StateStore`` on one SQLite file."""
 
-    def __init__(self, path: Path, *, clock: Clock) -> None:
-        self._core = SqliteCore(path, clock=clock)
+    def __init__(self, path: Path, *, clock: Clock, checkpoint_interval: float = INTERVAL) -> None:
+        self._core = SqliteCore(path, clock=clock, checkpoint_interval=checkpoint_interval)
         self._queue = SqliteQueue(self._core)
         self._marks = SqliteMarks(self._core)
         self._deferred = SqliteDeferred(self._core, self._queue)
@@ -65,6 +66,11 @@ class SqliteStateStore:
 
     async def ping(self) -> None:
         self._core.read("SELECT 1")
+
+    @property
+    def checkpointer(self) -> Checkpointer:
+        """The thread that checkpoints the WAL (tests watch it)."""
+        return self._core.checkpointer
 
     def _conn(self) -> sqlite3.Connection:
         """The open connection (tests look at the tables through it)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,52 @@ async def test_reclaiming_finds_taken_work_by_index(tmp_path: Path) -> None:
     plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {RECLAIM}", args)]
     db.close()
     assert not [step for step in plan if step.startswith("SCAN work")], plan
+
+
+async def _write_pages(store: SqliteStateStore, pages: int) -> None:
+    """Commit about ``pages`` WAL pages through the store, 50 transactions of work items."""
+    body = "x" * 3_000  # under a page each, so every item takes a page of its own
+    per_tx = pages // 50
+    for tx in range(50):
+        await store.enqueue([WorkItem(id=f"w{tx}-{n}", payload={"b": body}) for n in range(per_tx)],
+                            ttl=60, max_backlog=100_000)
+
+
+async def test_the_event_loop_leaves_the_checkpoint_to_its_thread(tmp_path: Path) -> None:
+    """Commits on the event loop do not copy the WAL into the file (and fsync twice) once it
+    passes SQLite's default 1,000 pages: the checkpointer's thread does, so its first
+    checkpoint finds every page the commits wrote and copies them all."""
+    store = SqliteStateStore(tmp_path / "s.db", clock=FakeClock(), checkpoint_interval=3600)
+    await store.open()
+    try:
+        await _write_pages(store, 1_500)
+        log, copied = store.checkpointer.checkpoint()
+        assert log >= 1_500
+        assert copied == log
+    finally:
+        await store.close()
+
+
+async def test_the_checkpointer_runs_until_the_store_closes(tmp_path: Path) -> None:
+    """The thread checkpoints on its own while the store is open (the WAL copied back, all
+    of it), and closing the store stops it and closes its connection."""
+    store = SqliteStateStore(tmp_path / "s.db", clock=FakeClock(), checkpoint_interval=0.01)
+    await store.open()
+    checkpointer = store.checkpointer
+    try:
+        await _write_pages(store, 200)
+        runs = checkpointer.runs
+        for _ in range(500):
+            if checkpointer.runs > runs + 1:
+                break
+            await asyncio.sleep(0.01)
+        log, copied = checkpointer.last
+        assert checkpointer.runs > runs + 1
+        assert copied == log
+        assert checkpointer.failures == 0
+    finally:
+        await store.close()
+    assert not checkpointer.running
+    assert "remediator-sqlite-checkpoint" not in {t.name for t in threading.enumerate()}
+    with pytest.raises(RuntimeError, match="not started"):
+        checkpointer.checkpoint()
