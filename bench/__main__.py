@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (figures are not stable)")
     parser.add_argument("--storm-only", action="store_true", help="only the storm")
     parser.add_argument("--no-storm", action="store_true", help="everything but the storm")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="no py-spy profile of the main shape (bench/profile.py)")
     parser.add_argument("--seconds", type=float, help="length of each measured run (default 5)")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3)")
     args = parser.parse_args(argv)
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         options.runs = max(1, args.runs)
     if args.no_storm:
         options.storm = False
+    if args.no_profile:
+        options.profile = False
+    options.profile_dir = args.out
     if args.storm_only:
         from bench.storm import run_alone  # noqa: PLC0415
 

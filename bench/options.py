@@ -21,6 +21,8 @@ class Options:
     rule_counts: tuple[int, ...] = (10, 1_000, 10_000)
     stores: tuple[str, ...] = ("sqlite", "redis")
     storm: bool = True
+    profile: bool = True  # py-spy over one extra run of the main shape per store (bench.profile)
+    profile_dir: Path | None = None  # where the raw profiles stay (profile-STORE.txt); else the run's tmp
     storm_alerts: int = 100_000
     storm_seconds: float = 60.0
     drain_limit: float = 30.0  # longest wait for one run's backlog to drain

@@ -42,14 +42,14 @@ def markdown(results: dict[str, Any], *, note: str = "") -> str:
         mark = {"met": "✅ met", "missed": "❌ missed"}.get(t["verdict"], t["verdict"])
         lines.append(f"| {t['label']} | {_value(t['value'])} | {t['target']} | {mark} |")
     lines += ["", "| server | state | rules | alerts/req × conc | req/s | alerts/s accepted | ÷ floor | "
-              "p50 ms | p99 ms | decisions/s audited | ÷ floor |",
-              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "p50 ms | p99 ms | decisions/s audited | ÷ floor | CPU µs per alert |",
+              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     floors = {k: v["alerts_per_s"]["median"] for k, v in results["floor"].items()}
     for shape, f in results["floor"].items():
         lines.append(f"| floor (bare aiohttp) | – | – | {shape.replace('x', ' × ')} | "
                      f"{_cell(f['requests_per_s'])} | {_cell(f['alerts_per_s'])} | 1.00× | "
                      f"{_cell(f['p50_ms'], '{:.1f}')} | "
-                     f"{_cell(f['p99_ms'], '{:.1f}')} | – | – |")
+                     f"{_cell(f['p99_ms'], '{:.1f}')} | – | – | – |")
     for s in results["remediator"]:
         for shape, f in s["shapes"].items():
             floor = floors.get(shape)
@@ -59,7 +59,9 @@ def markdown(results: dict[str, Any], *, note: str = "") -> str:
                 f"{_cell(f['requests_per_s'])} | {_cell(f['alerts_per_s'])} | "
                 f"{_ratio(f['alerts_per_s']['median'], floor)} | {_cell(f['p50_ms'], '{:.1f}')} | "
                 f"{_cell(f['p99_ms'], '{:.1f}')} | {_cell(f['decisions_per_s'])}{drained} | "
-                f"{_ratio(f['decisions_per_s']['median'], floor)} |")
+                f"{_ratio(f['decisions_per_s']['median'], floor)} | "
+                f"{_cell(f['cpu_us_per_alert']) if 'cpu_us_per_alert' in f else '–'} |")
+    lines += _where_the_time_goes(results, floors)
     lines += ["", "| state | rules (+ shipped pack) | start → /ready | peak RSS |", "|---|---:|---:|---:|"]
     lines.append(f"| sqlite | shipped pack only | {_cell(results['ready_shipped'], '{:.2f}')} s | – |")
     for s in results["remediator"]:
@@ -74,6 +76,10 @@ def markdown(results: dict[str, Any], *, note: str = "") -> str:
     if storm:
         checks = ", ".join(f"{k.replace('_', ' ')}: {'✅' if v else '❌'}"
                            for k, v in storm["checks"].items())
+        cpu = storm.get("cpu_us_per_alert")
+        rate = storm["alerts"] / storm["seconds"]
+        cpu_text = (f"server CPU {cpu:,} µs per alert accepted (one core's worth at {1e6 / cpu:,.0f} "
+                    f"alerts/s; the storm sends {rate:,.0f}/s), " if cpu else "")
         lines += ["", f"Storm: {storm['alerts']:,} alerts over {storm['seconds']:g} s across "
                   f"{storm['targets']:,} deployments, live, blast radius {storm['blast_radius']} per 10 min: "
                   f"{storm['alerts_accepted']:,} accepted (answers {storm['statuses']}; "
@@ -84,8 +90,40 @@ def markdown(results: dict[str, Any], *, note: str = "") -> str:
                   f"({storm['drain_s']} s after the last request), {storm['actions_succeeded']} actions ran "
                   f"before the blast radius paused automation, {storm['blocked_paused']:,} blocked by the "
                   f"pause, peak RSS {storm['rss_mb_peak']:.0f} MB, p99 ack {storm['ack_p99_ms']} ms, "
-                  f"audit chain {'intact' if storm['audit_chain_ok'] else 'BROKEN'}. {checks}."]
+                  f"{cpu_text}audit chain {'intact' if storm['audit_chain_ok'] else 'BROKEN'}. {checks}."]
     return "\n".join(lines) + "\n"
+
+
+def _where_the_time_goes(results: dict[str, Any], floors: dict[str, float]) -> list[str]:
+    """The profile of the main shape per store (``bench.profile``) and the one-core arithmetic."""
+    profiled = [s for s in results["remediator"] if "profile" in s]
+    if not profiled:
+        return []
+    main = "10x16"
+    floor = floors.get(main)
+    out = ["", f"Where the time goes at 10 × 16 (+{profiled[0]['rules']:,} rules): py-spy over one more "
+           "run of each server, not counted above; each part's share of the samples not idle (a thread "
+           "waiting on the disk is not idle), a sample counted in the innermost part its stack names "
+           "(`bench/profile.py`)."]
+    shares = {s["store"]: s["profile"].get("shares") or {} for s in profiled}
+    names = list(dict.fromkeys(name for found in shares.values() for name in found))
+    if names:
+        out += ["", "| part of the flow | " + " | ".join(shares) + " |", "|---|" + "---:|" * len(shares)]
+        for name in names:
+            cells = " | ".join(f"{100 * found.get(name, 0.0):.1f} %" for found in shares.values())
+            out.append(f"| {name} | {cells} |")
+    for s in profiled:
+        if s["profile"].get("error"):
+            out += ["", f"{s['store']}: no profile: {s['profile']['error']}"]
+    for s in profiled:
+        cpu = s["shapes"].get(main, {}).get("cpu_us_per_alert", {}).get("median")
+        if cpu and floor:
+            out += ["", f"{s['store']}: the server spends {cpu:,.0f} µs of CPU per alert accepted and "
+                    f"decided, so one core takes at most {1e6 / cpu:,.0f} alerts/s "
+                    f"({1e6 / cpu / floor:.2f}× the floor); the floor's {floor:,.0f} alerts/s on the same "
+                    f"core is {1e6 / floor:.0f} µs per alert at most, and 0.5× the floor leaves "
+                    f"{2e6 / floor:.0f} µs per alert for everything."]
+    return out
 
 
 def replace_section(readme: str, table: str) -> str:

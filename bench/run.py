@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from bench import matchtime, storm
+from bench import matchtime, profile, storm
 from bench.load import LoadResult, run_wrk
 from bench.options import Options
 from bench.payloads import fixture_bodies, templates
@@ -127,15 +127,35 @@ class Bench:
             time.sleep(0.02)
 
     def measured(self, proc: Process, shape: tuple[int, int], rule_count: int,
-                 run: int) -> tuple[LoadResult, float, bool]:
-        """One run; (load, decisions/s from load start to the last one audited, drained)."""
+                 run: int) -> tuple[LoadResult, float, bool, float]:
+        """One run; (load, decisions/s from load start to the last one audited, drained, the
+        server's CPU µs per alert accepted over that time: intake and decisions both)."""
         proc.audit_counts()
         decided_before = len(proc.decided)
         queued_before = _queued(proc)
+        cpu_before = proc.cpu_seconds()
         started = time.perf_counter()
         result = self.load(proc, shape, rule_count, run, self.o.seconds)
         decided, done, drained = self._drained(proc, decided_before, queued_before)
-        return result, decided / (done - started), drained
+        alerts = result.accepted * shape[0]
+        cpu_us = 1e6 * (proc.cpu_seconds() - cpu_before) / alerts if alerts else 0.0
+        return result, decided / (done - started), drained, cpu_us
+
+    def profiled(self, proc: Process, store: str, rule_count: int, run: int) -> dict[str, Any]:
+        """One more run of the main shape, not counted, under py-spy (``bench.profile``); the raw
+        stacks stay in ``profile_dir`` as ``profile-STORE.txt`` (py-spy's raw format)."""
+        where = self.o.profile_dir or self.root
+        where.mkdir(parents=True, exist_ok=True)
+        out = where / f"profile-{store}.txt"
+        recording = profile.record(proc.pid, self.o.seconds, out)
+        if isinstance(recording, str):
+            return {"error": recording}
+        self.load(proc, MAIN_SHAPE, rule_count, run, self.o.seconds)
+        self._drained(proc, len(proc.decided), _queued(proc))
+        found = profile.finish(recording, out)
+        if isinstance(found, str):
+            return {"error": found}
+        return {"shares": found, "rate": profile.RATE, "raw": str(out)}
 
     def remediator(self, store: str, rule_count: int,
                    shapes: tuple[tuple[int, int], ...]) -> dict[str, Any]:
@@ -154,15 +174,17 @@ class Bench:
             self._drained(proc, 0, 0.0)
             run = 1
             for shape in shapes:
-                loads, decided, drained = [], [], True
+                loads, decided, cpu, drained = [], [], [], True
                 for _ in range(self.o.runs):
-                    result, per_s, ok = self.measured(proc, shape, rule_count, run)
+                    result, per_s, ok, cpu_us = self.measured(proc, shape, rule_count, run)
                     run += 1
                     loads.append(result)
                     decided.append(per_s)
+                    cpu.append(cpu_us)
                     drained = drained and ok
                 figures = _figures(loads, shape[0])
                 figures["decisions_per_s"] = spread(decided).as_dict()
+                figures["cpu_us_per_alert"] = spread(cpu).as_dict()
                 figures["drained"] = drained
                 out["shapes"][_shape_key(shape)] = figures
                 self.o.log(f"{store} +{rule_count} rules {_shape_key(shape)}: "
@@ -170,6 +192,10 @@ class Bench:
                            f"{figures['decisions_per_s']['median']:.0f} decisions/s, "
                            f"p99 {figures['p99_ms']['median']:.1f} ms"
                            + ("" if drained else " (NOT drained)"))
+            if self.o.profile and rule_count == min(self.o.rule_counts) and MAIN_SHAPE in shapes:
+                out["profile"] = self.profiled(proc, store, rule_count, run)
+                found = out["profile"].get("raw") or out["profile"]
+                self.o.log(f"{store} +{rule_count} rules profile: {found}")
             out["peak_rss_mb"] = proc.memory()[1]
             out["alive"] = proc.alive()
         finally:

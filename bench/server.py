@@ -153,6 +153,14 @@ class Process:
             return 0.0, 0.0
         return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
 
+    def cpu_seconds(self) -> float:
+        """The CPU time (user and system, every thread) the process has used so far, from /proc."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def metrics(self) -> dict[str, float]:
         """``/metrics`` as {sample with labels: value}."""
         _, body = get(f"{self.url}/metrics")

@@ -120,6 +120,7 @@ def storm(options: Options, root: Path) -> dict[str, Any]:
     proc.start()
     rss: list[float] = []
     client = _Client(proc.url)
+    cpu_before = proc.cpu_seconds()
     try:
         sent_for = asyncio.run(_send_all(client, alerts=options.storm_alerts, seconds=options.storm_seconds,
                                          proc=proc, rss=rss))
@@ -133,6 +134,7 @@ def storm(options: Options, root: Path) -> dict[str, Any]:
         health, _ = get(f"{proc.url}/health")
         alive = proc.alive() and health == 200
         peak = proc.memory()[1]
+        cpu = proc.cpu_seconds() - cpu_before  # the sending and the drain: every alert's whole cost
     finally:
         exit_code = proc.stop(timeout=60)
     audit = read_audit(workdir / "audit.jsonl")
@@ -155,6 +157,7 @@ def storm(options: Options, root: Path) -> dict[str, Any]:
         "alive": alive, "exit_code": exit_code, "audit_chain_ok": verify.ok, "audit_records": verify.records,
         "audit_mb": round((workdir / "audit.jsonl").stat().st_size / 1e6, 1), "audit_events": events,
         "ack_p99_ms": round(percentile(client.latencies, 99) * 1000, 1) if client.latencies else None,
+        "cpu_us_per_alert": round(1e6 * cpu / len(client.accepted)) if client.accepted else None,
     }
     result["checks"] = {
         "server_stayed_up": alive,
