@@ -37,7 +37,10 @@ class Checkpointer:
         self._db: sqlite3.Connection | None = None
 
     def start(self) -> None:
-        """Open the thread's own connection and start it (the file is open and in WAL mode)."""
+        """Open the thread's own connection and start it (the file is open and in WAL mode);
+        nothing more when it runs already."""
+        if self.running:
+            return
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._stop.clear()
