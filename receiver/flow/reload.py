@@ -8,6 +8,7 @@ problems; intake always reads one consistent :class:`RuleIndex` snapshot.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class RulesCoordinator:
         self._clock = clock
         self._index: RuleIndex | None = None
         self._lock = asyncio.Lock()
+        # Called after a reload swapped the rules in (``serve`` settles its heap: receiver.heap).
+        self.after_reload: Callable[[], object] | None = None
 
     @property
     def paths(self) -> list[Path]:
@@ -97,6 +100,8 @@ class RulesCoordinator:
             audit.record(AuditEvent.ADMIN_RELOAD, actor=actor, ok=True, rules=len(index),
                          warnings=[str(p) for p in warnings])
             await audit.sync()
+            if self.after_reload is not None:
+                self.after_reload()
             return ReloadReport(ok=True, rules=len(index), problems=warnings)
 
 

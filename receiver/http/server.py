@@ -27,6 +27,8 @@ import structlog
 from aiohttp import web
 
 from receiver.errors import ConfigError, ReceiverError
+from receiver.flow.reload import RulesCoordinator
+from receiver.heap import Heap
 from receiver.http.app import create_app
 from receiver.http.connections import ConnectionGate, Limits, connection_limits
 from receiver.http.keys import GATE, RUNTIME
@@ -110,6 +112,32 @@ def gated_runner(app: web.Application, settings: Settings) -> tuple[web.AppRunne
     return runner, gate, limits
 
 
+def _announce(runner: web.AppRunner, endpoint: Path | None, scheme: str, settings: Settings) -> None:
+    """Write the endpoint file (when one is asked for) and log each address listened on."""
+    if endpoint is not None and runner.addresses:
+        host, port = runner.addresses[0][0], runner.addresses[0][1]
+        try:
+            _write_endpoint(endpoint, local_url(scheme, host, port),
+                            client_cert=settings.tls is not None and settings.tls.client_ca is not None)
+        except OSError as exc:
+            _log.warning("remediator.endpoint_file_failed", path=str(endpoint), error=str(exc))
+    for address in runner.addresses:
+        host, port = address[0], address[1]
+        _log.info("remediator.listening", url=f"{scheme}://{host}:{port}")
+
+
+def _settle_heap(rules: RulesCoordinator) -> None:
+    """Keep what start-up left (the rules most of all) out of the collector's full passes, and
+    settle again after each reload (``receiver.heap``)."""
+    heap = Heap()
+
+    def settle(after: str) -> None:
+        _log.info("remediator.heap_frozen", objects=heap.settle(), after=after)
+
+    settle("start")
+    rules.after_reload = lambda: settle("reload")
+
+
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT."""
     app = create_app(settings)
@@ -143,17 +171,8 @@ async def serve(settings: Settings) -> None:
             await site.start()
         except OSError as exc:
             raise ReceiverError(f"cannot listen on {settings.listen}: {exc.strerror or exc}") from None
-        scheme = "https" if context else "http"
-        if endpoint is not None and runner.addresses:
-            host, port = runner.addresses[0][0], runner.addresses[0][1]
-            try:
-                _write_endpoint(endpoint, local_url(scheme, host, port),
-                                client_cert=settings.tls is not None and settings.tls.client_ca is not None)
-            except OSError as exc:
-                _log.warning("remediator.endpoint_file_failed", path=str(endpoint), error=str(exc))
-        for address in runner.addresses:
-            host, port = address[0], address[1]
-            _log.info("remediator.listening", url=f"{scheme}://{host}:{port}")
+        _announce(runner, endpoint, "https" if context else "http", settings)
+        _settle_heap(runtime.rules)
         await stop.wait()
         _log.info("remediator.stopping")
         runtime.begin_drain()

@@ -131,6 +131,12 @@ def test_sighup_reloads_rules(tmp_path: Path) -> None:
         reload = next(r for r in records if r["event"] == "admin.reload")
         assert (reload["ok"], reload["actor"], reload["rules"]) == (True, "SIGHUP", 1)
         assert srv.stop() == 0
+        assert proc.stdout is not None
+        logged = [json.loads(line) for line in proc.stdout.read().splitlines() if line.startswith("{")]
+        # the heap settled once up, and again after the reload (receiver.heap: the old rules collected)
+        frozen = [e for e in logged if e["event"] == "remediator.heap_frozen"]
+        assert [e["after"] for e in frozen] == ["start", "reload"]
+        assert all(e["objects"] > 10_000 for e in frozen)
     finally:
         reap(proc)
 
