@@ -66,9 +66,9 @@ SERVER = "aiohttp, asyncio, sockets (the floor's own work)"
 OTHER = "other remediator code"
 _THREADS = tuple(p for p in PARTS if p.anywhere)
 _FLOW = tuple(p for p in PARTS if not p.anywhere)
-# A thread parked in its pool or on its timer, waiting: idle, not counted.
 # Where every whole stack starts: the main thread (``python -m receiver``) and the others.
 _ROOTS = frozenset({"_run_module_as_main", "Thread._bootstrap"})
+# A thread parked in its pool or on its timer, waiting: idle, not counted.
 _IDLE_LEAVES = frozenset({"_worker (concurrent/futures/thread.py)", "Condition.wait (threading.py)"})
 
 

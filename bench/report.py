@@ -99,12 +99,12 @@ def _where_the_time_goes(results: dict[str, Any], floors: dict[str, float]) -> l
     profiled = [s for s in results["remediator"] if "profile" in s]
     if not profiled:
         return []
-    main = "10x16"
+    main = profiled[0]["profile"]["shape"]
     floor = floors.get(main)
-    out = ["", f"Where the time goes at 10 × 16 (+{profiled[0]['rules']:,} rules): py-spy over one more "
-           "run of each server, not counted above; each part's share of the samples not idle (a thread "
-           "waiting on the disk is not idle), a sample counted in the innermost part its stack names "
-           "(`bench/profile.py`)."]
+    out = ["", f"Where the time goes at {main.replace('x', ' × ')} (+{profiled[0]['rules']:,} rules): "
+           "py-spy over one more run of each server, not counted above; each part's share of the "
+           "samples not idle (a thread waiting on the disk is not idle), a sample counted in the "
+           "innermost part its stack names (`bench/profile.py`)."]
     shares = {s["store"]: s["profile"].get("shares") or {} for s in profiled}
     names = list(dict.fromkeys(name for found in shares.values() for name in found))
     if names:

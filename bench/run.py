@@ -147,15 +147,18 @@ class Bench:
         where = self.o.profile_dir or self.root
         where.mkdir(parents=True, exist_ok=True)
         out = where / f"profile-{store}.txt"
+        shape = _shape_key(MAIN_SHAPE)
         recording = profile.record(proc.pid, self.o.seconds, out)
         if isinstance(recording, str):
-            return {"error": recording}
+            return {"shape": shape, "error": recording}
+        proc.audit_counts()
+        decided_before, queued_before = len(proc.decided), _queued(proc)
         self.load(proc, MAIN_SHAPE, rule_count, run, self.o.seconds)
-        self._drained(proc, len(proc.decided), _queued(proc))
+        self._drained(proc, decided_before, queued_before)  # the samples see the decisions too
         found = profile.finish(recording, out)
         if isinstance(found, str):
-            return {"error": found}
-        return {"shares": found, "rate": profile.RATE, "raw": str(out)}
+            return {"shape": shape, "error": found}
+        return {"shape": shape, "shares": found, "rate": profile.RATE, "raw": str(out)}
 
     def remediator(self, store: str, rule_count: int,
                    shapes: tuple[tuple[int, int], ...]) -> dict[str, Any]:

@@ -76,9 +76,10 @@ def test_markdown_shows_the_profile_and_the_one_core_arithmetic() -> None:
         "floor": {"10x16": {**figures, "alerts_per_s": _s(50_000)}},
         "remediator": [
             {"store": "sqlite", "rules": 10, "shapes": {"10x16": figures},
-             "profile": {"shares": {"match rules": 0.6, "decode and validate the body": 0.4}, "rate": 200}},
+             "profile": {"shape": "10x16", "rate": 200,
+                         "shares": {"match rules": 0.6, "decode and validate the body": 0.4}}},
             {"store": "redis", "rules": 10, "shapes": {"10x16": figures},
-             "profile": {"error": "py-spy failed (1): Permission denied"}},
+             "profile": {"shape": "10x16", "error": "py-spy failed (1): Permission denied"}},
         ],
         "ready_shipped": _s(0.9),
         "match": [],
