@@ -26,9 +26,9 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from receiver import heap
 from receiver.errors import ConfigError, ReceiverError
 from receiver.flow.reload import RulesCoordinator
-from receiver.heap import Heap
 from receiver.http.app import create_app
 from receiver.http.connections import ConnectionGate, Limits, connection_limits
 from receiver.http.keys import GATE, RUNTIME
@@ -129,8 +129,6 @@ def _announce(runner: web.AppRunner, endpoint: Path | None, scheme: str, setting
 def _settle_heap(rules: RulesCoordinator) -> None:
     """Keep what start-up left (the rules most of all) out of the collector's full passes, and
     settle again after each reload (``receiver.heap``)."""
-    heap = Heap()
-
     def settle(after: str) -> None:
         _log.info("remediator.heap_frozen", objects=heap.settle(), after=after)
 

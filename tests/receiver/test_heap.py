@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from receiver.heap import Heap
+from receiver.heap import settle
 
 
 class Node:
@@ -34,24 +34,22 @@ def test_settling_collects_the_garbage_then_freezes_the_rest() -> None:
     dead = Node()
     gone = weakref.ref(dead)
     del dead
-    heap = Heap()
-    frozen = heap.settle()
+    frozen = settle()
     assert gone() is None  # freed before the freeze, not kept for ever
-    assert frozen == heap.frozen == gc.get_freeze_count() > 0
+    assert frozen == gc.get_freeze_count() > 0
     assert not _tracked(live)
 
 
 def test_settling_again_frees_what_became_garbage_and_freezes_what_is_new() -> None:
     """A reload: the old rules, frozen, become garbage; the new ones are new objects."""
-    heap = Heap()
     old = Node()
-    heap.settle()
+    settle()
     replaced = weakref.ref(old)
     del old
     gc.collect()
     assert replaced() is not None  # frozen: no collection frees it
     new = Node()
     assert _tracked(new)
-    heap.settle()
+    settle()
     assert replaced() is None
     assert not _tracked(new)

@@ -31,7 +31,6 @@ class Checkpointer:
         self.runs = 0  # checkpoints this thread made
         self.last = (0, 0)  # the last one's (pages in the WAL, pages copied)
         self.failures = 0  # checkpoints that raised (the fallback keeps the WAL bounded)
-        self.last_error = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
@@ -73,6 +72,5 @@ class Checkpointer:
             try:
                 self.last = self.checkpoint()
                 self.runs += 1
-            except sqlite3.Error as exc:
+            except sqlite3.Error:
                 self.failures += 1
-                self.last_error = str(exc)
