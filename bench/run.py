@@ -154,7 +154,7 @@ class Bench:
         proc.audit_counts()
         decided_before, queued_before = len(proc.decided), _queued(proc)
         self.load(proc, MAIN_SHAPE, rule_count, run, self.o.seconds)
-        self._drained(proc, decided_before, queued_before)  # the samples see the decisions too
+        self._drained(proc, decided_before, queued_before)  # what follows starts idle
         found = profile.finish(recording, out)
         if isinstance(found, str):
             return {"shape": shape, "error": found}
